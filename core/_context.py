@@ -1,0 +1,66 @@
+"""What a worker function receives: its `JobContext`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+if TYPE_CHECKING:
+    from ._orchestrator import Orchestrator
+
+
+@attrs.define(kw_only=True, eq=False)
+class JobContext:
+    """Everything a worker function needs to know about the attempt it is running.
+
+    Attributes:
+        worker: the worker's name.
+        run_id: id of this run (shared by all its attempts).
+        trigger_id: id of the trigger the run serves.
+        source: where the trigger came from (`schedule`, `manual`, `dependency`,
+            `replay`, `continuous`).
+        attempt: 1-based attempt number.
+        payload: the trigger's JSON payload, or None.
+        params: the worker's `params` table from the config.
+        log: a logger tagged with worker and run id; lines are kept in the worker's
+            log buffer and published as `log` events.
+    """
+
+    worker: str
+    run_id: str
+    trigger_id: str
+    source: str
+    attempt: int
+    payload: Any
+    params: Mapping[str, Any]
+    log: logging.LoggerAdapter[logging.Logger]
+    _orchestrator: Orchestrator = attrs.field(alias="orchestrator", repr=False)
+    _on_heartbeat: Callable[[], None] = attrs.field(alias="on_heartbeat", repr=False)
+
+    def heartbeat(self) -> None:
+        """Tell the health monitor this (long) attempt is alive. Safe from a thread."""
+        _in_trio(self._on_heartbeat)
+
+    async def trigger(self, worker: str, payload: Any = None) -> str:
+        """Hand work to another worker: a durable `dependency`-free manual trigger.
+
+        Returns once the trigger is stored, with its id. From a synchronous worker
+        running in a thread, call `trio.from_thread.run(ctx.trigger, name, payload)`.
+
+        Raises:
+            UnknownWorker: no worker has that name.
+        """
+        return await self._orchestrator.trigger(worker, payload)
+
+
+def _in_trio(fn: Callable[[], None]) -> None:
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        trio.from_thread.run_sync(fn)
+    else:
+        fn()

@@ -1,0 +1,52 @@
+"""Exceptions raised by jobdeck.
+
+Each one subclasses the builtin that matches its meaning, so callers that only know
+Python's own exceptions still catch them sensibly.
+"""
+
+from __future__ import annotations
+
+
+class JobdeckError(Exception):
+    """Base class of every error jobdeck raises on purpose."""
+
+
+class ConfigError(JobdeckError, ValueError):
+    """A configuration has one or more problems.
+
+    Attributes:
+        problems: one human-readable message per problem, each naming the file, the
+            worker and the key involved.
+    """
+
+    def __init__(self, problems: list[str] | tuple[str, ...]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class UnknownWorker(JobdeckError, LookupError):
+    """A name was given that no registered worker has."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"unknown worker {name!r}")
+
+
+class UnknownDeadLetter(JobdeckError, LookupError):
+    """A dead-letter id was given that the DLQ does not hold."""
+
+    def __init__(self, entry_id: int) -> None:
+        self.entry_id = entry_id
+        super().__init__(f"no dead-letter entry with id {entry_id}")
+
+
+class NotRunning(JobdeckError, RuntimeError):
+    """A control call needs a running orchestrator, and it is not running (any more)."""
+
+
+class StoreError(JobdeckError, OSError):
+    """The store cannot be opened, read or written."""
+
+
+class StoreInUse(StoreError):
+    """Another process owns the store."""

@@ -1,0 +1,254 @@
+"""Typed, frozen events and the bus that hands them to bounded subscribers.
+
+A slow subscriber loses events (counted) and never slows the core: publishing is a
+`send_nowait` on a bounded memory channel per subscriber.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, ClassVar
+
+import attrs
+import trio
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """Base of every event. `name` is the `event` field of the JSON log line."""
+
+    name: ClassVar[str] = "event"
+    ts: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as a JSON-ready dict: `ts`, `event`, then every field that is set."""
+        fields = attrs.asdict(self, recurse=False)
+        out: dict[str, Any] = {"ts": _plain(fields.pop("ts")), "event": self.name}
+        for key, value in fields.items():
+            if value is not None:
+                out[key] = _plain(value)
+        return out
+
+
+@attrs.frozen(kw_only=True)
+class OrchestratorStarted(Event):
+    name: ClassVar[str] = "orchestrator_started"
+    workers: int
+    max_concurrent_workers: int
+    http: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class OrchestratorStopping(Event):
+    name: ClassVar[str] = "orchestrator_stopping"
+    in_flight: int
+    grace_s: float
+
+
+@attrs.frozen(kw_only=True)
+class OrchestratorStopped(Event):
+    name: ClassVar[str] = "orchestrator_stopped"
+    interrupted: int
+    stuck: int
+
+
+@attrs.frozen(kw_only=True)
+class OrchestratorPaused(Event):
+    name: ClassVar[str] = "orchestrator_paused"
+
+
+@attrs.frozen(kw_only=True)
+class OrchestratorResumed(Event):
+    name: ClassVar[str] = "orchestrator_resumed"
+
+
+@attrs.frozen(kw_only=True)
+class WorkerEvent(Event):
+    worker: str
+
+
+@attrs.frozen(kw_only=True)
+class TriggerAccepted(WorkerEvent):
+    name: ClassVar[str] = "trigger_accepted"
+    trigger_id: str
+    source: str
+    payload: Any = None
+
+
+@attrs.frozen(kw_only=True)
+class RunEvent(WorkerEvent):
+    run_id: str
+    trigger_id: str
+    source: str
+    attempt: int
+
+
+@attrs.frozen(kw_only=True)
+class RunStarted(RunEvent):
+    name: ClassVar[str] = "run_started"
+    payload: Any = None
+
+
+@attrs.frozen(kw_only=True)
+class AttemptFailed(RunEvent):
+    name: ClassVar[str] = "attempt_failed"
+    duration_s: float
+    error: str
+    will_retry: bool
+    retry_in_s: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RunSucceeded(RunEvent):
+    name: ClassVar[str] = "run_succeeded"
+    duration_s: float
+
+
+@attrs.frozen(kw_only=True)
+class RunFailed(RunEvent):
+    name: ClassVar[str] = "run_failed"
+    duration_s: float
+    error: str
+
+
+@attrs.frozen(kw_only=True)
+class RunInterrupted(RunEvent):
+    name: ClassVar[str] = "run_interrupted"
+    reason: str
+    duration_s: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class DeadLettered(RunEvent):
+    name: ClassVar[str] = "dead_lettered"
+    dlq_id: int
+    error: str
+    payload: Any = None
+
+
+@attrs.frozen(kw_only=True)
+class DeadLetterReplayed(WorkerEvent):
+    name: ClassVar[str] = "dead_letter_replayed"
+    dlq_id: int
+    trigger_id: str
+
+
+@attrs.frozen(kw_only=True)
+class DeadLetterDeleted(Event):
+    name: ClassVar[str] = "dead_letter_deleted"
+    dlq_id: int | None = None
+    count: int = 1
+
+
+@attrs.frozen(kw_only=True)
+class WorkerDisabled(WorkerEvent):
+    name: ClassVar[str] = "worker_disabled"
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class WorkerEnabled(WorkerEvent):
+    name: ClassVar[str] = "worker_enabled"
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class HealthChanged(Event):
+    """A worker's health (`worker` set) or the overall health (`worker` None) changed."""
+
+    name: ClassVar[str] = "health_changed"
+    worker: str | None
+    health: str
+    previous: str
+    reasons: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class LogLine(WorkerEvent):
+    name: ClassVar[str] = "log"
+    run_id: str | None
+    level: str
+    message: str
+
+
+@attrs.frozen
+class LogRecordView:
+    """One line of a worker's log ring buffer."""
+
+    ts: datetime
+    worker: str
+    run_id: str | None
+    level: str
+    message: str
+
+
+class Subscription:
+    """A subscriber's bounded queue of events; iterate it with `async for`."""
+
+    def __init__(self, bus: EventBus, max_buffer: int) -> None:
+        self._bus = bus
+        self._send, self.receive = trio.open_memory_channel[Event](max_buffer)
+        self.dropped = 0
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        try:
+            return await self.receive.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    def _offer(self, event: Event) -> None:
+        try:
+            self._send.send_nowait(event)
+        except trio.WouldBlock:
+            self.dropped += 1
+            self._bus.dropped += 1
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    def close(self) -> None:
+        self._send.close()
+
+
+class EventBus:
+    """Fans events out to any number of bounded subscribers."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscription] = []
+        #: Events lost, over all subscribers, because a subscriber's buffer was full.
+        self.dropped = 0
+        self.published = 0
+
+    def publish(self, event: Event) -> None:
+        self.published += 1
+        for subscriber in self._subscribers:
+            subscriber._offer(event)
+
+    @contextmanager
+    def subscribe(self, max_buffer: int = 1024) -> Iterator[Subscription]:
+        """Receive every event published from now on, at most `max_buffer` queued."""
+        subscription = Subscription(self, max_buffer)
+        self._subscribers.append(subscription)
+        try:
+            yield subscription
+        finally:
+            self._subscribers.remove(subscription)
+            subscription.close()
+
+    def close(self) -> None:
+        """End every subscription's iteration (after the events already queued)."""
+        for subscriber in self._subscribers:
+            subscriber.close()

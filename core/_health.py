@@ -1,0 +1,144 @@
+"""Health of each worker and of the orchestrator: pure functions of state and time."""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable
+
+import attrs
+
+from ._eligibility import format_seconds
+from ._records import Circuit
+from ._runtime import ActiveRun, Outcome, Phase, WorkerRuntime
+from ._spec import Mode
+
+
+class Health(enum.Enum):
+    OK = "ok"
+    DEGRADED = "degraded"
+    FAILING = "failing"
+    DISABLED = "disabled"
+    OVERDUE = "overdue"
+    STALLED = "stalled"
+    STUCK = "stuck"
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+    @property
+    def serving(self) -> bool:
+        """Whether `/healthz` answers 200: ok and degraded serve, the rest do not."""
+        return self.severity <= 1
+
+
+_SEVERITY = {
+    Health.OK: 0,
+    Health.DEGRADED: 1,
+    Health.OVERDUE: 2,
+    Health.FAILING: 2,
+    Health.STALLED: 2,
+    Health.DISABLED: 2,
+    Health.STUCK: 3,
+}
+
+#: Loop lag above this degrades the orchestrator's health.
+LAG_DEGRADED_S = 0.5
+
+
+@attrs.frozen
+class HealthReport:
+    health: Health
+    reasons: tuple[str, ...] = ()
+
+
+def is_stuck(run: ActiveRun, now: float, stuck_after: float) -> bool:
+    """A running attempt that was cancelled (timeout or shutdown) and has not returned."""
+    cancelled_at = run.cancel_requested_t
+    if cancelled_at is None and run.attempt_deadline_t != math.inf:
+        cancelled_at = run.attempt_deadline_t
+    return cancelled_at is not None and now >= cancelled_at + stuck_after
+
+
+def worker_health(w: WorkerRuntime, now: float) -> HealthReport:
+    """One worker's health (DESIGN.md "Health monitor"), worst condition first."""
+    spec = w.spec
+    if w.stuck and w.phase is Phase.RUNNING:
+        return HealthReport(Health.STUCK, ("did not return after being cancelled",))
+    if w.circuit is Circuit.OPEN:
+        return HealthReport(
+            Health.DISABLED, (f"circuit open after {w.consecutive_failures} failures",)
+        )
+    if not w.enabled:
+        return HealthReport(Health.DISABLED, ("disabled by operator",))
+    if (
+        spec.mode is Mode.CONTINUOUS
+        and w.phase is Phase.RUNNING
+        and w.heartbeat_t is not None
+        and now - w.heartbeat_t > spec.stall_seconds
+    ):
+        silent = format_seconds(now - w.heartbeat_t)
+        return HealthReport(Health.STALLED, (f"no heartbeat for {silent}",))
+    if (
+        spec.mode is Mode.SCHEDULED
+        and w.next_due is not None
+        and w.period > 0
+        and now - w.next_due > w.period
+    ):
+        late = format_seconds(now - w.next_due)
+        return HealthReport(Health.OVERDUE, (f"scheduled run late by {late}",))
+    threshold = spec.max_consecutive_failures
+    if w.consecutive_failures >= math.ceil(threshold / 2):
+        return HealthReport(
+            Health.FAILING,
+            (f"{w.consecutive_failures} failed runs in a row (circuit opens at {threshold})",),
+        )
+    failed = sum(1 for o in w.outcomes if o is Outcome.FAILED)
+    retried = sum(1 for o in w.outcomes if o is Outcome.RETRIED)
+    if failed or retried:
+        parts = []
+        if failed:
+            parts.append(f"{failed} failed")
+        if retried:
+            parts.append(f"{retried} retried")
+        return HealthReport(
+            Health.DEGRADED, (f"{' and '.join(parts)} of the last {len(w.outcomes)} runs",)
+        )
+    return HealthReport(Health.OK)
+
+
+def overall_health(
+    workers: Iterable[tuple[str, HealthReport, bool]],
+    *,
+    loop_lag_s: float,
+    store_errors: int,
+    events_dropped: int,
+) -> HealthReport:
+    """The worst of every worker's health and the orchestrator's own conditions.
+
+    Args:
+        workers: (name, health, disabled_by_operator) per worker. A worker an operator
+            disabled on purpose does not make the service unhealthy.
+        loop_lag_s: the watchdog's recent event-loop lag.
+        store_errors: store errors since the last successful write.
+        events_dropped: events lost by slow subscribers since the last look.
+    """
+    worst = Health.OK
+    reasons: list[str] = []
+    for name, report, by_operator in workers:
+        if by_operator or report.health is Health.OK:
+            continue
+        reasons.append(f"{name}: {report.health.value}")
+        if report.health.severity > worst.severity:
+            worst = report.health
+    if loop_lag_s > LAG_DEGRADED_S:
+        reasons.append(f"event loop lag {loop_lag_s:.2f}s")
+        worst = max(worst, Health.DEGRADED, key=lambda h: h.severity)
+    if events_dropped:
+        reasons.append(f"{events_dropped} events dropped by slow subscribers")
+        worst = max(worst, Health.DEGRADED, key=lambda h: h.severity)
+    if store_errors:
+        reasons.append(f"store errors: {store_errors}")
+        worst = max(worst, Health.FAILING, key=lambda h: h.severity)
+    return HealthReport(worst, tuple(reasons))

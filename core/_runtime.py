@@ -1,0 +1,130 @@
+"""The orchestrator's mutable, in-memory view of each worker.
+
+Only the orchestrator mutates these; everything outside reads frozen snapshots.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import attrs
+import trio
+
+from ._circuit import CircuitState
+from ._records import Circuit, RunRecord, Trigger
+from ._spec import Mode, WorkerSpec
+
+
+class Phase(enum.Enum):
+    IDLE = "idle"
+    RUNNING = "running"  # an attempt is executing and holds a slot
+    RETRY_WAIT = "retry_wait"  # between attempts: no slot held
+
+
+class Outcome(enum.Enum):
+    SUCCEEDED = "succeeded"
+    RETRIED = "retried"  # succeeded after at least one failed attempt
+    FAILED = "failed"
+
+
+@attrs.define(kw_only=True, eq=False)
+class ActiveRun:
+    record: RunRecord
+    attempt: int = 1
+    attempt_started_t: float = 0.0
+    #: when the current attempt must end (timeout), or inf.
+    attempt_deadline_t: float = float("inf")
+    retry_at: float = 0.0
+    cancel_scope: trio.CancelScope | None = None
+    cancel_requested_t: float | None = None
+    last_error: str | None = None
+    last_traceback: str | None = None
+    #: given up on by shutdown (stuck): its end is already recorded.
+    abandoned: bool = False
+
+    @property
+    def trigger(self) -> Trigger:
+        return self.record.trigger
+
+
+@attrs.define(kw_only=True, eq=False)
+class QueuedTrigger:
+    trigger: Trigger
+    #: trio time it was queued: orders it against schedule due times.
+    queued_t: float
+
+
+@attrs.define(kw_only=True, eq=False)
+class WorkerRuntime:
+    spec: WorkerSpec
+    fn: Callable[..., Any]
+    fn_ref: str
+    index: int
+    is_async: bool
+    enabled: bool = True
+    breaker: CircuitState = attrs.field(factory=CircuitState)
+    phase: Phase = Phase.IDLE
+    run: ActiveRun | None = None
+    pending: deque[QueuedTrigger] = attrs.field(factory=deque)
+    #: scheduled workers: the next grid/cron time, its jittered due time, and the period.
+    next_grid: float | None = None
+    next_due: float | None = None
+    period: float = 0.0
+    #: continuous workers: when the worker last became idle (its due time).
+    idle_since: float = 0.0
+    #: ordering of starts and successes across workers (the fresh-success rule).
+    last_start_seq: int | None = None
+    last_success_seq: int | None = None
+    #: triggered workers with depends_on: sequence mark of the last auto-trigger.
+    dependency_mark: int = -1
+    last_start: datetime | None = None
+    last_success: datetime | None = None
+    last_error: str | None = None
+    last_traceback: str | None = None
+    last_duration_s: float | None = None
+    durations: deque[float] = attrs.field(factory=lambda: deque(maxlen=20))
+    outcomes: deque[Outcome] = attrs.field(factory=lambda: deque(maxlen=10))
+    runs_ok: int = 0
+    runs_failed: int = 0
+    heartbeat_t: float | None = None
+    stuck: bool = False
+    health: str = "ok"
+    health_reasons: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def circuit(self) -> Circuit:
+        return self.breaker.circuit
+
+    @property
+    def consecutive_failures(self) -> int:
+        return self.breaker.consecutive_failures
+
+    @property
+    def may_run(self) -> bool:
+        """Enabled by the operator and the circuit lets runs through."""
+        return self.enabled and self.breaker.circuit is not Circuit.OPEN
+
+    @property
+    def in_flight(self) -> bool:
+        return self.phase is not Phase.IDLE
+
+    def demand_since(self, now: float) -> float | None:
+        """When this worker started wanting a new run (its due time), or None."""
+        if self.phase is not Phase.IDLE:
+            return None
+        due: float | None = None
+        if self.pending:
+            due = self.pending[0].queued_t
+        if self.spec.mode is Mode.SCHEDULED and self.next_due is not None and self.next_due <= now:
+            due = self.next_due if due is None else min(due, self.next_due)
+        if self.spec.mode is Mode.CONTINUOUS:
+            due = self.idle_since if due is None else min(due, self.idle_since)
+        return due

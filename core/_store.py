@@ -1,0 +1,218 @@
+"""The Store protocol and its in-memory implementation.
+
+The store, not the orchestrator's memory, is the source of truth for pending triggers
+and the DLQ: a trigger is acknowledged only once `add_trigger` has returned.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import Protocol
+
+import attrs
+import trio
+
+from ._errors import UnknownDeadLetter
+from ._records import DeadLetter, RunRecord, RunStatus, StoredState, Trigger, WorkerState
+
+
+@attrs.frozen(kw_only=True)
+class DeadLetterDraft:
+    """A dead letter before the store has given it an id."""
+
+    error: str
+    traceback: str
+
+    def with_id(self, entry_id: int, run: RunRecord) -> DeadLetter:
+        assert run.ended_at is not None
+        return DeadLetter(
+            id=entry_id,
+            worker=run.worker,
+            trigger_id=run.trigger.id,
+            source=run.trigger.source,
+            payload=run.trigger.payload,
+            error=self.error,
+            traceback=self.traceback,
+            attempts=run.attempts,
+            started_at=run.started_at,
+            failed_at=run.ended_at,
+            run_id=run.id,
+        )
+
+
+class Store(Protocol):
+    """Durable state of one orchestrator. Every method is atomic."""
+
+    async def open(self) -> StoredState:
+        """Open (creating if needed) and return what is stored."""
+
+    async def close(self) -> None:
+        """Flush everything and release the store. Safe to call twice."""
+
+    async def add_trigger(self, trigger: Trigger) -> None:
+        """Store a pending trigger; once this returns the trigger is durable."""
+
+    async def start_run(self, run: RunRecord) -> None:
+        """Record a run as running (found `running` after a crash means interrupted)."""
+
+    async def finish_run(
+        self,
+        run: RunRecord,
+        *,
+        worker: WorkerState,
+        requeue: bool = False,
+        dead_letter: DeadLetterDraft | None = None,
+        triggers: Sequence[Trigger] = (),
+    ) -> int | None:
+        """Record a run's end, all in one transaction.
+
+        Args:
+            run: the run with its final status.
+            worker: the worker's state after the run.
+            requeue: keep (or put back) the run's trigger as pending instead of removing it.
+            dead_letter: if given, a DLQ entry is added.
+            triggers: new pending triggers the run's end causes (dependents to run).
+
+        Returns:
+            The new DLQ entry's id, if one was added.
+        """
+
+    async def save_worker(self, state: WorkerState) -> None:
+        """Store a worker's runtime state (enable/disable, circuit)."""
+
+    async def runs(self, worker: str | None = None, limit: int = 50) -> list[RunRecord]:
+        """Recent finished or running runs, newest first."""
+
+    async def dlq_list(self, limit: int | None = None) -> list[DeadLetter]:
+        """DLQ entries, newest first."""
+
+    async def dlq_get(self, entry_id: int) -> DeadLetter:
+        """One DLQ entry. Raises UnknownDeadLetter."""
+
+    async def dlq_replay(self, entry_id: int, trigger: Trigger) -> None:
+        """Atomically remove a DLQ entry and store `trigger` as pending. Raises UnknownDeadLetter."""
+
+    async def dlq_delete(self, entry_id: int) -> None:
+        """Remove a DLQ entry. Raises UnknownDeadLetter."""
+
+    async def dlq_purge(self) -> int:
+        """Remove every DLQ entry; returns how many there were."""
+
+
+class MemoryStore:
+    """A Store that keeps everything in memory (tests, `--store :memory:`).
+
+    An instance survives an orchestrator: giving the same instance to a second
+    orchestrator is how tests simulate a restart.
+    """
+
+    def __init__(self, *, history_per_worker: int = 200) -> None:
+        self.history_per_worker = history_per_worker
+        self._workers: dict[str, WorkerState] = {}
+        self._pending: dict[str, Trigger] = {}
+        self._runs: dict[str, RunRecord] = {}
+        self._history: dict[str, deque[str]] = {}
+        self._dlq: dict[int, DeadLetter] = {}
+        self._next_dlq_id = 1
+        self.closed = False
+
+    async def open(self) -> StoredState:
+        await trio.lowlevel.checkpoint()
+        self.closed = False
+        return StoredState(
+            workers=dict(self._workers),
+            pending=tuple(self._pending.values()),
+            unfinished_runs=tuple(
+                r for r in self._runs.values() if r.status is RunStatus.RUNNING
+            ),
+            dlq_size=len(self._dlq),
+        )
+
+    async def close(self) -> None:
+        await trio.lowlevel.checkpoint()
+        self.closed = True
+
+    async def add_trigger(self, trigger: Trigger) -> None:
+        await trio.lowlevel.checkpoint()
+        self._pending[trigger.id] = trigger
+
+    async def start_run(self, run: RunRecord) -> None:
+        await trio.lowlevel.checkpoint()
+        self._put_run(run)
+
+    async def finish_run(
+        self,
+        run: RunRecord,
+        *,
+        worker: WorkerState,
+        requeue: bool = False,
+        dead_letter: DeadLetterDraft | None = None,
+        triggers: Sequence[Trigger] = (),
+    ) -> int | None:
+        await trio.lowlevel.checkpoint()
+        self._put_run(run)
+        for trigger in triggers:
+            self._pending[trigger.id] = trigger
+        if requeue:
+            self._pending.setdefault(run.trigger.id, run.trigger)
+        else:
+            self._pending.pop(run.trigger.id, None)
+        self._workers[worker.name] = worker
+        if dead_letter is None:
+            return None
+        entry_id = self._next_dlq_id
+        self._next_dlq_id += 1
+        self._dlq[entry_id] = dead_letter.with_id(entry_id, run)
+        return entry_id
+
+    def _put_run(self, run: RunRecord) -> None:
+        history = self._history.setdefault(run.worker, deque())
+        if run.id not in self._runs:
+            history.append(run.id)
+        self._runs[run.id] = run
+        while len(history) > self.history_per_worker:
+            del self._runs[history.popleft()]
+
+    async def save_worker(self, state: WorkerState) -> None:
+        await trio.lowlevel.checkpoint()
+        self._workers[state.name] = state
+
+    async def runs(self, worker: str | None = None, limit: int = 50) -> list[RunRecord]:
+        await trio.lowlevel.checkpoint()
+        if worker is None:
+            found = list(self._runs.values())
+        else:
+            found = [self._runs[i] for i in self._history.get(worker, ())]
+        found.sort(key=lambda r: r.started_at, reverse=True)
+        return found[:limit]
+
+    async def dlq_list(self, limit: int | None = None) -> list[DeadLetter]:
+        await trio.lowlevel.checkpoint()
+        entries = sorted(self._dlq.values(), key=lambda e: e.id, reverse=True)
+        return entries if limit is None else entries[:limit]
+
+    async def dlq_get(self, entry_id: int) -> DeadLetter:
+        await trio.lowlevel.checkpoint()
+        try:
+            return self._dlq[entry_id]
+        except KeyError:
+            raise UnknownDeadLetter(entry_id) from None
+
+    async def dlq_replay(self, entry_id: int, trigger: Trigger) -> None:
+        await trio.lowlevel.checkpoint()
+        if entry_id not in self._dlq:
+            raise UnknownDeadLetter(entry_id)
+        del self._dlq[entry_id]
+        self._pending[trigger.id] = trigger
+
+    async def dlq_delete(self, entry_id: int) -> None:
+        await trio.lowlevel.checkpoint()
+        if self._dlq.pop(entry_id, None) is None:
+            raise UnknownDeadLetter(entry_id)
+
+    async def dlq_purge(self) -> int:
+        await trio.lowlevel.checkpoint()
+        count = len(self._dlq)
+        self._dlq.clear()
+        return count

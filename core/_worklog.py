@@ -1,0 +1,76 @@
+"""`ctx.log`: a stdlib logger adapter that also feeds the worker's ring buffer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+WORKER_LOGGER = "jobdeck.worker"
+
+#: (worker, run_id, level name, message) -> None; called on the trio thread.
+LogSink = Callable[[str, "str | None", str, str], None]
+
+
+class WorkerLog(logging.LoggerAdapter[logging.Logger]):
+    """A logger tagged with worker and run id.
+
+    Each line goes to the orchestrator (ring buffer and `log` event) and then on to
+    the stdlib logger `jobdeck.worker.<name>`, so an application embedding jobdeck
+    sees worker logs in its own logging setup too.
+    """
+
+    def __init__(self, worker: str, run_id: str | None, sink: Callable[[Callable[[], None]], None],
+                 record: LogSink) -> None:
+        super().__init__(
+            logging.getLogger(f"{WORKER_LOGGER}.{worker}"), {"worker": worker, "run_id": run_id}
+        )
+        self._worker = worker
+        self._run_id = run_id
+        self._sink = sink
+        self._record = record
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        kwargs.setdefault("extra", {}).update(self.extra or {})
+        return msg, kwargs
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        message = _render(msg, args)
+        if kwargs.get("exc_info"):
+            message = _with_exception(message, kwargs["exc_info"])
+        level_name = logging.getLevelName(level)
+        self._sink(lambda: self._record(self._worker, self._run_id, level_name, message))
+        super().log(level, msg, *args, **kwargs)
+
+
+def _render(msg: object, args: tuple[object, ...]) -> str:
+    if not args:
+        return str(msg)
+    try:
+        return str(msg) % args
+    except (TypeError, ValueError):
+        return f"{msg} {args!r}"
+
+
+def _with_exception(message: str, exc_info: Any) -> str:
+    import sys
+    import traceback
+
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    if isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    if isinstance(exc_info, tuple) and exc_info[0] is not None:
+        return message + "\n" + "".join(traceback.format_exception(*exc_info)).rstrip()
+    return message
+
+
+def ensure_level() -> None:
+    """Worker INFO lines are recorded unless the application chose a level itself."""
+    logger = logging.getLogger(WORKER_LOGGER)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
