@@ -18,6 +18,7 @@ from ._errors import (
 )
 from ._events import (
     AttemptFailed,
+    ControlFailed,
     DeadLettered,
     DeadLetterDeleted,
     DeadLetterReplayed,
@@ -63,6 +64,7 @@ __all__ = [
     "CircuitEvent",
     "CircuitState",
     "ConfigError",
+    "ControlFailed",
     "DeadLetter",
     "DeadLetterDeleted",
     "DeadLetterDraft",

@@ -74,6 +74,15 @@ class OrchestratorResumed(Event):
 
 
 @attrs.frozen(kw_only=True)
+class ControlFailed(Event):
+    """A control action requested without awaiting it (`Orchestrator.request`) failed."""
+
+    name: ClassVar[str] = "control_failed"
+    action: str
+    error: str
+
+
+@attrs.frozen(kw_only=True)
 class WorkerEvent(Event):
     worker: str
 

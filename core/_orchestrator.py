@@ -10,7 +10,7 @@ import math
 import random
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ from . import _events as ev
 from ._circuit import CircuitEvent, CircuitState, circuit_transition
 from ._context import JobContext, _in_trio
 from ._eligibility import Lifecycle, World, dispatch_key, start_blocker, waiting_reason
-from ._errors import ConfigError, NotRunning, UnknownWorker
+from ._errors import ConfigError, JobdeckError, NotRunning, UnknownWorker
 from ._graph import graph_problems, symmetric_blocks
 from ._health import Health, HealthReport, is_stuck, overall_health, worker_health
 from ._records import (
@@ -45,6 +45,13 @@ if TYPE_CHECKING:
     from ._config import JobdeckConfig
 
 WorkerFn = Callable[[JobContext], Any]
+
+#: Control methods `request()` accepts.
+CONTROL_ACTIONS = frozenset(
+    {"trigger", "enable", "disable", "pause", "resume", "replay", "delete_dead_letter",
+     "purge_dead_letters", "stop"}
+)
+REQUEST_QUEUE_SIZE = 1000
 
 
 def _utc_now() -> datetime:
@@ -135,6 +142,9 @@ class Orchestrator:
         self._started_at: datetime | None = None
         self._last_t = 0.0
         self._interrupted_count = 0
+        self._requests_send, self._requests = trio.open_memory_channel[
+            tuple[str, Callable[..., Awaitable[Any]], tuple[Any, ...]]
+        ](REQUEST_QUEUE_SIZE)
         ensure_level()
 
     # ------------------------------------------------------------------ registration
@@ -232,6 +242,7 @@ class Orchestrator:
                 )
             )
             nursery.start_soon(self._monitor)
+            nursery.start_soon(self._serve_requests)
             if self._stop_requested:
                 self._lifecycle = Lifecycle.STOPPING
             task_status.started()
@@ -341,6 +352,37 @@ class Orchestrator:
         await self._save_worker(w)
         self._publish(ev.WorkerDisabled(ts=self._now(), worker=name, reason="disabled by operator"))
         self._notify()
+
+    def request(self, action: str, *args: Any) -> None:
+        """Ask for a control action without awaiting it: for callers outside trio tasks.
+
+        The dashboard runs on the same thread as trio (guest mode) but not inside a trio
+        task, so it cannot await `trigger` or `enable`; it calls, for example,
+        `orch.request("trigger", "fetch", {"day": 3})`. The action runs soon in a trio
+        task; its failure is published as a `control_failed` event.
+
+        Args:
+            action: the name of a control method: trigger, enable, disable, pause,
+                resume, replay, delete_dead_letter, purge_dead_letters.
+            args: that method's arguments.
+
+        Raises:
+            ValueError: `action` is not a control method.
+            trio.WouldBlock: too many requests are already waiting.
+        """
+        if action not in CONTROL_ACTIONS:
+            raise ValueError(f"unknown control action {action!r}")
+        method = getattr(self, action)
+        self._requests_send.send_nowait((action, method, args))
+
+    async def _serve_requests(self) -> None:
+        async for action, method, args in self._requests:
+            try:
+                result = method(*args)
+                if inspect.isawaitable(result):
+                    await result
+            except (JobdeckError, ValueError, LookupError) as exc:
+                self._publish(ev.ControlFailed(ts=self._now(), action=action, error=str(exc)))
 
     def pause(self) -> None:
         """Start no new runs or retries until `resume()`; running attempts go on."""

@@ -1,0 +1,1 @@
+"""jobdeck's terminal dashboard (Textual). The only package that imports Textual."""

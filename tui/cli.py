@@ -1,0 +1,29 @@
+"""The `jobdeck` console script: the core's command line, with the dashboard plugged in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from core._cli import RunOptions, main as core_main
+from core import JobdeckConfig, Orchestrator
+
+
+def run_dashboard(orch: Orchestrator, config: JobdeckConfig, options: RunOptions) -> int:
+    """Run the Textual dashboard on `orch` (Textual is imported only here)."""
+    try:
+        from .app import run_app
+    except ImportError:
+        import sys
+
+        print("jobdeck: the dashboard is not built yet; use --no-ui", file=sys.stderr)
+        return 2
+    return run_app(orch, config, options)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `jobdeck`; returns the process exit code."""
+    return core_main(argv, run_ui=run_dashboard)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
