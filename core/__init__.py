@@ -19,8 +19,8 @@ from ._errors import (
 from ._events import (
     AttemptFailed,
     ControlFailed,
-    DeadLettered,
     DeadLetterDeleted,
+    DeadLettered,
     DeadLetterReplayed,
     Event,
     EventBus,

@@ -477,7 +477,9 @@ class Orchestrator:
         now_t = self._trio_now()
         world = self._world()
         wall_now = self._now()
-        workers = tuple(self._worker_snapshot(w, world, now_t, wall_now) for w in self._workers.values())
+        workers = tuple(
+            self._worker_snapshot(w, world, now_t, wall_now) for w in self._workers.values()
+        )
         if self._lifecycle is Lifecycle.RUNNING and self._paused:
             state = "paused"
         else:
@@ -911,13 +913,19 @@ class Orchestrator:
             dead_letter=DeadLetterDraft(error=error, traceback=tb),
         )
         self._dlq_size += 1
-        common = dict(
-            ts=ended, worker=w.name, run_id=record.id, trigger_id=record.trigger.id,
-            source=record.trigger.source.value, attempt=run.attempt,
-        )
-        self._publish(ev.RunFailed(**common, duration_s=duration, error=error))
+        source = record.trigger.source.value
         self._publish(
-            ev.DeadLettered(**common, dlq_id=dlq_id or 0, error=error, payload=record.trigger.payload)
+            ev.RunFailed(
+                ts=ended, worker=w.name, run_id=record.id, trigger_id=record.trigger.id,
+                source=source, attempt=run.attempt, duration_s=duration, error=error,
+            )
+        )
+        self._publish(
+            ev.DeadLettered(
+                ts=ended, worker=w.name, run_id=record.id, trigger_id=record.trigger.id,
+                source=source, attempt=run.attempt, dlq_id=dlq_id or 0, error=error,
+                payload=record.trigger.payload,
+            )
         )
         if w.circuit is Circuit.OPEN and before.circuit is not Circuit.OPEN:
             if before.circuit is Circuit.HALF_OPEN:
@@ -1077,7 +1085,9 @@ class Orchestrator:
     async def _drain(self) -> None:
         grace = self._grace if self._grace is not None else self.config.shutdown_grace_seconds
         in_flight = [w for w in self._workers.values() if w.in_flight]
-        self._publish(ev.OrchestratorStopping(ts=self._now(), in_flight=len(in_flight), grace_s=grace))
+        self._publish(
+            ev.OrchestratorStopping(ts=self._now(), in_flight=len(in_flight), grace_s=grace)
+        )
         for w in in_flight:
             if w.phase is Phase.RETRY_WAIT and w.run is not None:
                 await self._interrupted(w, w.run, None, "shutdown")

@@ -67,7 +67,17 @@ def _valid_timezone(instance: object, attribute: attrs.Attribute[Any], value: st
 
 def _valid_name(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
     if not value or value != value.strip() or "/" in value:
-        raise ValueError(f"must be a non-empty name without '/' or surrounding spaces, got {value!r}")
+        raise ValueError(
+            f"must be a non-empty name without '/' or surrounding spaces, got {value!r}"
+        )
+
+
+def _to_priority(value: str | Priority) -> Priority:
+    return Priority.from_label(value)
+
+
+def _to_mode(value: str | Mode) -> Mode:
+    return Mode(value)
 
 
 def _to_names(value: Any) -> tuple[str, ...]:
@@ -85,7 +95,7 @@ class WorkerSpec:
     """Everything that says how and when one worker runs (DESIGN.md, "Worker spec")."""
 
     name: str = attrs.field(validator=[v.instance_of(str), _valid_name])
-    mode: Mode = attrs.field(default=Mode.SCHEDULED, converter=Mode)
+    mode: Mode = attrs.field(default=Mode.SCHEDULED, converter=_to_mode)
     interval_seconds: float = attrs.field(default=300.0, validator=_positive)
     cron: str | None = attrs.field(default=None, validator=_valid_cron)
     timezone: str = attrs.field(default="UTC", validator=_valid_timezone)
@@ -93,7 +103,7 @@ class WorkerSpec:
     max_retries: int = attrs.field(default=3, validator=[v.instance_of(int), v.ge(0)])
     retry_backoff_seconds: float = attrs.field(default=1.0, validator=_non_negative)
     retry_backoff_max_seconds: float = attrs.field(default=60.0, validator=_non_negative)
-    priority: Priority = attrs.field(default=Priority.NORMAL, converter=Priority.from_label)
+    priority: Priority = attrs.field(default=Priority.NORMAL, converter=_to_priority)
     max_consecutive_failures: int = attrs.field(
         default=5, validator=[v.instance_of(int), v.ge(1)]
     )

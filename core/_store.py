@@ -91,7 +91,11 @@ class Store(Protocol):
         """One DLQ entry. Raises UnknownDeadLetter."""
 
     async def dlq_replay(self, entry_id: int, trigger: Trigger) -> None:
-        """Atomically remove a DLQ entry and store `trigger` as pending. Raises UnknownDeadLetter."""
+        """Atomically remove a DLQ entry and store `trigger` as pending.
+
+        Raises:
+            UnknownDeadLetter: no entry with that id.
+        """
 
     async def dlq_delete(self, entry_id: int) -> None:
         """Remove a DLQ entry. Raises UnknownDeadLetter."""
