@@ -131,6 +131,8 @@ def _idle_reason(w: WorkerRuntime, world: World, now: float) -> str:
         return _dependency_wait(w, world) or "waiting for a trigger"
     if w.spec.mode is Mode.TRIGGERED:
         return "waiting for a trigger"
+    if w.spec.mode is Mode.CONTINUOUS and w.idle_since > now:
+        return f"backing off: next in {format_seconds(w.idle_since - now)}"
     return "starting"
 
 

@@ -767,7 +767,9 @@ class Orchestrator:
             return
         if run_scope.cancelled_caught:
             await self._interrupted(w, run, duration, "shutdown")
-        elif timeout_scope.cancelled_caught:
+        elif timeout_scope.cancelled_caught or (error is None and timeout_scope.cancel_called):
+            # cancel_called alone: the attempt outlived its timeout without honouring the
+            # cancellation (a shield, a thread) and returned late; it still timed out.
             await self._attempt_failed(w, run, duration, f"timed out after {timeout:g}s", "")
         elif error is not None:
             tb = "".join(traceback.format_exception(error))
@@ -936,7 +938,15 @@ class Orchestrator:
             cooldown = w.spec.circuit_cooldown_seconds
             if cooldown is not None and w.breaker.opened_at is not None:
                 self._wake_at(w.breaker.opened_at + cooldown, w)
-        self._end_run(w)
+        backoff = 0.0
+        if w.spec.mode is Mode.CONTINUOUS:
+            # A failed iteration backs off like a retry, growing with the failed runs in
+            # a row: a continuous worker that cannot work must not spin.
+            backoff = backoff_delay(
+                w.consecutive_failures, w.spec.retry_backoff_seconds,
+                w.spec.retry_backoff_max_seconds, self._rng,
+            )
+        self._end_run(w, backoff=backoff)
 
     async def _interrupted(
         self, w: WorkerRuntime, run: ActiveRun, duration: float | None, reason: str
@@ -960,14 +970,16 @@ class Orchestrator:
         )
         self._end_run(w)
 
-    def _end_run(self, w: WorkerRuntime) -> None:
+    def _end_run(self, w: WorkerRuntime, *, backoff: float = 0.0) -> None:
         if w.phase is Phase.RUNNING:
             self._slots_used -= 1
         w.phase = Phase.IDLE
         w.run = None
         w.stuck = False
         if w.spec.mode is Mode.CONTINUOUS:
-            w.idle_since = trio.current_time()
+            w.idle_since = trio.current_time() + backoff
+            if backoff > 0:
+                self._wake_at(w.idle_since, w)
         self._wanting.add(w.name)
         self._notify()
 

@@ -74,7 +74,7 @@ class WorkerRuntime:
     next_grid: float | None = None
     next_due: float | None = None
     period: float = 0.0
-    #: continuous workers: when the worker last became idle (its due time).
+    #: continuous workers: when the next iteration is due (after a failed one: backed off).
     idle_since: float = 0.0
     #: ordering of starts and successes across workers (the fresh-success rule).
     last_start_seq: int | None = None
@@ -125,6 +125,6 @@ class WorkerRuntime:
             due = self.pending[0].queued_t
         if self.spec.mode is Mode.SCHEDULED and self.next_due is not None and self.next_due <= now:
             due = self.next_due if due is None else min(due, self.next_due)
-        if self.spec.mode is Mode.CONTINUOUS:
+        if self.spec.mode is Mode.CONTINUOUS and self.idle_since <= now:
             due = self.idle_since if due is None else min(due, self.idle_since)
         return due
