@@ -37,9 +37,21 @@ class JobContext:
     attempt: int
     payload: Any
     params: Mapping[str, Any]
-    log: logging.LoggerAdapter[logging.Logger]
     _orchestrator: Orchestrator = attrs.field(alias="orchestrator", repr=False)
     _on_heartbeat: Callable[[], None] = attrs.field(alias="on_heartbeat", repr=False)
+    _make_log: Callable[[], logging.LoggerAdapter[logging.Logger]] = attrs.field(
+        alias="make_log", repr=False
+    )
+    _log: logging.LoggerAdapter[logging.Logger] | None = attrs.field(
+        default=None, init=False, repr=False
+    )
+
+    @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger tagged with worker and run id (made on first use: most runs never log)."""
+        if self._log is None:
+            self._log = self._make_log()
+        return self._log
 
     def heartbeat(self) -> None:
         """Tell the health monitor this (long) attempt is alive. Safe from a thread."""

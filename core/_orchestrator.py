@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import trio
 
 from . import _events as ev
@@ -309,10 +308,12 @@ class Orchestrator:
     async def _accept(self, w: WorkerRuntime, source: Source, payload: Any) -> str:
         self._require_started()
         try:
-            json.dumps(payload)
+            if payload is not None:
+                json.dumps(payload)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"payload for {w.name!r} is not JSON: {exc}") from None
         trigger = Trigger(worker=w.name, source=source, payload=payload, accepted_at=self._now())
+        await trio.lowlevel.checkpoint()
         await self.store.add_trigger(trigger)
         self._queue(w, trigger)
         return trigger.id
@@ -572,10 +573,28 @@ class Orchestrator:
     # ------------------------------------------------------------------ dispatcher
 
     def _notify(self) -> None:
-        changed, self._changed = self._changed, trio.Event()
-        changed.set()
+        self._changed.set()
+
+    def _change_event(self) -> trio.Event:
+        """An event the next `_notify()` sets (a waiter takes it before it looks)."""
+        if self._changed.is_set():
+            self._changed = trio.Event()
+        return self._changed
 
     def _want(self, w: WorkerRuntime) -> None:
+        """`w` may want to run now: start it at once if nothing else is waiting."""
+        if not self._wanting and self._lifecycle is Lifecycle.RUNNING:
+            # Fast path: with no other worker waiting there is no order to respect, so
+            # what the dispatcher would do on waking is start `w` if it is eligible.
+            now = trio.current_time()
+            if (
+                not self._paused
+                and self._slots_used < self.config.max_concurrent_workers
+                and self._due(w, now) is not None
+                and start_blocker(w, self._world(), now) is None
+            ):
+                self._start(w, now)
+                return
         self._wanting.add(w.name)
         self._notify()
 
@@ -585,12 +604,14 @@ class Orchestrator:
 
     async def _dispatch_loop(self) -> None:
         while self._lifecycle is Lifecycle.RUNNING:
-            changed = self._changed
+            changed = self._change_event()
             now = trio.current_time()
             self._wake_due(now)
             self._start_ready(now)
-            deadline = self._heap[0][0] if self._heap else math.inf
-            with trio.move_on_at(deadline):
+            if self._heap:
+                with trio.move_on_at(self._heap[0][0]):
+                    await changed.wait()
+            else:
                 await changed.wait()
 
     def _wake_due(self, now: float) -> None:
@@ -750,24 +771,25 @@ class Orchestrator:
         run.attempt_started_t = start
         run.attempt_deadline_t = start + timeout if timeout > 0 else math.inf
         error: BaseException | None = None
-        with trio.CancelScope() as run_scope:
-            run.cancel_scope = run_scope
+        # One scope serves both ends: its deadline is the timeout, and shutdown cancels it
+        # (recording that it did in `cancel_requested_t`).
+        with trio.CancelScope(deadline=run.attempt_deadline_t) as scope:
+            run.cancel_scope = scope
             if run.cancel_requested_t is not None:
-                run_scope.cancel()
-            with trio.move_on_at(run.attempt_deadline_t) as timeout_scope:
-                try:
-                    await self._call(w, self._context(w, run))
-                except BaseException as exc:
-                    if _only_cancellation(exc):
-                        raise
-                    error = exc
+                scope.cancel()
+            try:
+                await self._call(w, self._context(w, run))
+            except BaseException as exc:
+                if _only_cancellation(exc):
+                    raise
+                error = exc
         run.cancel_scope = None
         duration = trio.current_time() - start
         if run.abandoned:
             return
-        if run_scope.cancelled_caught:
+        if scope.cancelled_caught and run.cancel_requested_t is not None:
             await self._interrupted(w, run, duration, "shutdown")
-        elif timeout_scope.cancelled_caught or (error is None and timeout_scope.cancel_called):
+        elif scope.cancelled_caught or (error is None and scope.cancel_called):
             # cancel_called alone: the attempt outlived its timeout without honouring the
             # cancellation (a shield, a thread) and returned late; it still timed out.
             await self._attempt_failed(w, run, duration, f"timed out after {timeout:g}s", "")
@@ -791,7 +813,7 @@ class Orchestrator:
             attempt=run.attempt,
             payload=trigger.payload,
             params=w.spec.params,
-            log=WorkerLog(w.name, run.record.id, _in_trio, self._record_log),
+            make_log=lambda: WorkerLog(w.name, run.record.id, _in_trio, self._record_log),
             orchestrator=self,
             on_heartbeat=beat,
         )
@@ -806,10 +828,11 @@ class Orchestrator:
 
     async def _succeeded(self, w: WorkerRuntime, run: ActiveRun, duration: float) -> None:
         was_half_open = w.circuit is Circuit.HALF_OPEN
-        w.breaker = circuit_transition(
-            w.breaker, CircuitEvent.RUN_SUCCEEDED, now=trio.current_time(),
-            max_consecutive_failures=w.spec.max_consecutive_failures,
-        )
+        if was_half_open or w.consecutive_failures:
+            w.breaker = circuit_transition(
+                w.breaker, CircuitEvent.RUN_SUCCEEDED, now=trio.current_time(),
+                max_consecutive_failures=w.spec.max_consecutive_failures,
+            )
         ended = self._now()
         w.last_success_seq = next(self._seq)
         w.last_success = ended
@@ -817,9 +840,8 @@ class Orchestrator:
         w.outcomes.append(Outcome.RETRIED if run.attempt > 1 else Outcome.SUCCEEDED)
         self._record_duration(w, duration)
         follow_ups = self._dependency_triggers(w, ended)
-        record = attrs.evolve(
-            run.record, status=RunStatus.SUCCEEDED, ended_at=ended, attempts=run.attempt,
-            duration_s=duration,
+        record = run.record.finished(
+            RunStatus.SUCCEEDED, ended_at=ended, attempts=run.attempt, duration_s=duration
         )
         await self._persist(
             self.store.finish_run, record, worker=self._state_of(w),
@@ -906,9 +928,9 @@ class Orchestrator:
         w.runs_failed += 1
         w.outcomes.append(Outcome.FAILED)
         ended = self._now()
-        record = attrs.evolve(
-            run.record, status=RunStatus.FAILED, ended_at=ended, attempts=run.attempt,
-            duration_s=duration, error=error,
+        record = run.record.finished(
+            RunStatus.FAILED, ended_at=ended, attempts=run.attempt, duration_s=duration,
+            error=error,
         )
         dlq_id = await self._persist(
             self.store.finish_run, record, worker=self._state_of(w),
@@ -952,9 +974,9 @@ class Orchestrator:
         self, w: WorkerRuntime, run: ActiveRun, duration: float | None, reason: str
     ) -> None:
         ended = self._now()
-        record = attrs.evolve(
-            run.record, status=RunStatus.INTERRUPTED, ended_at=ended, attempts=run.attempt,
-            duration_s=duration, error=f"interrupted: {reason}",
+        record = run.record.finished(
+            RunStatus.INTERRUPTED, ended_at=ended, attempts=run.attempt, duration_s=duration,
+            error=f"interrupted: {reason}",
         )
         requeue = record.trigger.source is not Source.CONTINUOUS
         self._interrupted_count += 1
@@ -976,12 +998,17 @@ class Orchestrator:
         w.phase = Phase.IDLE
         w.run = None
         w.stuck = False
+        now = trio.current_time()
         if w.spec.mode is Mode.CONTINUOUS:
-            w.idle_since = trio.current_time() + backoff
+            w.idle_since = now + backoff
             if backoff > 0:
                 self._wake_at(w.idle_since, w)
-        self._wanting.add(w.name)
-        self._notify()
+        if w.demand_since(now) is not None:
+            self._wanting.add(w.name)
+        # A freed slot or a finished dependency matters only to workers that want to run
+        # (or to a shutdown waiting for the last run): otherwise the dispatcher sleeps on.
+        if self._wanting or self._lifecycle is not Lifecycle.RUNNING:
+            self._notify()
 
     def _record_duration(self, w: WorkerRuntime, duration: float) -> None:
         w.last_duration_s = duration
@@ -993,7 +1020,7 @@ class Orchestrator:
             name=w.name,
             enabled=w.enabled,
             circuit=w.circuit,
-            opened_at=self._wall(opened, self._trio_now(), self._now()),
+            opened_at=None if opened is None else self._wall(opened, self._trio_now(), self._now()),
             consecutive_failures=w.consecutive_failures,
             last_start=w.last_start,
             last_success=w.last_success,
@@ -1060,8 +1087,9 @@ class Orchestrator:
 
     async def _recover_crashed(self, run: RunRecord, queued: set[str], now: float) -> None:
         ended = self._now()
-        record = attrs.evolve(
-            run, status=RunStatus.INTERRUPTED, ended_at=ended,
+        record = run.finished(
+            RunStatus.INTERRUPTED, ended_at=ended, attempts=run.attempts,
+            duration_s=run.duration_s,
             error="interrupted: the process ended while it was running",
         )
         w = self._workers.get(run.worker)
@@ -1138,7 +1166,7 @@ class Orchestrator:
     async def _wait_for(self, done: Callable[[], bool], deadline: float) -> None:
         with trio.move_on_at(deadline):
             while not done():
-                await self._changed.wait()
+                await self._change_event().wait()
 
     # ------------------------------------------------------------------ monitor
 

@@ -61,6 +61,8 @@ class QueuedTrigger:
 @attrs.define(kw_only=True, eq=False)
 class WorkerRuntime:
     spec: WorkerSpec
+    #: the spec's name, kept as a plain attribute: it is read on every dispatch.
+    name: str = attrs.field(init=False)
     fn: Callable[..., Any]
     fn_ref: str
     index: int
@@ -95,9 +97,8 @@ class WorkerRuntime:
     health: str = "ok"
     health_reasons: tuple[str, ...] = ()
 
-    @property
-    def name(self) -> str:
-        return self.spec.name
+    def __attrs_post_init__(self) -> None:
+        self.name = self.spec.name
 
     @property
     def circuit(self) -> Circuit:

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import attrs
-import trio
 
 from ._errors import UnknownDeadLetter
 from ._records import DeadLetter, RunRecord, RunStatus, StoredState, Trigger, WorkerState
@@ -108,7 +107,8 @@ class MemoryStore:
     """A Store that keeps everything in memory (tests, `--store :memory:`).
 
     An instance survives an orchestrator: giving the same instance to a second
-    orchestrator is how tests simulate a restart.
+    orchestrator is how tests simulate a restart. Its methods complete without yielding
+    (nothing to wait for); the orchestrator's public methods are still checkpoints.
     """
 
     def __init__(self, *, history_per_worker: int = 200) -> None:
@@ -122,7 +122,6 @@ class MemoryStore:
         self.closed = False
 
     async def open(self) -> StoredState:
-        await trio.lowlevel.checkpoint()
         self.closed = False
         return StoredState(
             workers=dict(self._workers),
@@ -134,15 +133,12 @@ class MemoryStore:
         )
 
     async def close(self) -> None:
-        await trio.lowlevel.checkpoint()
         self.closed = True
 
     async def add_trigger(self, trigger: Trigger) -> None:
-        await trio.lowlevel.checkpoint()
         self._pending[trigger.id] = trigger
 
     async def start_run(self, run: RunRecord) -> None:
-        await trio.lowlevel.checkpoint()
         self._put_run(run)
 
     async def finish_run(
@@ -154,7 +150,6 @@ class MemoryStore:
         dead_letter: DeadLetterDraft | None = None,
         triggers: Sequence[Trigger] = (),
     ) -> int | None:
-        await trio.lowlevel.checkpoint()
         self._put_run(run)
         for trigger in triggers:
             self._pending[trigger.id] = trigger
@@ -179,11 +174,9 @@ class MemoryStore:
             del self._runs[history.popleft()]
 
     async def save_worker(self, state: WorkerState) -> None:
-        await trio.lowlevel.checkpoint()
         self._workers[state.name] = state
 
     async def runs(self, worker: str | None = None, limit: int = 50) -> list[RunRecord]:
-        await trio.lowlevel.checkpoint()
         if worker is None:
             found = list(self._runs.values())
         else:
@@ -192,31 +185,26 @@ class MemoryStore:
         return found[:limit]
 
     async def dlq_list(self, limit: int | None = None) -> list[DeadLetter]:
-        await trio.lowlevel.checkpoint()
         entries = sorted(self._dlq.values(), key=lambda e: e.id, reverse=True)
         return entries if limit is None else entries[:limit]
 
     async def dlq_get(self, entry_id: int) -> DeadLetter:
-        await trio.lowlevel.checkpoint()
         try:
             return self._dlq[entry_id]
         except KeyError:
             raise UnknownDeadLetter(entry_id) from None
 
     async def dlq_replay(self, entry_id: int, trigger: Trigger) -> None:
-        await trio.lowlevel.checkpoint()
         if entry_id not in self._dlq:
             raise UnknownDeadLetter(entry_id)
         del self._dlq[entry_id]
         self._pending[trigger.id] = trigger
 
     async def dlq_delete(self, entry_id: int) -> None:
-        await trio.lowlevel.checkpoint()
         if self._dlq.pop(entry_id, None) is None:
             raise UnknownDeadLetter(entry_id)
 
     async def dlq_purge(self) -> int:
-        await trio.lowlevel.checkpoint()
         count = len(self._dlq)
         self._dlq.clear()
         return count
