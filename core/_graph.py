@@ -37,32 +37,38 @@ def graph_problems(specs: Mapping[str, WorkerSpec]) -> list[str]:
 
 
 def dependency_cycles(specs: Mapping[str, WorkerSpec]) -> list[list[str]]:
-    """Each dependency cycle once, as the list of workers on it."""
+    """Each dependency cycle once, as the list of workers on it.
+
+    An iterative depth-first search: a chain of thousands of workers must not hit
+    Python's recursion limit.
+    """
     white, grey, black = 0, 1, 2
     colour = dict.fromkeys(specs, white)
     cycles: list[list[str]] = []
     seen: set[frozenset[str]] = set()
-
-    def visit(name: str, stack: list[str]) -> None:
-        colour[name] = grey
-        stack.append(name)
-        for dep in specs[name].depends_on:
-            if dep not in specs:
+    for root in specs:
+        if colour[root] != white:
+            continue
+        colour[root] = grey
+        path = [root]
+        todo = [iter(specs[root].depends_on)]
+        while todo:
+            dep = next(todo[-1], None)
+            if dep is None:
+                todo.pop()
+                colour[path.pop()] = black
+            elif dep not in specs:
                 continue
-            if colour[dep] == grey:
-                cycle = stack[stack.index(dep):]
+            elif colour[dep] == grey:
+                cycle = path[path.index(dep):]
                 key = frozenset(cycle)
                 if key not in seen:
                     seen.add(key)
                     cycles.append(cycle)
             elif colour[dep] == white:
-                visit(dep, stack)
-        stack.pop()
-        colour[name] = black
-
-    for name in specs:
-        if colour[name] == white:
-            visit(name, [])
+                colour[dep] = grey
+                path.append(dep)
+                todo.append(iter(specs[dep].depends_on))
     return cycles
 
 
@@ -70,18 +76,20 @@ def dependency_order(specs: Mapping[str, WorkerSpec]) -> list[str]:
     """Worker names with every dependency before its dependents (stable otherwise)."""
     order: list[str] = []
     placed: set[str] = set()
-
-    def place(name: str) -> None:
-        if name in placed:
-            return
-        placed.add(name)
-        for dep in specs[name].depends_on:
-            if dep in specs:
-                place(dep)
-        order.append(name)
-
-    for name in specs:
-        place(name)
+    for root in specs:
+        if root in placed:
+            continue
+        placed.add(root)
+        stack = [(root, iter(specs[root].depends_on))]
+        while stack:
+            name, deps = stack[-1]
+            dep = next(deps, None)
+            if dep is None:
+                stack.pop()
+                order.append(name)
+            elif dep in specs and dep not in placed:
+                placed.add(dep)
+                stack.append((dep, iter(specs[dep].depends_on)))
     return order
 
 

@@ -746,12 +746,6 @@ def test_symmetric_blocks() -> None:
     assert blocks == {"a": frozenset({"b"}), "b": frozenset({"a"}), "c": frozenset()}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="graph checks recurse once per dependency: a chain deeper than Python's"
-    " recursion limit crashes load-time validation instead of being checked",
-)
 def test_graph_checks_a_long_dependency_chain() -> None:
     """A chain of 1,500 dependencies is validated and ordered without recursion limits."""
     links = [WorkerSpec(name=f"w{i}", depends_on=[f"w{i + 1}"]) for i in range(1499)]
