@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any
@@ -21,11 +22,14 @@ import attrs
 import trio
 
 from ._config import JobdeckConfig, load_config
+from ._dlq_cli import dlq_main
 from ._errors import ConfigError, StoreError
-from ._events import Event, LogLine, OrchestratorStopped
+from ._events import Event, OrchestratorStopped
 from ._graph import dependency_order
+from ._logformat import STATUS_INTERVAL_S, status_line, text_line, use_colour
 from ._orchestrator import Orchestrator
 from ._spec import Mode
+from ._sqlite import SQLiteStore, default_store_path
 from ._store import MemoryStore, Store
 from ._worklog import WORKER_LOGGER
 
@@ -59,7 +63,8 @@ def _run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jobdeck",
         description="Run background workers with a terminal dashboard, or headless.",
-        epilog="Other commands: 'jobdeck check FILE' validates a config.",
+        epilog="Other commands: 'jobdeck check FILE' validates a config; "
+        "'jobdeck dlq list|show|replay|delete|purge --store PATH' works on dead letters.",
     )
     parser.add_argument("--config", metavar="FILE", help="config file (default: the demo)")
     parser.add_argument("--no-ui", action="store_true", help="run headless, logging events")
@@ -95,6 +100,8 @@ def main(argv: Sequence[str] | None = None, *, run_ui: UiRunner | None = None) -
     try:
         if args and args[0] == "check":
             return _check(args[1:])
+        if args and args[0] == "dlq":
+            return dlq_main(args[1:])
         return _run(args, run_ui)
     except KeyboardInterrupt:
         return EXIT_OK
@@ -143,8 +150,17 @@ def _run(args: list[str], run_ui: UiRunner | None) -> int:
             print(problem, file=sys.stderr)
         return EXIT_USAGE
     if options.http is not None:
-        print("jobdeck: --http is not available yet", file=sys.stderr)
-        return EXIT_USAGE
+        if options.ui:
+            print("jobdeck: --http serves the API when headless; add --no-ui", file=sys.stderr)
+            return EXIT_USAGE
+        # Imported only when asked for: starlette and hypercorn cost start-up time.
+        from ._http import parse_address
+
+        try:
+            parse_address(options.http)
+        except ValueError as exc:
+            print(f"jobdeck: --http: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     logging.getLogger(WORKER_LOGGER).setLevel(options.log_level.upper())
     # Worker lines are written as events; keep stdlib's last-resort handler off stderr.
     logging.getLogger("jobdeck").addHandler(logging.NullHandler())
@@ -179,50 +195,162 @@ def _parse_run(args: list[str]) -> RunOptions:
 
 
 def open_store(options: RunOptions, config: JobdeckConfig) -> Store:
-    """The store the options and config ask for (`--store` wins over the config)."""
-    where = options.store or config.orchestrator.store
+    """The store the options and config ask for (`--store` wins over the config).
+
+    Neither names one: `$XDG_STATE_HOME/jobdeck/<config name>.db`, its folder created.
+    A relative `store` in the config is relative to the config file; `:memory:` keeps
+    nothing. The store is opened (and its lock taken) when the orchestrator runs.
+
+    Raises:
+        StoreError: the default state folder cannot be created.
+    """
     history = config.orchestrator.history_per_worker
-    if where in (None, ":memory:"):
-        # The SQLite store is not built yet: state lives in memory until it is.
+    where = options.store if options.store is not None else config.orchestrator.store
+    if where == ":memory:":
         return MemoryStore(history_per_worker=history)
-    raise StoreError(f"store {where!r}: only ':memory:' is supported so far")
+    if where is None:
+        path = default_store_path(options.config_path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"store {path}: cannot create the folder {path.parent}: {exc.strerror}"
+            ) from None
+    else:
+        path = Path(where).expanduser()
+        if options.store is None and not path.is_absolute():
+            path = options.config_path.parent / path
+    return SQLiteStore(path, history_per_worker=history)
 
 
 # ---------------------------------------------------------------------- headless
 
 
 def run_headless(orch: Orchestrator, options: RunOptions, out: IO[str] | None = None) -> int:
-    """Run the orchestrator without a UI, writing one line per event, until a signal."""
+    """Run the orchestrator without a UI, writing one line per event, until a signal.
+
+    With `options.http` the HTTP API is served too: bound before the orchestrator starts
+    (so `orchestrator_started` carries the address) and closed once it has stopped.
+    """
     stream = out if out is not None else sys.stdout
-    formatter = json_line if options.log_format == "json" else text_line
+    colour = options.log_format == "text" and use_colour(stream)
+    formatter = json_line if options.log_format == "json" else partial(text_line, colour=colour)
     try:
-        trio.run(_headless, orch, options, _LineWriter(stream, formatter))
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return EXIT_USAGE
-    except StoreError as exc:
-        print(f"jobdeck: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    return EXIT_OK
+        code: int = trio.run(_headless, orch, options, _LineWriter(stream, formatter), colour)
+    except BaseException as exc:
+        # orch.run fails inside a nursery, so its error arrives wrapped in a group.
+        error = _single(exc)
+        if isinstance(error, ConfigError):
+            for problem in error.problems:
+                print(problem, file=sys.stderr)
+            return EXIT_USAGE
+        if isinstance(error, StoreError):
+            print(f"jobdeck: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+    return code
 
 
-async def _headless(orch: Orchestrator, options: RunOptions, writer: _LineWriter) -> None:
+def _single(exc: BaseException) -> BaseException:
+    """The one exception inside (nested) single-exception groups, or `exc` itself."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+async def _headless(
+    orch: Orchestrator, options: RunOptions, writer: _LineWriter, colour: bool = False
+) -> int:
+    code = EXIT_OK
     written = trio.Event()
     async with trio.open_nursery() as nursery:
         with orch.subscribe(max_buffer=100_000) as events:
             nursery.start_soon(_write_events, events, writer, written)
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 nursery.start_soon(_stop_on_signals, signals, orch, options.grace)
+                api = None
+                if options.http is not None:
+                    api = _HttpApi(orch, options)
+                    if not await api.start(nursery):
+                        nursery.cancel_scope.cancel()
+                        return EXIT_USAGE
                 await nursery.start(orch.run)
+                if api is not None and not await api.publish_token():
+                    code = EXIT_USAGE
+                    orch.stop(0)
+                if options.log_format == "text":
+                    nursery.start_soon(_status_lines, orch, writer, colour)
                 await orch.wait_stopped()
                 await written.wait()
                 if writer.stuck:
                     # Workers that ignore cancellation would keep the process alive for
                     # ever; everything is recorded and flushed, so leave without them.
                     writer.flush()
-                    os._exit(EXIT_OK)
+                    os._exit(code)
+                if api is not None:
+                    await api.close()
                 nursery.cancel_scope.cancel()
+    return code
+
+
+class _HttpApi:
+    """The headless HTTP API: bound first, its token published once the store is ours."""
+
+    def __init__(self, orch: Orchestrator, options: RunOptions) -> None:
+        from ._http import ApiServer, new_token, token_file_for, token_from_env
+
+        assert options.http is not None
+        self._orch = orch
+        token = token_from_env(os.environ)
+        # A generated token is written only once the store's lock is taken, so a second
+        # jobdeck refused on the same store cannot overwrite the first one's token file.
+        self._token_file = (
+            token_file_for(orch.store, options.config_path) if token is None else None
+        )
+        self._token = token if token is not None else new_token()
+        self._server = ApiServer(orch, options.http, token=self._token)
+
+    async def start(self, nursery: trio.Nursery) -> bool:
+        """Bind and serve; False (said on stderr) if the address cannot be bound."""
+        from ._http import HttpApiError
+
+        try:
+            self._orch.http_address = await nursery.start(self._server.serve)
+        except HttpApiError as exc:
+            print(f"jobdeck: {exc}", file=sys.stderr)
+            return False
+        return True
+
+    async def publish_token(self) -> bool:
+        """Write a generated token (mode 0600) and say where on stderr; False on failure."""
+        from ._http import TOKEN_ENV, HttpApiError, write_token_file
+
+        if self._token_file is None:
+            where = f"token from {TOKEN_ENV}"
+        else:
+            try:
+                await trio.to_thread.run_sync(write_token_file, self._token_file, self._token)
+            except HttpApiError as exc:
+                print(f"jobdeck: {exc}", file=sys.stderr)
+                return False
+            where = f"token in {self._token_file}"
+        print(f"jobdeck: HTTP API on http://{self._orch.http_address}/ ({where})",
+              file=sys.stderr, flush=True)
+        return True
+
+    async def close(self) -> None:
+        """Stop accepting, let requests in progress finish, release the port."""
+        self._server.close()
+        await self._server.wait_closed()
+
+
+async def _status_lines(orch: Orchestrator, writer: _LineWriter, colour: bool) -> None:
+    """Every few seconds, one line for people: running n/max, pending, DLQ, health."""
+    while True:
+        await trio.sleep(STATUS_INTERVAL_S)
+        if orch.stopped:
+            return
+        writer.write_line(status_line(orch.snapshot(), colour=colour))
 
 
 async def _stop_on_signals(signals: Any, orch: Orchestrator, grace: float | None) -> None:
@@ -248,10 +376,14 @@ class _LineWriter:
     def write(self, event: Event) -> None:
         if isinstance(event, OrchestratorStopped):
             self.stuck = event.stuck
+        if not self._broken:
+            self.write_line(self._formatter(event))
+
+    def write_line(self, line: str) -> None:
         if self._broken:
             return
         try:
-            self._stream.write(self._formatter(event) + "\n")
+            self._stream.write(line + "\n")
             self._stream.flush()
         except (BrokenPipeError, ValueError):
             self._broken = True
@@ -267,29 +399,3 @@ class _LineWriter:
 def json_line(event: Event) -> str:
     """One JSON object: `ts`, `event`, then the event's fields."""
     return json.dumps(event.to_dict(), default=str, ensure_ascii=False)
-
-
-_TEXT_FIRST = ("worker",)
-_TEXT_SKIP = {"ts", "event", "worker"}
-
-
-def text_line(event: Event) -> str:
-    """One aligned line for people: time, event, worker, then key=value details."""
-    data = event.to_dict()
-    ts = data["ts"][11:23]
-    worker = data.get("worker") or ""
-    if isinstance(event, LogLine):
-        details = f"{event.level:<7} {event.message}"
-    else:
-        details = " ".join(
-            f"{key}={_text_value(value)}" for key, value in data.items() if key not in _TEXT_SKIP
-        )
-    return f"{ts}  {event.name:<21} {worker:<18} {details}".rstrip()
-
-
-def _text_value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    if isinstance(value, str) and " " not in value:
-        return value
-    return json.dumps(value, default=str, ensure_ascii=False)

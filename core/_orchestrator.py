@@ -141,6 +141,9 @@ class Orchestrator:
         self._started_at: datetime | None = None
         self._last_t = 0.0
         self._interrupted_count = 0
+        #: The HTTP API's bound address, if one serves this orchestrator: set it before
+        #: `run` and `orchestrator_started` carries it as `http`.
+        self.http_address: str | None = None
         self._requests_send, self._requests = trio.open_memory_channel[
             tuple[str, Callable[..., Awaitable[Any]], tuple[Any, ...]]
         ](REQUEST_QUEUE_SIZE)
@@ -238,6 +241,7 @@ class Orchestrator:
                     ts=self._now(),
                     workers=len(self._workers),
                     max_concurrent_workers=self.config.max_concurrent_workers,
+                    http=self.http_address,
                 )
             )
             nursery.start_soon(self._monitor)

@@ -1,0 +1,180 @@
+"""Prometheus metrics for one orchestrator, in its own registry.
+
+Two sources, each used for what it is good at:
+
+- a collector that reads `orch.snapshot()` at scrape time for everything that is a
+  level (running, enabled, consecutive failures, pending triggers, DLQ size, loop lag,
+  health, events dropped): always exact, nothing to keep in sync;
+- counters and a histogram fed by an event subscriber for what only events carry
+  (runs by outcome, run durations, failed attempts).
+
+The subscriber's buffer is large and its work tiny, so it does not fall behind; if it
+ever did, the loss would show in `jobdeck_events_dropped_total`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import trio
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from ._events import AttemptFailed, Event, RunFailed, RunInterrupted, RunSucceeded
+from ._health import Health
+from ._orchestrator import Orchestrator
+
+#: Upper bounds of the run-duration histogram, in seconds: jobs take from
+#: milliseconds to an hour.
+DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+OUTCOMES = ("succeeded", "failed", "interrupted")
+#: Events the metrics subscriber may queue before it loses any.
+EVENT_BUFFER = 10_000
+
+
+class Metrics:
+    """The Prometheus registry of one orchestrator.
+
+    Run `await nursery.start(metrics.run)` before the orchestrator starts so that no run
+    is missed; `render()` gives the exposition text at scrape time.
+    """
+
+    def __init__(self, orch: Orchestrator, *, process: bool = True) -> None:
+        self.registry = CollectorRegistry()
+        self.runs = Counter(
+            "jobdeck_runs",
+            "Finished runs by worker and outcome (succeeded, failed: sent to the DLQ, "
+            "interrupted: cancelled by shutdown or a crash).",
+            ["worker", "outcome"],
+            registry=self.registry,
+        )
+        self.durations = Histogram(
+            "jobdeck_run_duration_seconds",
+            "Duration of succeeded and failed runs (all attempts and retry waits).",
+            ["worker"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.attempt_failures = Counter(
+            "jobdeck_attempt_failures",
+            "Failed attempts, including those that were retried.",
+            ["worker"],
+            registry=self.registry,
+        )
+        for name in orch.worker_names:
+            # Every series exists from the start at 0, so rate() and absent() behave.
+            for outcome in OUTCOMES:
+                self.runs.labels(name, outcome)
+            self.durations.labels(name)
+            self.attempt_failures.labels(name)
+        self.registry.register(SnapshotCollector(orch))
+        if process:
+            ProcessCollector(registry=self.registry)
+        self._orch = orch
+
+    def observe(self, event: Event) -> None:
+        """Count one event (those that are not about runs are ignored)."""
+        if isinstance(event, RunSucceeded):
+            self.runs.labels(event.worker, "succeeded").inc()
+            self.durations.labels(event.worker).observe(event.duration_s)
+        elif isinstance(event, RunFailed):
+            self.runs.labels(event.worker, "failed").inc()
+            self.durations.labels(event.worker).observe(event.duration_s)
+        elif isinstance(event, RunInterrupted):
+            self.runs.labels(event.worker, "interrupted").inc()
+        elif isinstance(event, AttemptFailed):
+            self.attempt_failures.labels(event.worker).inc()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Count events until the orchestrator closes its event bus (after it stopped)."""
+        with self._orch.subscribe(EVENT_BUFFER) as events:
+            task_status.started()
+            async for event in events:
+                self.observe(event)
+
+    def render(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The exposition text and its content type, in the format `accept` prefers."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
+
+
+class SnapshotCollector:
+    """Reads one orchestrator snapshot per scrape and turns it into metric families."""
+
+    def __init__(self, orch: Orchestrator) -> None:
+        self._orch = orch
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self._orch.snapshot()
+        yield _gauge("jobdeck_running", "Runs holding a slot now.", snap.running)
+        yield _gauge(
+            "jobdeck_max_concurrent_workers", "Slots for runs.", snap.max_concurrent_workers
+        )
+        yield _gauge("jobdeck_pending_triggers", "Triggers waiting to run.", snap.pending)
+        yield _gauge("jobdeck_dlq_size", "Entries in the dead-letter queue.", snap.dlq_size)
+        yield _gauge(
+            "jobdeck_loop_lag_seconds", "Event-loop lag measured by the watchdog.", snap.loop_lag_s
+        )
+        yield _gauge(
+            "jobdeck_store_errors", "Store errors since the last successful write.",
+            snap.store_errors,
+        )
+        yield _gauge("jobdeck_paused", "1 while paused by an operator.", snap.state == "paused")
+        yield _gauge("jobdeck_uptime_seconds", "Seconds since the orchestrator started.",
+                     snap.uptime_s)
+        published = CounterMetricFamily(
+            "jobdeck_events_published", "Events published by the core."
+        )
+        published.add_metric([], snap.events_published)
+        yield published
+        dropped = CounterMetricFamily(
+            "jobdeck_events_dropped", "Events lost because a subscriber's buffer was full."
+        )
+        dropped.add_metric([], snap.events_dropped)
+        yield dropped
+        health = GaugeMetricFamily(
+            "jobdeck_health",
+            "Overall health: 1 for the current state, 0 for the others.",
+            labels=["health"],
+        )
+        for state in Health:
+            health.add_metric([state.value], state.value == snap.health)
+        yield health
+
+        running = _worker_gauge("jobdeck_worker_running", "1 while the worker has a run going.")
+        enabled = _worker_gauge(
+            "jobdeck_worker_enabled", "1 if enabled (0: disabled or circuit open)."
+        )
+        failures = _worker_gauge(
+            "jobdeck_worker_consecutive_failures", "Failed runs in a row (opens the circuit)."
+        )
+        pending = _worker_gauge(
+            "jobdeck_worker_pending_triggers", "Triggers waiting for this worker."
+        )
+        last_success = _worker_gauge(
+            "jobdeck_worker_last_success_timestamp_seconds",
+            "Unix time of the worker's last successful run.",
+        )
+        worker_health = GaugeMetricFamily(
+            "jobdeck_worker_health",
+            "1, labelled with the worker's current health.",
+            labels=["worker", "health"],
+        )
+        for w in snap.workers:
+            running.add_metric([w.name], w.state in ("running", "stuck"))
+            enabled.add_metric([w.name], w.enabled and w.circuit != "open")
+            failures.add_metric([w.name], w.consecutive_failures)
+            pending.add_metric([w.name], w.pending)
+            if w.last_success is not None:
+                last_success.add_metric([w.name], w.last_success.timestamp())
+            worker_health.add_metric([w.name, w.health], 1)
+        yield from (running, enabled, failures, pending, last_success, worker_health)
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=float(value))
+
+
+def _worker_gauge(name: str, documentation: str) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, labels=["worker"])

@@ -1,0 +1,168 @@
+"""The text log format for people: exact lines (golden), colour rules, the status line."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from core import (
+    AttemptFailed,
+    DeadLettered,
+    Event,
+    HealthChanged,
+    LogLine,
+    OrchestratorSnapshot,
+    OrchestratorStarted,
+    OrchestratorStopped,
+    OrchestratorStopping,
+    RunFailed,
+    RunInterrupted,
+    RunStarted,
+    RunSucceeded,
+    TriggerAccepted,
+    WorkerDisabled,
+)
+from core._logformat import status_line, text_line, use_colour
+
+T0 = datetime(2026, 1, 1, 12, 0, 5, tzinfo=UTC)
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def at(ms: int) -> datetime:
+    return T0 + timedelta(milliseconds=ms)
+
+
+RUN = {"run_id": "r1", "trigger_id": "a1", "source": "manual"}
+
+EVENTS: list[Event] = [
+    OrchestratorStarted(ts=at(0), workers=3, max_concurrent_workers=5, http="127.0.0.1:8765"),
+    TriggerAccepted(ts=at(1), worker="fetch", trigger_id="a1", source="manual",
+                    payload={"day": 3}),
+    RunStarted(ts=at(2), worker="fetch", attempt=1, payload={"day": 3}, **RUN),
+    LogLine(ts=at(10), worker="fetch", run_id="r1", level="INFO", message="fetched 42 rows"),
+    AttemptFailed(ts=at(20), worker="fetch", attempt=1, duration_s=0.0181,
+                  error="ConnectionError: reset by peer", will_retry=True, retry_in_s=1.5, **RUN),
+    RunSucceeded(ts=at(1500), worker="fetch", attempt=2, duration_s=1.4981, **RUN),
+    RunFailed(ts=at(2000), worker="export", run_id="r2", trigger_id="a2", source="schedule",
+              attempt=4, duration_s=12.5, error="ValueError: bad row"),
+    DeadLettered(ts=at(2001), worker="export", run_id="r2", trigger_id="a2", source="schedule",
+                 attempt=4, dlq_id=7, error="ValueError: bad row"),
+    WorkerDisabled(ts=at(2002), worker="export", reason="circuit open after 5 failures"),
+    HealthChanged(ts=at(3000), worker=None, health="failing", previous="ok",
+                  reasons=("export: failing",)),
+    LogLine(ts=at(3001), worker="a-rather-long-worker-name", run_id=None, level="WARNING",
+            message="disk 91% full"),
+    OrchestratorStopping(ts=at(4000), in_flight=1, grace_s=30.0),
+    RunInterrupted(ts=at(4001), worker="fetch", run_id="r3", trigger_id="a3",
+                   source="continuous", attempt=1, reason="shutdown"),
+    OrchestratorStopped(ts=at(4002), interrupted=1, stuck=0),
+]
+
+GOLDEN = """\
+12:00:05.000  orchestrator_started                     workers=3 max_concurrent_workers=5 http=127.0.0.1:8765
+12:00:05.001  trigger_accepted      fetch              trigger_id=a1 source=manual payload={"day": 3}
+12:00:05.002  run_started           fetch              run_id=r1 trigger_id=a1 source=manual attempt=1 payload={"day": 3}
+12:00:05.010  log                   fetch              INFO    fetched 42 rows
+12:00:05.020  attempt_failed        fetch              run_id=r1 trigger_id=a1 source=manual attempt=1 duration_s=0.018 error="ConnectionError: reset by peer" will_retry=true retry_in_s=1.500
+12:00:06.500  run_succeeded         fetch              run_id=r1 trigger_id=a1 source=manual attempt=2 duration_s=1.498
+12:00:07.000  run_failed            export             run_id=r2 trigger_id=a2 source=schedule attempt=4 duration_s=12.500 error="ValueError: bad row"
+12:00:07.001  dead_lettered         export             run_id=r2 trigger_id=a2 source=schedule attempt=4 dlq_id=7 error="ValueError: bad row"
+12:00:07.002  worker_disabled       export             reason="circuit open after 5 failures"
+12:00:08.000  health_changed                           health=failing previous=ok reasons=["export: failing"]
+12:00:08.001  log                   a-rather-long-worker-name WARNING disk 91% full
+12:00:09.000  orchestrator_stopping                    in_flight=1 grace_s=30.000
+12:00:09.001  run_interrupted       fetch              run_id=r3 trigger_id=a3 source=continuous attempt=1 reason=shutdown
+12:00:09.002  orchestrator_stopped                     interrupted=1 stuck=0
+"""  # noqa: E501
+
+
+def snapshot(**changes: object) -> OrchestratorSnapshot:
+    fields: dict[str, object] = {
+        "state": "running", "health": "ok", "health_reasons": (), "running": 2,
+        "max_concurrent_workers": 5, "pending": 3, "dlq_size": 1, "started_at": T0,
+        "uptime_s": 60.0, "loop_lag_s": 0.001, "events_published": 10, "events_dropped": 0,
+        "store_errors": 0, "taken_at": at(60_000), "workers": (),
+    }
+    fields.update(changes)
+    return OrchestratorSnapshot(**fields)  # type: ignore[arg-type]
+
+
+def test_golden_lines_without_colour() -> None:
+    """Fixed events give exactly these aligned lines when colour is off."""
+    assert "".join(text_line(e) + "\n" for e in EVENTS) == GOLDEN
+
+
+def test_colour_only_adds_escape_codes() -> None:
+    """With colour on, the lines are the same text plus ANSI codes (alignment kept)."""
+    coloured = [text_line(e, colour=True) for e in EVENTS]
+    assert [ANSI.sub("", line) for line in coloured] == GOLDEN.splitlines()
+    assert "\x1b[32mrun_succeeded\x1b[0m" in coloured[5]
+    assert "\x1b[31mrun_failed\x1b[0m" in coloured[6]
+    assert "\x1b[33mWARNING\x1b[0m" in coloured[10]
+    assert "health=\x1b[31mfailing\x1b[0m" in coloured[9]
+
+
+def test_time_has_milliseconds_even_on_a_whole_second() -> None:
+    """A timestamp with no fraction still shows `.000` (ISO strings would drop it)."""
+    line = text_line(OrchestratorStopped(ts=T0, interrupted=0, stuck=0))
+    assert line.startswith("12:00:05.000  orchestrator_stopped ")
+
+
+def test_time_is_utc() -> None:
+    """Timestamps in another zone are shown in UTC, like the JSON logs."""
+    cet = T0.astimezone(timezone(timedelta(hours=1)))
+    assert text_line(OrchestratorStopped(ts=cet, interrupted=0, stuck=0)).startswith("12:00:05")
+
+
+def test_status_line() -> None:
+    """The status line: running n/max, pending, DLQ and health."""
+    assert status_line(snapshot()) == (
+        "12:01:05.000  status                                   "
+        "running=2/5 pending=3 dlq=1 health=ok"
+    )
+
+
+def test_status_line_says_state_and_reasons_when_not_fine() -> None:
+    """A paused, unhealthy orchestrator's status line says so, and why."""
+    line = status_line(
+        snapshot(state="paused", health="failing", health_reasons=("export: failing",))
+    )
+    assert line.endswith(
+        'health=failing state=paused reasons=["export: failing"]'
+    )
+
+
+def test_status_line_colours_health() -> None:
+    """With colour, the health word is green when ok and red when failing."""
+    assert "health=\x1b[32mok\x1b[0m" in status_line(snapshot(), colour=True)
+    assert "\x1b[31mfailing" in status_line(snapshot(health="failing"), colour=True)
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("stream", "env", "expected"),
+    [
+        (Terminal(), {}, True),
+        (io.StringIO(), {}, False),
+        (Terminal(), {"NO_COLOR": "1"}, False),
+        (Terminal(), {"NO_COLOR": ""}, True),  # no-color.org: only a non-empty value counts
+        (Terminal(), {"TERM": "dumb"}, False),
+    ],
+)
+def test_use_colour(stream: io.StringIO, env: dict[str, str], expected: bool) -> None:
+    """Colour only on a terminal, never with NO_COLOR set or TERM=dumb."""
+    assert use_colour(stream, env) is expected
+
+
+def test_use_colour_on_a_closed_stream_is_false() -> None:
+    """A closed stream is not a terminal (no exception)."""
+    stream = io.StringIO()
+    stream.close()
+    assert use_colour(stream, {}) is False
