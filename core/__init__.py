@@ -56,6 +56,7 @@ from ._records import (
 )
 from ._snapshot import OrchestratorSnapshot, WorkerSnapshot
 from ._spec import Mode, OrchestratorConfig, Priority, WorkerSpec
+from ._sqlite import SQLiteStore
 from ._store import DeadLetterDraft, MemoryStore, Store
 
 __all__ = [
@@ -99,6 +100,7 @@ __all__ = [
     "RunStarted",
     "RunStatus",
     "RunSucceeded",
+    "SQLiteStore",
     "Source",
     "Store",
     "StoreError",

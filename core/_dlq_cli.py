@@ -1,0 +1,251 @@
+"""`jobdeck dlq`: list, inspect, replay, delete and purge dead letters, offline.
+
+It works on a store file that no running jobdeck owns: it takes the store's lock like
+the orchestrator does, so it refuses (exit 2) while a jobdeck runs on that store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import trio
+
+from ._errors import StoreError, UnknownDeadLetter
+from ._records import DeadLetter, Source, Trigger
+from ._sqlite import SQLiteStore, default_store_path
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+#: Widest error text shown in the `list` table; `show` gives all of it.
+ERROR_COLUMN_WIDTH = 60
+
+
+def dlq_main(args: Sequence[str], *, stdin: IO[str] | None = None) -> int:
+    """Run `jobdeck dlq ...`; returns the exit code (0 done, 2 refused or failed)."""
+    options = _parser().parse_args(list(args))
+    try:
+        path = _store_path(options)
+    except StoreError as exc:
+        print(f"jobdeck: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if options.command == "purge" and not options.yes:
+        if not _confirmed(path, stdin if stdin is not None else sys.stdin):
+            return EXIT_USAGE
+    try:
+        result = trio.run(_act, options, path)
+    except UnknownDeadLetter as exc:
+        print(f"jobdeck: {exc} in store {path}", file=sys.stderr)
+        return EXIT_USAGE
+    except StoreError as exc:
+        print(f"jobdeck: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(_as_json(result) if options.json else _as_text(options.command, result, path))
+    return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    where = common.add_mutually_exclusive_group()
+    where.add_argument("--store", metavar="PATH", help="the store file")
+    where.add_argument(
+        "--config", metavar="FILE",
+        help="use this config's store (its `store`, or the default for its name)",
+    )
+    common.add_argument("--json", action="store_true", help="print JSON")
+    parser = argparse.ArgumentParser(
+        prog="jobdeck dlq",
+        description="Dead letters of a store no jobdeck is running on. Without --store or "
+        "--config: the store of the bundled demo.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    listing = commands.add_parser("list", parents=[common], help="list dead letters, newest first")
+    listing.add_argument("--limit", type=int, metavar="N", help="at most N entries")
+    for name, text in (
+        ("show", "one entry with its payload and traceback"),
+        ("replay", "remove the entry and add a pending trigger that runs at the next start"),
+        ("delete", "remove one entry"),
+    ):
+        command = commands.add_parser(name, parents=[common], help=text)
+        command.add_argument("id", type=int, metavar="ID")
+    purge = commands.add_parser("purge", parents=[common], help="remove every entry")
+    purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    return parser
+
+
+def _store_path(options: argparse.Namespace) -> Path:
+    if options.store is not None:
+        if options.store == ":memory:":
+            raise StoreError("store :memory: keeps nothing between runs: give a store file")
+        path = Path(options.store).expanduser()
+    else:
+        path = _store_of_config(Path(options.config) if options.config else _demo_config())
+    # Opening would create an empty store: a mistyped path must not look like an empty DLQ.
+    if not path.is_file():
+        raise StoreError(f"store {path} does not exist")
+    return path
+
+
+def _demo_config() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("demo_workers") / "demo.toml"))
+
+
+def _store_of_config(config_path: Path) -> Path:
+    """The config's `[orchestrator] store`, else the default store of that config."""
+    try:
+        with config_path.open("rb") as file:
+            table = tomllib.load(file).get("orchestrator", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise StoreError(f"cannot read config {config_path}: {exc}") from None
+    configured = table.get("store") if isinstance(table, dict) else None
+    if configured is None:
+        return default_store_path(config_path)
+    if configured == ":memory:":
+        raise StoreError(f"config {config_path} uses store :memory:, which keeps nothing")
+    path = Path(str(configured)).expanduser()
+    return path if path.is_absolute() else config_path.parent / path
+
+
+def _confirmed(path: Path, stdin: IO[str]) -> bool:
+    print(f"Purge every dead letter in {path}? [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = stdin.readline()
+    if not answer:
+        print(
+            "\njobdeck: no answer (stdin closed): nothing purged; pass --yes to purge "
+            "without asking",
+            file=sys.stderr,
+        )
+        return False
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    print("jobdeck: nothing purged", file=sys.stderr)
+    return False
+
+
+async def _act(options: argparse.Namespace, path: Path) -> Any:
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        if options.command == "list":
+            return await store.dlq_list(options.limit)
+        if options.command == "show":
+            return await store.dlq_get(options.id)
+        if options.command == "replay":
+            entry = await store.dlq_get(options.id)
+            trigger = Trigger(
+                worker=entry.worker, source=Source.REPLAY, payload=entry.payload,
+                accepted_at=datetime.now(UTC),
+            )
+            await store.dlq_replay(entry.id, trigger)
+            return {"replayed": entry.id, "worker": entry.worker, "trigger_id": trigger.id}
+        if options.command == "delete":
+            await store.dlq_delete(options.id)
+            return {"deleted": options.id}
+        assert options.command == "purge"
+        return {"purged": await store.dlq_purge()}
+    finally:
+        await store.close()
+
+
+# ---------------------------------------------------------------------- output
+
+
+def entry_dict(entry: DeadLetter) -> dict[str, Any]:
+    """A dead letter as plain JSON-ready values."""
+    return {
+        "id": entry.id,
+        "worker": entry.worker,
+        "trigger_id": entry.trigger_id,
+        "run_id": entry.run_id,
+        "source": entry.source.value,
+        "payload": entry.payload,
+        "error": entry.error,
+        "traceback": entry.traceback,
+        "attempts": entry.attempts,
+        "started_at": entry.started_at.isoformat(),
+        "failed_at": entry.failed_at.isoformat(),
+    }
+
+
+def _as_json(result: Any) -> str:
+    if isinstance(result, DeadLetter):
+        result = entry_dict(result)
+    elif isinstance(result, list):
+        result = [entry_dict(entry) for entry in result]
+    return json.dumps(result, ensure_ascii=False, indent=2)
+
+
+def _as_text(command: str, result: Any, path: Path) -> str:
+    if command == "list":
+        return _table(result, path)
+    if command == "show":
+        return _details(result)
+    if command == "replay":
+        return (
+            f"Replayed dead letter {result['replayed']}: trigger {result['trigger_id']} for "
+            f"{result['worker']} is pending and runs at the next start."
+        )
+    if command == "delete":
+        return f"Deleted dead letter {result['deleted']}."
+    count = result["purged"]
+    return f"Purged {count} dead letter{'s' * (count != 1)}."
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _first_line(text: str, width: int) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _table(entries: list[DeadLetter], path: Path) -> str:
+    if not entries:
+        return f"No dead letters in {path}."
+    header = ("ID", "WORKER", "SOURCE", "ATTEMPTS", "FAILED AT", "ERROR")
+    rows = [
+        (
+            str(e.id), e.worker, e.source.value, str(e.attempts), _when(e.failed_at),
+            _first_line(e.error, ERROR_COLUMN_WIDTH),
+        )
+        for e in entries
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.rjust(w) if i == 0 else cell.ljust(w)
+                  for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+        for row in [header, *rows]
+    ]
+    count = len(entries)
+    lines.append(f"{count} dead letter{'s' * (count != 1)}")
+    return "\n".join(lines)
+
+
+def _details(entry: DeadLetter) -> str:
+    payload = json.dumps(entry.payload, ensure_ascii=False, indent=2)
+    fields = [
+        ("worker", entry.worker),
+        ("source", entry.source.value),
+        ("trigger", entry.trigger_id),
+        ("run", entry.run_id),
+        ("attempts", str(entry.attempts)),
+        ("started", _when(entry.started_at)),
+        ("failed", _when(entry.failed_at)),
+        ("error", entry.error),
+    ]
+    lines = [f"Dead letter {entry.id}"]
+    lines += [f"  {name + ':':<10} {value}" for name, value in fields]
+    lines.append("  payload:")
+    lines += [f"    {line}" for line in payload.splitlines()]
+    lines.append("  traceback:")
+    lines += [f"    {line}" for line in (entry.traceback.rstrip() or "(none)").splitlines()]
+    return "\n".join(lines)

@@ -1,0 +1,410 @@
+"""The SQLite store meets the Store contract, commits in batches, and guards its file.
+
+These tests run on trio's real clock: the store works in threads, and virtual time does
+not mix with threads (STYLE.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+import core._sqlite as sqlite_module
+from core import (
+    Circuit,
+    RunStatus,
+    Source,
+    SQLiteStore,
+    Store,
+    StoredState,
+    StoreError,
+    StoreInUse,
+    Trigger,
+    UnknownDeadLetter,
+    WorkerState,
+)
+from core._sqlite import MIGRATIONS, lock_path_of
+
+from .store_contract import MakeStore, StoreContract, at, ended, started, state, trigger
+
+
+class TestSQLiteStore(StoreContract):
+    """SQLiteStore: a restart is a new store on the same file."""
+
+    @pytest.fixture
+    def make_store(self, tmp_path: Path) -> MakeStore:
+        numbers = itertools.count()
+
+        def make_store(*, history_per_worker: int = 200) -> Store:
+            path = tmp_path / f"store-{next(numbers)}.db"
+            return SQLiteStore(path, history_per_worker=history_per_worker)
+
+        return make_store
+
+    async def reopen(self, store: Store) -> Store:
+        assert isinstance(store, SQLiteStore)
+        return SQLiteStore(store.path, history_per_worker=store.history_per_worker)
+
+
+# ---------------------------------------------------------------------- group commit
+
+
+async def test_concurrent_writes_share_commits(tmp_path: Path) -> None:
+    """Many add_trigger calls at once cost far fewer commits than calls, all stored."""
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        before = store.commits
+        triggers = [trigger(payload={"n": n}, t=n) for n in range(200)]
+        async with trio.open_nursery() as nursery:
+            for tr in triggers:
+                nursery.start_soon(store.add_trigger, tr)
+        commits = store.commits - before
+        assert commits < len(triggers) / 10, f"{commits} commits for {len(triggers)} calls"
+        assert store.writes == len(triggers)
+    finally:
+        await store.close()
+    again = SQLiteStore(tmp_path / "s.db")
+    try:
+        assert {t.id for t in (await again.open()).pending} == {t.id for t in triggers}
+    finally:
+        await again.close()
+
+
+async def test_write_returns_only_after_its_commit(tmp_path: Path) -> None:
+    """When add_trigger returns, another connection already sees the trigger."""
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        async with trio.open_nursery() as nursery:
+            for n in range(20):
+                nursery.start_soon(_add_and_check, store, tmp_path / "s.db", trigger(t=n))
+    finally:
+        await store.close()
+
+
+async def _add_and_check(store: SQLiteStore, path: Path, tr: Trigger) -> None:
+    await store.add_trigger(tr)
+    found = await trio.to_thread.run_sync(_pending_ids, path)
+    assert tr.id in found
+
+
+def _pending_ids(path: Path) -> set[str]:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return {row[0] for row in conn.execute("SELECT id FROM pending")}
+
+
+async def test_failing_write_does_not_fail_its_batch(tmp_path: Path) -> None:
+    """A write that fails (unknown DLQ id) in a batch leaves the others in it stored."""
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    outcomes: dict[str, BaseException | None] = {}
+
+    async def attempt(name: str, call: Any) -> None:
+        try:
+            await call
+        except UnknownDeadLetter as exc:
+            outcomes[name] = exc
+        else:
+            outcomes[name] = None
+
+    triggers = [trigger(t=n) for n in range(5)]
+    try:
+        before = store.commits
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(attempt, "first", store.add_trigger(triggers[0]))
+            nursery.start_soon(attempt, "bad", store.dlq_delete(999))
+            for n, tr in enumerate(triggers[1:], 1):
+                nursery.start_soon(attempt, f"t{n}", store.add_trigger(tr))
+        assert store.commits - before == 1, "the writes were meant to share one batch"
+        assert isinstance(outcomes.pop("bad"), UnknownDeadLetter)
+        assert set(outcomes.values()) == {None}
+    finally:
+        await store.close()
+    again = SQLiteStore(tmp_path / "s.db")
+    try:
+        assert set((await again.open()).pending) == set(triggers)
+    finally:
+        await again.close()
+
+
+async def test_disk_full_is_a_store_error_and_the_store_recovers(tmp_path: Path) -> None:
+    """A write that does not fit fails with StoreError, stores nothing, and later writes work."""
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        await store.add_trigger(trigger(t=0))
+        _limit_pages(store, extra=0)  # the file may not grow any more: "disk full"
+        big = trigger(payload="x" * 200_000, t=1)
+        with pytest.raises(StoreError, match="full"):
+            await store.add_trigger(big)
+        _limit_pages(store, extra=1_000_000)
+        later = trigger(t=2)
+        await store.add_trigger(later)
+    finally:
+        await store.close()
+    again = SQLiteStore(tmp_path / "s.db")
+    try:
+        assert [t.accepted_at for t in (await again.open()).pending] == [at(0), at(2)]
+    finally:
+        await again.close()
+
+
+def _limit_pages(store: SQLiteStore, *, extra: int) -> None:
+    # Test-only: cap the file through the writer connection (SQLite's max_page_count).
+    conn = store._writer
+    assert conn is not None
+    (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    conn.execute(f"PRAGMA max_page_count = {pages + extra}")
+
+
+async def test_history_bound_holds_across_reopen(tmp_path: Path) -> None:
+    """The history limit counts runs stored by earlier opens too."""
+    path = tmp_path / "s.db"
+    for round_ in range(2):
+        store = SQLiteStore(path, history_per_worker=4)
+        await store.open()
+        try:
+            for t in range(3):
+                run = started(trigger(), t=round_ * 10 + t)
+                await store.start_run(run)
+                await store.finish_run(ended(run, RunStatus.SUCCEEDED), worker=state())
+        finally:
+            await store.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        (count,) = conn.execute("SELECT count(*) FROM runs").fetchone()
+    assert count == 4
+
+
+# ---------------------------------------------------------------------- schema versions
+
+
+def _v1_file(path: Path) -> None:
+    """A store file exactly as schema version 1 wrote it, with one of each record."""
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(
+            "INSERT INTO pending (id, worker, source, payload, accepted_at)"
+            " VALUES ('t1', 'fetch', 'manual', '{\"n\": 1}', '2026-01-01T12:00:00+00:00')"
+        )
+        conn.execute(
+            "INSERT INTO workers VALUES ('fetch', 0, 'open', '2026-01-01T12:00:05+00:00', 5,"
+            " '2026-01-01T12:00:01+00:00', NULL, 'ValueError: bad')"
+        )
+        conn.execute(
+            "INSERT INTO dlq (worker, trigger_id, source, payload, error, traceback, attempts,"
+            " started_at, failed_at, run_id) VALUES ('fetch', 't0', 'schedule', 'null',"
+            " 'ValueError: bad', 'Traceback', 4, '2026-01-01T11:00:00+00:00',"
+            " '2026-01-01T11:00:09+00:00', 'r0')"
+        )
+
+
+def _check_v1_data(stored: StoredState) -> None:
+    assert stored.pending == (
+        Trigger(id="t1", worker="fetch", source=Source.MANUAL, payload={"n": 1},
+                accepted_at=at(0)),
+    )
+    assert stored.workers["fetch"] == WorkerState(
+        name="fetch", enabled=False, circuit=Circuit.OPEN, opened_at=at(5),
+        consecutive_failures=5, last_start=at(1), last_error="ValueError: bad",
+    )
+    assert stored.dlq_size == 1
+
+
+def _user_version(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+    return int(version)
+
+
+async def test_version_1_file_opens_with_its_data(tmp_path: Path) -> None:
+    """A store written by schema version 1 opens with today's code, data intact."""
+    path = tmp_path / "v1.db"
+    _v1_file(path)
+    store = SQLiteStore(path)
+    try:
+        _check_v1_data(await store.open())
+        assert (await store.dlq_list())[0].error == "ValueError: bad"
+    finally:
+        await store.close()
+    assert _user_version(path) == len(MIGRATIONS)
+
+
+async def test_version_1_file_is_migrated_forward(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening a version 1 file runs every later migration once, in order, keeping data."""
+    path = tmp_path / "v1.db"
+    _v1_file(path)
+    later = (
+        ("ALTER TABLE dlq ADD COLUMN note TEXT", "UPDATE dlq SET note = 'migrated'"),
+        ("CREATE TABLE audit (line TEXT)", "INSERT INTO audit VALUES ('step 3')"),
+    )
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", MIGRATIONS + later)
+    for _ in range(2):  # the second open finds nothing left to migrate
+        store = SQLiteStore(path)
+        try:
+            _check_v1_data(await store.open())
+        finally:
+            await store.close()
+    assert _user_version(path) == len(MIGRATIONS) + 2
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT note FROM dlq").fetchall() == [("migrated",)]
+        assert conn.execute("SELECT line FROM audit").fetchall() == [("step 3",)]
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    """A store written by a newer jobdeck is refused with a clear error, left untouched."""
+    path = tmp_path / "new.db"
+    _v1_file(path)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(StoreError, match="newer than this jobdeck"):
+        await SQLiteStore(path).open()
+    assert _user_version(path) == len(MIGRATIONS) + 1
+
+
+async def test_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
+    """A SQLite file that is not a jobdeck store is refused, not written into."""
+    path = tmp_path / "other.db"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE customers (name TEXT)")
+        conn.commit()
+    with pytest.raises(StoreError, match="not a jobdeck store"):
+        await SQLiteStore(path).open()
+    assert _user_version(path) == 0
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+
+
+# ---------------------------------------------------------------------- opening and owning
+
+
+async def test_garbage_file_is_a_clear_store_error(tmp_path: Path) -> None:
+    """A file that is not a database gives a StoreError naming the path."""
+    path = tmp_path / "junk.db"
+    path.write_bytes(bytes(range(256)) * 64)
+    with pytest.raises(StoreError, match=f"store {path} is corrupt or not a jobdeck store"):
+        await SQLiteStore(path).open()
+
+
+async def test_damaged_pages_are_a_clear_store_error(tmp_path: Path) -> None:
+    """A real store whose pages were overwritten is refused as corrupt."""
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path)
+    await store.open()
+    for n in range(300):
+        await store.add_trigger(trigger(payload="x" * 100, t=n))
+    await store.close()
+    data = bytearray(path.read_bytes())
+    assert len(data) > 8192
+    data[4096:len(data)] = b"\xa5" * (len(data) - 4096)
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match=f"store {path}"):
+        await SQLiteStore(path).open()
+    # A refused open leaves nothing held: the lock is free again.
+    with pytest.raises(StoreError):
+        await SQLiteStore(path).open()
+
+
+async def test_second_owner_is_refused_until_the_first_closes(tmp_path: Path) -> None:
+    """While a store is open, opening it again fails at once with the owner's pid."""
+    path = tmp_path / "s.db"
+    first = SQLiteStore(path)
+    await first.open()
+    try:
+        assert lock_path_of(path).read_text().strip() == str(os.getpid())
+        with pytest.raises(StoreInUse, match=f"store {path} is in use by pid {os.getpid()}"):
+            await SQLiteStore(path).open()
+    finally:
+        await first.close()
+    second = SQLiteStore(path)
+    await second.open()
+    await second.close()
+
+
+async def test_store_under_a_regular_file_is_refused(tmp_path: Path) -> None:
+    """A store path whose folder is a file is a StoreError, whoever runs it (even root)."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(StoreError, match="is not a folder"):
+        await SQLiteStore(blocker / "s.db").open()
+
+
+async def test_store_in_a_missing_folder_is_refused(tmp_path: Path) -> None:
+    """A store path in a folder that does not exist is a StoreError naming the folder."""
+    with pytest.raises(StoreError, match="does not exist"):
+        await SQLiteStore(tmp_path / "nope" / "s.db").open()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders anyway")
+async def test_store_in_a_read_only_folder_is_refused(tmp_path: Path) -> None:
+    """A store in a folder the process may not write is a StoreError saying so."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(StoreError, match="not writable"):
+            await SQLiteStore(folder / "s.db").open()
+    finally:
+        folder.chmod(0o755)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only files anyway")
+async def test_read_only_store_file_is_refused(tmp_path: Path) -> None:
+    """An existing store file the process may not write is a StoreError saying so."""
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path)
+    await store.open()
+    await store.close()
+    path.chmod(0o444)
+    with pytest.raises(StoreError, match="read-only"):
+        await SQLiteStore(path).open()
+
+
+async def test_writes_after_close_are_refused(tmp_path: Path) -> None:
+    """A closed store raises StoreError rather than writing."""
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    await store.close()
+    with pytest.raises(StoreError, match="not open"):
+        await store.add_trigger(trigger())
+
+
+async def test_cancelled_writers_leave_the_store_working(tmp_path: Path) -> None:
+    """Writers cancelled at any moment leave no batch half-done and the writer usable."""
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    stored: list[Trigger] = []
+
+    async def add(tr: Trigger) -> None:
+        await store.add_trigger(tr)
+        stored.append(tr)
+
+    try:
+        for round_ in range(20):
+            with trio.move_on_after(0.0005 * round_):
+                async with trio.open_nursery() as nursery:
+                    for n in range(20):
+                        nursery.start_soon(add, trigger(t=round_ * 100 + n))
+        last = trigger(t=10_000)
+        await store.add_trigger(last)
+        stored.append(last)
+    finally:
+        await store.close()
+    again = SQLiteStore(tmp_path / "s.db")
+    try:
+        pending = set((await again.open()).pending)
+    finally:
+        await again.close()
+    # Every acknowledged write is stored; a cancelled one may or may not be.
+    assert set(stored) <= pending
