@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import outcome
 import trio
 
 from . import _events as ev
@@ -126,6 +127,7 @@ class Orchestrator:
         self._changed = trio.Event()
         self._stopped = trio.Event()
         self._nursery: trio.Nursery | None = None
+        self._idle_runners: list[trio.lowlevel.Task] = []
         self._limiter: trio.CapacityLimiter | None = None
         self._logs: dict[str, deque[ev.LogRecordView]] = {}
         self.log_lines_dropped = 0
@@ -678,8 +680,26 @@ class Orchestrator:
         run.attempt_started_t = now
         run.attempt_deadline_t = math.inf
         run.cancel_requested_t = None
-        assert self._nursery is not None
-        self._nursery.start_soon(self._run_attempt, w, run, name=f"jobdeck:{w.name}")
+        if self._idle_runners:
+            trio.lowlevel.reschedule(self._idle_runners.pop(), outcome.Value((w, run)))
+        else:
+            assert self._nursery is not None
+            self._nursery.start_soon(self._runner, w, run)
+
+    async def _runner(self, w: WorkerRuntime, run: ActiveRun) -> None:
+        """Run attempts one after another: handing an attempt to an idle runner is
+        cheaper than spawning a task for each, and the pool only grows to the peak
+        number of attempts running at once."""
+        task = trio.lowlevel.current_task()
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            self._idle_runners.remove(task)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        while True:
+            await self._run_attempt(w, run)
+            self._idle_runners.append(task)
+            w, run = await trio.lowlevel.wait_task_rescheduled(abort)
 
     def _take_trigger(self, w: WorkerRuntime, now: float) -> Trigger:
         schedule_due = (
