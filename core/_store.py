@@ -6,14 +6,23 @@ and the DLQ: a trigger is acknowledged only once `add_trigger` has returned.
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 
 from ._errors import UnknownDeadLetter
-from ._records import DeadLetter, RunRecord, RunStatus, StoredState, Trigger, WorkerState
+from ._records import (
+    DeadLetter,
+    RunRecord,
+    RunStatus,
+    Source,
+    StoredState,
+    Trigger,
+    WorkerState,
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -103,6 +112,34 @@ class Store(Protocol):
         """Remove every DLQ entry; returns how many there were."""
 
 
+_PackedRun = tuple[Any, ...]
+
+
+def _pack(run: RunRecord) -> _PackedRun:
+    """A run as a tuple of atoms (strings, numbers, datetimes), which the GC untracks."""
+    t = run.trigger
+    payload = None if t.payload is None else json.dumps(t.payload)
+    return (
+        run.id, run.worker, t.id, t.source.value, payload, t.accepted_at,
+        run.status.value, run.started_at, run.ended_at, run.attempts, run.duration_s,
+        run.error,
+    )
+
+
+def _unpack(packed: _PackedRun) -> RunRecord:
+    (run_id, worker, trigger_id, source, payload, accepted_at, status, started_at,
+     ended_at, attempts, duration_s, error) = packed
+    trigger = Trigger(
+        id=trigger_id, worker=worker, source=Source(source),
+        payload=None if payload is None else json.loads(payload), accepted_at=accepted_at,
+    )
+    return RunRecord(
+        id=run_id, worker=worker, trigger=trigger, status=RunStatus(status),
+        started_at=started_at, ended_at=ended_at, attempts=attempts, duration_s=duration_s,
+        error=error,
+    )
+
+
 class MemoryStore:
     """A Store that keeps everything in memory (tests, `--store :memory:`).
 
@@ -115,7 +152,8 @@ class MemoryStore:
         self.history_per_worker = history_per_worker
         self._workers: dict[str, WorkerState] = {}
         self._pending: dict[str, Trigger] = {}
-        self._runs: dict[str, RunRecord] = {}
+        #: runs packed into plain tuples: the garbage collector need not walk history.
+        self._runs: dict[str, _PackedRun] = {}
         self._history: dict[str, deque[str]] = {}
         self._dlq: dict[int, DeadLetter] = {}
         self._next_dlq_id = 1
@@ -127,7 +165,7 @@ class MemoryStore:
             workers=dict(self._workers),
             pending=tuple(self._pending.values()),
             unfinished_runs=tuple(
-                r for r in self._runs.values() if r.status is RunStatus.RUNNING
+                _unpack(r) for r in self._runs.values() if r[6] == RunStatus.RUNNING.value
             ),
             dlq_size=len(self._dlq),
         )
@@ -169,7 +207,7 @@ class MemoryStore:
         history = self._history.setdefault(run.worker, deque())
         if run.id not in self._runs:
             history.append(run.id)
-        self._runs[run.id] = run
+        self._runs[run.id] = _pack(run)
         while len(history) > self.history_per_worker:
             del self._runs[history.popleft()]
 
@@ -181,8 +219,8 @@ class MemoryStore:
             found = list(self._runs.values())
         else:
             found = [self._runs[i] for i in self._history.get(worker, ())]
-        found.sort(key=lambda r: r.started_at, reverse=True)
-        return found[:limit]
+        found.sort(key=lambda r: r[7], reverse=True)  # started_at
+        return [_unpack(r) for r in found[:limit]]
 
     async def dlq_list(self, limit: int | None = None) -> list[DeadLetter]:
         entries = sorted(self._dlq.values(), key=lambda e: e.id, reverse=True)
