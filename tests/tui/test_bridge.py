@@ -1,0 +1,110 @@
+"""The guest-mode bridge on its own: start, reads, control, the end of the guest run."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import trio
+from textual.app import App
+
+from core import MemoryStore, Orchestrator, OrchestratorConfig, OrchestratorStopped
+from tui._bridge import BridgeState, CoreBridge, CoreNotRunning
+
+from . import workers
+
+
+class Host(App[None]):
+    """A bare Textual app that hosts a bridge and keeps what it is told."""
+
+    def __init__(self, bridge: CoreBridge) -> None:
+        super().__init__()
+        self.bridge = bridge
+        self.events: list[object] = []
+        self.finished: list[object] = []
+
+    def on_mount(self) -> None:
+        self.bridge.start(self)
+
+    def on_core_bridge_events_arrived(self, message: CoreBridge.EventsArrived) -> None:
+        self.events.extend(message.events)
+
+    def on_core_bridge_finished(self, message: CoreBridge.Finished) -> None:
+        self.finished.append(message.result)
+
+
+def orchestrator() -> Orchestrator:
+    orch = Orchestrator(OrchestratorConfig(), store=MemoryStore())
+    orch.register("a", workers.ok, mode="triggered")
+    return orch
+
+
+def run(scenario) -> Host:  # type: ignore[no-untyped-def]
+    host = Host(CoreBridge(orchestrator()))
+
+    async def main() -> None:
+        async with host.run_test() as pilot:
+            await host.bridge.wait_ready()
+            try:
+                await scenario(host, pilot)
+            finally:
+                host.bridge.orch.stop()
+                await asyncio.wait_for(host.bridge.wait_done(), 10)
+                await pilot.pause()
+
+    asyncio.run(main())
+    return host
+
+
+def test_reads_run_in_trio_and_come_back_as_results() -> None:
+    """`read()` awaits a core coroutine in the guest run and resolves with its value."""
+
+    async def scenario(host: Host, pilot: object) -> None:
+        bridge = host.bridge
+        assert bridge.state is BridgeState.RUNNING
+        assert bridge.control("trigger", "a")
+        await bridge.settle()
+        runs = await bridge.read(bridge.orch.history, "a", 5)
+        assert [run.status.value for run in runs] == ["succeeded"]
+
+    run(scenario)
+
+
+def test_a_failing_read_raises_its_error_to_the_asker() -> None:
+    """A read that raises hands the same exception to whoever awaits it."""
+
+    async def scenario(host: Host, pilot: object) -> None:
+        with pytest.raises(LookupError):
+            await host.bridge.read(host.bridge.orch.history, "no-such-worker", 5)
+
+    run(scenario)
+
+
+def test_events_arrive_as_messages_and_the_end_is_reported() -> None:
+    """Core events reach the app in batches; `Finished` carries the guest run's outcome."""
+
+    async def scenario(host: Host, pilot: object) -> None:
+        host.bridge.control("trigger", "a")
+        await host.bridge.settle()
+
+    host = run(scenario)
+    names = [type(event).__name__ for event in host.events]
+    assert "RunSucceeded" in names
+    assert isinstance(host.events[-1], OrchestratorStopped)
+    assert host.bridge.finished and not host.bridge.running
+    assert len(host.finished) == 1 and host.finished[0].unwrap() is None  # type: ignore[attr-defined]
+    assert host.bridge not in CoreBridge.live
+
+
+def test_after_the_end_reads_fail_and_control_is_refused() -> None:
+    """Once the guest run has ended, reads fail with CoreNotRunning and control says no."""
+    host = run(lambda host, pilot: asyncio.sleep(0))
+
+    async def after() -> None:
+        with pytest.raises(CoreNotRunning):
+            await host.bridge.read(host.bridge.orch.dead_letters)
+
+    asyncio.run(after())
+    assert host.bridge.control("trigger", "a") is False
+    with pytest.raises(RuntimeError):
+        trio.lowlevel.current_trio_token()

@@ -1,0 +1,113 @@
+"""How cells read: pure functions of snapshots and a "now", no app needed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import attrs
+
+from core import WorkerSnapshot, WorkerSpec
+from tui._cells import (
+    ago,
+    display_state,
+    matches,
+    seconds_text,
+    short_traceback,
+    sort_key,
+    sparkline,
+    spec_seconds,
+    until,
+    worker_row,
+)
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def snapshot(**changes: object) -> WorkerSnapshot:
+    base = WorkerSnapshot(
+        name="fetch", spec=WorkerSpec(name="fetch"), fn="m:f", state="idle",
+        reason="next in 42s", health="ok", health_reasons=(), enabled=True, circuit="closed",
+        consecutive_failures=0, attempt=None, max_attempts=4, runs_ok=3, runs_failed=0,
+        pending=0, last_start=NOW - timedelta(seconds=12), last_success=NOW,
+        last_error=None, last_traceback=None, last_duration_s=1.5, durations=(1.0, 2.0),
+        next_due=NOW + timedelta(seconds=42), running_since=None, run_id=None,
+    )
+    return attrs.evolve(base, **changes)
+
+
+def test_sparkline_scales_between_min_and_max() -> None:
+    """Durations draw as bars from ▁ (shortest) to █ (longest)."""
+    assert sparkline([1, 2, 3, 4, 5, 6, 7, 8]) == "▁▂▃▄▅▆▇█"
+
+
+def test_sparkline_of_equal_values_is_flat_and_keeps_the_last_ones() -> None:
+    """A steady worker draws a flat line; only the last `width` values show."""
+    assert sparkline([2.0, 2.0, 2.0]) == "▄▄▄"
+    assert sparkline(list(range(20)), width=4) == "▁▃▆█"
+    assert sparkline([]) == ""
+
+
+def test_relative_times_are_short() -> None:
+    """`12s ago`, `4m ago`, `in 42s`, `in 4m 05s`, `now`, `never`-as-empty."""
+    assert ago(NOW - timedelta(seconds=12.7), NOW) == "12s ago"
+    assert ago(NOW - timedelta(minutes=4, seconds=59), NOW) == "4m ago"
+    assert ago(NOW - timedelta(hours=3), NOW) == "3h ago"
+    assert ago(None, NOW) == ""
+    assert until(NOW + timedelta(seconds=41.2), NOW) == "in 42s"
+    assert until(NOW + timedelta(seconds=245), NOW) == "in 4m 05s"
+    assert until(NOW - timedelta(seconds=1), NOW) == "now"
+
+
+def test_durations_read_like_people_write_them() -> None:
+    """Cells: `0.42s`, `1.5s`, `12s`, `4m 05s`; spec values as configured: `0.5s`, `60s`."""
+    assert [seconds_text(s) for s in (0.42, 1.5, 12.9, 245)] == ["0.42s", "1.5s", "12s", "4m 05s"]
+    assert [spec_seconds(s) for s in (0.5, 60, 3600)] == ["0.5s", "60s", "1h 00m"]
+
+
+def test_display_state_sharpens_idle_workers_with_their_health() -> None:
+    """Running/retrying/disabled/stuck show as such; an idle worker shows its health."""
+    assert display_state(snapshot(state="running")) == "running"
+    assert display_state(snapshot(state="disabled", health="disabled")) == "disabled"
+    assert display_state(snapshot(health="failing")) == "failing"
+    assert display_state(snapshot(state="waiting")) == "waiting"
+    assert display_state(snapshot()) == "ok"
+
+
+def test_filter_matches_a_name_fragment_or_a_state_word() -> None:
+    """`etc` keeps fetch; `failing` keeps failing workers; other words do not."""
+    assert matches(snapshot(), "ETC")
+    assert matches(snapshot(health="failing"), "failing")
+    assert not matches(snapshot(), "failing")
+    assert matches(snapshot(), "  ")
+
+
+def test_sorts_put_what_needs_a_person_first() -> None:
+    """State sort ranks stuck and failing before ok; failures sort most first."""
+    stuck, ok = snapshot(state="stuck"), snapshot()
+    assert sort_key("state", stuck, 5) < sort_key("state", ok, 0)
+    many = snapshot(consecutive_failures=4)
+    assert sort_key("failures", many, 3) < sort_key("failures", ok, 0)
+    assert sort_key("config", ok, 2) == (2,)
+
+
+def test_disabled_row_drops_the_redundant_prefix_of_its_reason() -> None:
+    """The why column of a disabled worker does not repeat `disabled: `."""
+    row = worker_row(
+        snapshot(state="disabled", enabled=True, circuit="open",
+                 reason="disabled: circuit open after 3 failures"),
+        NOW,
+    )
+    assert row[4][0] == "circuit open after 3 failures"
+    assert row[3][0] == "disabled"
+    assert row[6][0] == "—"
+
+
+def test_short_traceback_drops_import_path_prefixes() -> None:
+    """File paths under an import root read relative to it; others stay as they are."""
+    import trio
+
+    trio_file = trio.__file__
+    text = f'  File "{trio_file}", line 1, in x\n  File "/nowhere/else.py", line 2'
+    short = short_traceback(text)
+    assert 'File "trio/__init__.py", line 1' in short
+    assert 'File "/nowhere/else.py"' in short

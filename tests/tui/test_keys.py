@@ -1,0 +1,595 @@
+"""Every key of the dashboard does what the footer says, against a real core."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+import pytest
+from rich.console import Console
+from textual.pilot import Pilot
+from textual.widgets import Input, Static
+
+from tui.app import DeckApp
+from tui.screens import ConfirmScreen, DeckScreen, DetailScreen, HelpScreen, PayloadScreen
+
+from . import workers
+from .conftest import basic_workers, drive, make_app, make_orchestrator, settle, until, worker_state
+
+
+def rows(app: DeckApp) -> list[str]:
+    table = app.deck.worker_table
+    return [str(row.key.value) for row in table.ordered_rows]
+
+
+def select(app: DeckApp, name: str) -> None:
+    app.deck.worker_table.select_key(name)
+
+
+def plain(static: Static) -> str:
+    """What a Static shows, as plain text."""
+    console = Console(width=200, file=io.StringIO(), color_system=None)
+    with console.capture() as captured:
+        console.print(static.content)
+    return captured.get()
+
+
+def notifications(app: DeckApp) -> str:
+    return "\n".join(n.message for n in app._notifications)
+
+
+def basic_app(**kwargs: Any) -> DeckApp:
+    return make_app(make_orchestrator(basic_workers(), **kwargs))
+
+
+def test_rows_show_every_worker_at_start() -> None:
+    """The workers table has one row per worker, in config order, once the core is up."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app) == ["alpha", "bravo", "charlie", "delta"], "rows")
+
+    drive(app, scenario)
+
+
+def test_t_triggers_the_selected_worker() -> None:
+    """`t` runs the selected worker once and says so."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        select(app, "alpha")
+        await pilot.press("t")
+        await until(pilot, lambda: worker_state(app, "alpha").runs_ok == 1, "alpha's run")
+        assert "Triggered alpha" in notifications(app)
+        assert worker_state(app, "bravo").runs_failed == 0
+
+    drive(app, scenario)
+
+
+def test_shift_t_sends_the_typed_json_payload() -> None:
+    """`T` opens a dialog; the JSON typed there is the run's payload."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        select(app, "alpha")
+        await pilot.press("T")
+        assert isinstance(app.screen, PayloadScreen)
+        await pilot.press(*'{"n": 3}', "enter")
+        assert isinstance(app.screen, DeckScreen)
+        await until(pilot, lambda: worker_state(app, "alpha").runs_ok == 1, "alpha's run")
+        runs = await app.bridge.read(app.orch.history, "alpha", 5)
+        assert runs[0].trigger.payload == {"n": 3}
+
+    drive(app, scenario)
+
+
+def test_invalid_json_is_an_error_in_the_dialog_and_sends_nothing() -> None:
+    """Invalid JSON keeps the dialog open with an error; no trigger is sent."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        select(app, "alpha")
+        await pilot.press("T", *"{oops", "enter")
+        assert isinstance(app.screen, PayloadScreen)
+        error = plain(app.screen.query_one("#payload-error", Static))
+        assert "invalid JSON" in error
+        await pilot.press("escape")
+        assert isinstance(app.screen, DeckScreen)
+        await settle(pilot)
+        assert worker_state(app, "alpha").runs_ok == 0
+        assert app.orch.snapshot().pending == 0
+
+    drive(app, scenario)
+
+
+def test_e_enables_a_worker_and_closes_its_open_circuit() -> None:
+    """`e` on a worker whose circuit opened closes the circuit and enables it."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        select(app, "bravo")
+        assert app.deck.check_action("enable", ()) is None  # greyed: nothing to enable
+        await pilot.press("t")
+        await until(pilot, lambda: worker_state(app, "bravo").circuit == "open", "open circuit")
+        app.refresh_now()
+        assert app.deck.check_action("enable", ()) is True
+        await pilot.press("e")
+        await until(pilot, lambda: worker_state(app, "bravo").circuit == "closed", "closed")
+        bravo = worker_state(app, "bravo")
+        assert bravo.enabled and bravo.consecutive_failures == 0
+        assert "circuit closed" in notifications(app)
+
+    drive(app, scenario)
+
+
+def test_d_disables_the_selected_worker() -> None:
+    """`d` disables the selected worker; its state says disabled."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        select(app, "delta")
+        await pilot.press("d")
+        await until(pilot, lambda: not worker_state(app, "delta").enabled, "disabled")
+        await settle(pilot)
+        state_cell = app.deck.worker_table.get_cell("delta", "state")
+        assert state_cell.plain == "disabled"
+        assert app.deck.check_action("disable", ()) is None
+        assert app.deck.check_action("enable", ()) is True
+
+    drive(app, scenario)
+
+
+def test_p_pauses_then_resumes_everything() -> None:
+    """`p` pauses all (no new runs start), `p` again resumes."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        await pilot.press("p")
+        assert app.orch.paused
+        assert app.deck.check_action("resume", ()) is True
+        assert app.deck.check_action("pause", ()) is False
+        select(app, "alpha")
+        await pilot.press("t")
+        await settle(pilot)
+        assert worker_state(app, "alpha").runs_ok == 0
+        assert worker_state(app, "alpha").reason == "paused"
+        await pilot.press("p")
+        assert not app.orch.paused
+        await until(pilot, lambda: worker_state(app, "alpha").runs_ok == 1, "held run")
+
+    drive(app, scenario)
+
+
+async def dead_letter_of(pilot: Pilot[Any], app: DeckApp, name: str) -> None:
+    select(app, name)
+    await pilot.press("t")
+    await until(pilot, lambda: app.orch.snapshot().dlq_size >= 1, "a dead letter")
+    await pilot.press("3")
+    await settle(pilot)
+    await until(pilot, lambda: app.deck.dlq_table.row_count >= 1, "DLQ rows")
+
+
+def test_r_replays_the_selected_dead_letter() -> None:
+    """`r` on the DLQ tab replays the entry: a new run with source `replay`."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        await dead_letter_of(pilot, app, "charlie")
+        assert app.deck.check_action("replay", ()) is True
+        await pilot.press("r")
+        await until(pilot, lambda: worker_state(app, "charlie").runs_ok == 1, "replayed run")
+        runs = await app.bridge.read(app.orch.history, "charlie", 5)
+        assert runs[0].trigger.source.value == "replay"
+        await settle(pilot)
+        assert app.deck.dlq_table.row_count == 0
+        assert app.deck.check_action("replay", ()) is None
+
+    drive(app, scenario)
+
+
+def test_x_deletes_the_dead_letter_after_yes_only() -> None:
+    """`x` asks first: `n` keeps the entry, `y` deletes it."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        await dead_letter_of(pilot, app, "charlie")
+        await pilot.press("x")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await settle(pilot)
+        assert app.orch.snapshot().dlq_size == 1
+        await pilot.press("x")
+        await pilot.press("y")
+        await until(pilot, lambda: app.orch.snapshot().dlq_size == 0, "deleted")
+        await settle(pilot)
+        assert app.deck.dlq_table.row_count == 0
+
+    drive(app, scenario)
+
+
+def test_shift_x_purges_the_queue_after_yes() -> None:
+    """`X` asks, then deletes every dead letter."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        await dead_letter_of(pilot, app, "charlie")
+        await pilot.press("1")
+        select(app, "bravo")
+        await pilot.press("t")
+        await until(pilot, lambda: app.orch.snapshot().dlq_size == 2, "two dead letters")
+        await pilot.press("3", "X")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await until(pilot, lambda: app.orch.snapshot().dlq_size == 0, "purged")
+        await until(pilot, lambda: "Purged 2 dead letters" in notifications(app), "feedback")
+
+    drive(app, scenario)
+
+
+def test_slash_filters_rows_by_name_and_esc_clears() -> None:
+    """`/` then a name fragment narrows the rows; `esc` brings them all back."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: len(rows(app)) == 4, "rows")
+        await pilot.press("slash", *"ha")
+        assert rows(app) == ["alpha", "charlie"]
+        await pilot.press("enter")
+        assert app.deck.worker_table.has_focus
+        assert rows(app) == ["alpha", "charlie"]
+        await pilot.press("escape")
+        assert rows(app) == ["alpha", "bravo", "charlie", "delta"]
+
+    drive(app, scenario)
+
+
+def test_filter_by_state_keeps_workers_in_that_state() -> None:
+    """A state word (`disabled`) keeps only the workers in that state."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: len(rows(app)) == 4, "rows")
+        select(app, "charlie")
+        await pilot.press("d")
+        await until(pilot, lambda: not worker_state(app, "charlie").enabled, "disabled")
+        await pilot.press("slash", *"disabled", "enter")
+        await settle(pilot)
+        assert rows(app) == ["charlie"]
+
+    drive(app, scenario)
+
+
+def test_s_cycles_the_sort_and_reorders_rows() -> None:
+    """`s` moves to the next sort column, reorders the rows and names it in the header."""
+    orch = make_orchestrator({
+        "zulu": (workers.ok, {"mode": "triggered"}),
+        "mike": (workers.fail, {"mode": "triggered", "max_retries": 0,
+                                "max_consecutive_failures": 1}),
+        "alpha": (workers.ok, {"mode": "triggered"}),
+    })
+    app = make_app(orch)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app) == ["zulu", "mike", "alpha"], "config order")
+        await pilot.press("s")
+        assert rows(app) == ["alpha", "mike", "zulu"]
+        status = plain(app.deck.query_one("#status", Static))
+        assert "sort name" in status
+        select(app, "mike")
+        await pilot.press("t")
+        await until(pilot, lambda: worker_state(app, "mike").runs_failed == 1, "mike failed")
+        await pilot.press("s")  # state: the ones needing a person first
+        await settle(pilot)
+        assert rows(app)[0] == "mike"
+        assert app.deck.worker_table.selected_worker == "mike"  # the cursor follows its row
+
+    drive(app, scenario)
+
+
+def test_j_k_g_shift_g_move_the_cursor() -> None:
+    """`j`/`k` move down/up a row, `g`/`G` jump to the first/last row."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: len(rows(app)) == 4, "rows")
+        table = app.deck.worker_table
+        await pilot.press("j", "j")
+        assert table.selected_worker == "charlie"
+        await pilot.press("k")
+        assert table.selected_worker == "bravo"
+        await pilot.press("G")
+        assert table.selected_worker == "delta"
+        await pilot.press("g")
+        assert table.selected_worker == "alpha"
+
+    drive(app, scenario)
+
+
+def test_enter_opens_the_detail_and_esc_goes_back() -> None:
+    """`enter` shows the selected worker's spec, runs and last error; `esc` returns."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        select(app, "bravo")
+        await pilot.press("t")
+        await until(pilot, lambda: worker_state(app, "bravo").runs_failed == 1, "bravo failed")
+        await pilot.press("enter")
+        assert isinstance(app.screen, DetailScreen) and app.screen.worker == "bravo"
+        await settle(pilot)
+        text = " ".join(plain(s) for s in app.screen.query(Static))
+        assert "tests.tui.workers:fail" in text
+        assert "RuntimeError: boom" in text
+        assert "failed" in text
+        await pilot.press("e")  # keys work on the detail's worker
+        await until(pilot, lambda: worker_state(app, "bravo").circuit == "closed", "enabled")
+        await pilot.press("escape")
+        assert isinstance(app.screen, DeckScreen)
+
+    drive(app, scenario)
+
+
+def test_detail_lists_pending_triggers_with_their_payload() -> None:
+    """A trigger waiting (everything paused) shows in the detail with its source and payload."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        await pilot.press("p")
+        select(app, "alpha")
+        await pilot.press("T", *'{"n": 7}', "enter")
+        await until(pilot, lambda: worker_state(app, "alpha").pending == 1, "a pending trigger")
+        await pilot.press("enter")
+        await settle(pilot)
+        pending = plain(app.screen.query_one("#detail-pending", Static))
+        assert "1 waiting" in pending
+        assert "manual" in pending and '{"n": 7}' in pending
+
+    drive(app, scenario)
+
+
+def test_l_follows_the_selected_workers_logs() -> None:
+    """`l` opens the Logs tab on the selected worker, following; `l` there toggles follow."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        select(app, "alpha")
+        await pilot.press("t")
+        await until(pilot, lambda: worker_state(app, "alpha").runs_ok == 1, "alpha ran")
+        await pilot.press("l")
+        log = app.deck.log_view
+        assert app.deck.active_tab == "logs"
+        assert log.scope == "alpha" and log.follow
+        assert any("alpha done" in line.text for line in log.lines)
+        await pilot.press("l")
+        assert not log.follow
+        await pilot.press("a")
+        assert log.scope is None
+
+    drive(app, scenario)
+
+
+def test_number_keys_and_tab_switch_tabs() -> None:
+    """`1` to `4` pick a tab; `tab` cycles through them."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        for key, tab in (("2", "logs"), ("3", "dlq"), ("4", "history"), ("1", "workers")):
+            await pilot.press(key)
+            assert app.deck.active_tab == tab
+        await pilot.press("tab")
+        assert app.deck.active_tab == "logs"
+        await pilot.press("tab", "tab", "tab")
+        assert app.deck.active_tab == "workers"
+
+    drive(app, scenario)
+
+
+def test_history_tab_lists_recent_runs() -> None:
+    """The History tab shows runs across workers with their outcome."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        select(app, "alpha")
+        await pilot.press("t", "j", "t")
+        await until(pilot, lambda: worker_state(app, "bravo").runs_failed == 1, "runs")
+        await pilot.press("4")
+        await until(pilot, lambda: app.deck.history_table.row_count == 2, "history rows")
+        statuses = sorted(
+            app.deck.history_table.get_row(row.key)[3].plain
+            for row in app.deck.history_table.ordered_rows
+        )
+        assert statuses == ["failed", "succeeded"]
+
+    drive(app, scenario)
+
+
+def test_actions_for_another_tab_are_hidden_and_unusable_ones_greyed() -> None:
+    """check_action: worker keys hide on the DLQ tab; DLQ keys grey out when it is empty."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        deck = app.deck
+        assert deck.check_action("trigger", ()) is True
+        assert deck.check_action("replay", ()) is False
+        await pilot.press("3")
+        await settle(pilot)
+        assert deck.check_action("trigger", ()) is False
+        assert deck.check_action("replay", ()) is None
+        assert deck.check_action("purge", ()) is None
+        footer_keys = {b.binding.key: b.enabled for b in app.screen.active_bindings.values()}
+        assert footer_keys["r"] is False and "t" not in footer_keys
+
+    drive(app, scenario)
+
+
+def test_question_mark_lists_every_key() -> None:
+    """`?` shows a help screen with every binding's description."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = plain(app.screen.query_one(Static))
+        for binding in DeckScreen.BINDINGS:
+            assert binding.tooltip in text, binding  # type: ignore[union-attr]
+        assert "Command palette" in text
+        await pilot.press("escape")
+        assert isinstance(app.screen, DeckScreen)
+
+    drive(app, scenario)
+
+
+def test_command_palette_triggers_a_worker() -> None:
+    """ctrl+p, "Trigger alpha", enter: alpha runs."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Trigger alpha")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await until(pilot, lambda: worker_state(app, "alpha").runs_ok == 1, "alpha ran")
+
+    drive(app, scenario)
+
+
+def test_toasts_when_a_circuit_opens_and_a_run_is_dead_lettered() -> None:
+    """A worker disabled by its circuit and a dead-lettered run each raise a toast."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        select(app, "bravo")
+        await pilot.press("t")
+        await until(pilot, lambda: "circuit open" in notifications(app), "circuit toast")
+        assert "RuntimeError: boom (DLQ #1)" in notifications(app)
+
+    drive(app, scenario)
+
+
+def test_q_stops_gracefully_and_the_guest_run_ends() -> None:
+    """`q` shows the stop banner, lets the run in flight finish, then exits 0."""
+    orch = make_orchestrator(
+        {"slow": (workers.sleep_long, {"mode": "triggered", "params": {"seconds": 2}})},
+        shutdown_grace_seconds=10,
+    )
+    app = make_app(orch)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        await pilot.press("t")
+        await until(pilot, lambda: worker_state(app, "slow").state == "running", "running")
+        await pilot.press("q")
+        banner = plain(app.deck.stop_banner)
+        assert "stopping… 1 run in flight, 10 s left" in banner
+        assert app.deck.check_action("trigger", ()) is None
+        await app.bridge.wait_done()
+
+    drive(app, scenario)
+    assert app.return_code == 0
+    assert orch.snapshot().worker("slow").runs_ok == 1
+
+
+def test_second_q_interrupts_runs_in_flight() -> None:
+    """A second `q` skips the grace: the run is recorded interrupted, the app exits 0."""
+    orch = make_orchestrator(
+        {"slow": (workers.sleep_long, {"mode": "triggered"})}, shutdown_grace_seconds=30
+    )
+    app = make_app(orch)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        await pilot.press("t")
+        await until(pilot, lambda: worker_state(app, "slow").state == "running", "running")
+        await pilot.press("q", "q")
+        assert "forcing stop" in plain(app.deck.stop_banner)
+        await app.bridge.wait_done()
+
+    drive(app, scenario, timeout=10)
+    assert app.return_code == 0
+    history = orch.store._runs.values()  # type: ignore[attr-defined]
+    assert [run.status.value for run in history] == ["interrupted"]
+
+
+def test_ctrl_c_stops_like_q() -> None:
+    """ctrl+c is a key in Textual: it stops gracefully like `q`."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        await pilot.press("ctrl+c")
+        await app.bridge.wait_done()
+
+    drive(app, scenario)
+    assert app.return_code == 0
+
+
+def test_a_core_crash_shows_the_error_and_exits_non_zero(capfd: pytest.CaptureFixture[str]) -> None:
+    """A core that fails at start ends the app with code 1 and the error to print."""
+
+    class BrokenStore:
+        async def open(self) -> None:
+            raise OSError("disk on fire")
+
+    orch = make_orchestrator(basic_workers(), store=BrokenStore())
+    app = make_app(orch)
+
+    async def main() -> None:
+        async with app.run_test() as pilot:
+            await app.bridge.wait_done()
+            await pilot.pause()
+
+    asyncio.run(main())
+    assert app.bridge.finished
+    assert app.return_code == 1
+    printed = capfd.readouterr().err
+    assert "the core crashed: OSError: disk on fire" in printed
+    assert "Traceback" in printed
+
+
+def test_a_config_problem_at_start_exits_2_with_the_message(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A dependency on an unknown worker (found at start) exits 2 with its message."""
+    orch = make_orchestrator({"a": (workers.ok, {"depends_on": ["ghost"]})})
+    app = make_app(orch)
+
+    async def main() -> None:
+        async with app.run_test() as pilot:
+            await app.bridge.wait_done()
+            await pilot.pause()
+
+    asyncio.run(main())
+    assert app.return_code == 2
+    assert "unknown worker 'ghost'" in capfd.readouterr().err
+
+
+def test_input_keys_go_to_the_filter_not_to_actions() -> None:
+    """Typing `t` in the filter types it; it does not trigger the worker."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        await pilot.press("slash", "t")
+        assert app.screen.query_one("#filter", Input).value == "t"
+        await settle(pilot)
+        assert worker_state(app, "alpha").runs_ok == 0
+
+    drive(app, scenario)

@@ -1,0 +1,429 @@
+"""The main screen: status bar, the four tabs (workers, logs, DLQ, history), the footer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, TabbedContent, TabPane
+
+from core import DeadLetter, OrchestratorSnapshot, RunRecord, WorkerSnapshot
+
+from .._cells import SORTS
+from ..widgets import (
+    ActivityFeed,
+    DeadLetterDetail,
+    DeadLetterTable,
+    FilterBar,
+    HistoryTable,
+    KeyedTable,
+    LogView,
+    StatusBar,
+    StopBanner,
+    WorkerTable,
+)
+
+if TYPE_CHECKING:
+    from ..app import DeckApp
+
+#: Tab ids, in order (keys 1-4 and tab cycle through them).
+TABS = ("workers", "logs", "dlq", "history")
+TAB_TITLES = {"workers": "1 Workers", "logs": "2 Logs", "dlq": "3 Dead letters",
+              "history": "4 History"}
+
+#: Actions that need a selected worker on the workers tab.
+WORKER_ACTIONS = frozenset({"trigger", "trigger_payload", "enable", "disable", "logs"})
+#: Actions that act on the dead-letter queue.
+DLQ_ACTIONS = frozenset({"replay", "delete", "purge"})
+#: Actions that change something: greyed while jobdeck is stopping.
+CONTROL_ACTIONS = frozenset(
+    {"trigger", "trigger_payload", "enable", "disable", "pause", "resume", "replay", "delete",
+     "purge"}
+)
+
+
+#: Actions whose availability `update_bindings` watches.
+_CHECKED_ACTIONS = (
+    *sorted(WORKER_ACTIONS), *sorted(DLQ_ACTIONS), "pause", "resume", "filter", "sort",
+    "clear_filter", "restore", "follow", "log_scope",
+)
+
+
+class DeckScreen(Screen[None]):
+    """Workers, logs, dead letters and history of one orchestrator, steered by keys."""
+
+    BINDINGS = [
+        Binding("t", "trigger", "Trigger", tooltip="Run the selected worker once now"),
+        Binding("T", "trigger_payload", "Trigger+JSON", key_display="T",
+                tooltip="Trigger the selected worker with a JSON payload typed in a dialog"),
+        Binding("e", "enable", "Enable",
+                tooltip="Enable the selected worker (closes an open circuit)"),
+        Binding("d", "disable", "Disable",
+                tooltip="Disable the selected worker: no runs start, triggers are kept"),
+        Binding("p", "pause", "Pause", tooltip="Pause all: no new runs start"),
+        Binding("p", "resume", "Resume", tooltip="Resume all workers"),
+        Binding("r", "replay", "Replay",
+                tooltip="Replay the selected dead letter: a new run with the same payload"),
+        Binding("x", "delete", "Delete", tooltip="Delete the selected dead letter (asks first)"),
+        Binding("X", "purge", "Purge", key_display="X",
+                tooltip="Delete every dead letter (asks first)"),
+        Binding("slash", "filter", "Filter", key_display="/",
+                tooltip="Filter workers by a name fragment or a state word"),
+        Binding("escape", "clear_filter", "Clear filter", key_display="esc",
+                tooltip="Clear the filter"),
+        Binding("escape", "restore", "Back", key_display="esc",
+                tooltip="Dead letters: back from the full-screen entry to the list"),
+        Binding("s", "sort", "Sort", tooltip="Cycle the sort column (shown in the status bar)"),
+        Binding("l", "logs", "Logs", tooltip="Follow the selected worker's logs"),
+        Binding("l", "follow", "Follow", tooltip="Logs tab: follow the tail on / off"),
+        Binding("a", "log_scope", "All/one",
+                tooltip="Logs tab: all workers, or the selected worker only"),
+        Binding("j", "cursor_down", "Down", show=False, tooltip="Move down"),
+        Binding("k", "cursor_up", "Up", show=False, tooltip="Move up"),
+        Binding("g", "cursor_top", "Top", show=False, tooltip="Go to the first row"),
+        Binding("G", "cursor_bottom", "Bottom", show=False, key_display="G",
+                tooltip="Go to the last row"),
+        Binding("tab", "next_tab", "Next tab", show=False, tooltip="Next tab"),
+        Binding("shift+tab", "previous_tab", "Previous tab", show=False,
+                tooltip="Previous tab"),
+        Binding("1", "show_tab('workers')", "Workers", show=False, tooltip="Workers tab"),
+        Binding("2", "show_tab('logs')", "Logs", show=False, tooltip="Logs tab"),
+        Binding("3", "show_tab('dlq')", "Dead letters", show=False, tooltip="Dead letters tab"),
+        Binding("4", "show_tab('history')", "History", show=False, tooltip="History tab"),
+    ]
+
+    def __init__(self, title: str = "") -> None:
+        super().__init__(id="deck")
+        self._title = title
+        self._binding_state: tuple[object, ...] | None = None
+
+    @property
+    def deck_app(self) -> DeckApp:
+        return cast("DeckApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        tz = self.deck_app.tz
+        yield StatusBar(self._title, id="status")
+        yield StopBanner(id="stop-banner")
+        with TabbedContent(initial="workers", id="tabs"):
+            with TabPane(TAB_TITLES["workers"], id="workers"):
+                yield FilterBar(id="filter")
+                yield WorkerTable(id="worker-table")
+                yield ActivityFeed(tz=tz, id="activity")
+            with TabPane(TAB_TITLES["logs"], id="logs"):
+                yield LogView(tz=tz, id="log-view")
+            with TabPane(TAB_TITLES["dlq"], id="dlq"):
+                yield DeadLetterTable(id="dlq-table")
+                yield DeadLetterDetail(tz=tz, id="dlq-detail")
+            with TabPane(TAB_TITLES["history"], id="history"):
+                yield HistoryTable(id="history-table")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.worker_table.focus()
+        self.deck_app.deck_mounted()
+
+    # ------------------------------------------------------------------ parts
+
+    @property
+    def tabs(self) -> TabbedContent:
+        return self.query_one("#tabs", TabbedContent)
+
+    @property
+    def active_tab(self) -> str:
+        return self.tabs.active or "workers"
+
+    @property
+    def worker_table(self) -> WorkerTable:
+        return self.query_one("#worker-table", WorkerTable)
+
+    @property
+    def filter_bar(self) -> FilterBar:
+        return self.query_one("#filter", FilterBar)
+
+    @property
+    def activity(self) -> ActivityFeed:
+        return self.query_one("#activity", ActivityFeed)
+
+    @property
+    def log_view(self) -> LogView:
+        return self.query_one("#log-view", LogView)
+
+    @property
+    def dlq_table(self) -> DeadLetterTable:
+        return self.query_one("#dlq-table", DeadLetterTable)
+
+    @property
+    def dlq_detail(self) -> DeadLetterDetail:
+        return self.query_one("#dlq-detail", DeadLetterDetail)
+
+    @property
+    def history_table(self) -> HistoryTable:
+        return self.query_one("#history-table", HistoryTable)
+
+    @property
+    def stop_banner(self) -> StopBanner:
+        return self.query_one("#stop-banner", StopBanner)
+
+    @property
+    def selected_worker(self) -> WorkerSnapshot | None:
+        """The worker under the cursor of the workers table, as of the last snapshot."""
+        name = self.worker_table.selected_worker
+        snapshot = self.deck_app.snapshot
+        if name is None or snapshot is None:
+            return None
+        try:
+            return snapshot.worker(name)
+        except KeyError:
+            return None
+
+    @property
+    def selected_dead_letter(self) -> DeadLetter | None:
+        return self.dlq_table.selected_entry
+
+    @property
+    def sort_label(self) -> str:
+        return dict(SORTS)[self.worker_table.sort_by]
+
+    # ------------------------------------------------------------------ showing
+
+    def show_snapshot(self, snapshot: OrchestratorSnapshot) -> int:
+        """Bring status bar and workers table up to date; returns cells written."""
+        table = self.worker_table
+        written = table.show(snapshot)
+        self.query_one("#status", StatusBar).show(
+            snapshot, sort_label=self.sort_label, filter_text=table.filter_text,
+            shown=table.shown_count,
+        )
+        dlq_title = TAB_TITLES["dlq"] + (f" ({snapshot.dlq_size})" if snapshot.dlq_size else "")
+        tab = self.tabs.get_tab("dlq")
+        if str(tab.label) != dlq_title:
+            tab.label = dlq_title
+        self.update_bindings()
+        return written
+
+    def show_dead_letters(self, entries: list[DeadLetter], now: object) -> None:
+        self.dlq_table.show(entries, now)  # type: ignore[arg-type]
+        self.dlq_detail.show(self.dlq_table.selected_entry, now)  # type: ignore[arg-type]
+        self.update_bindings()
+
+    def show_history(self, runs: list[RunRecord], now: object) -> None:
+        self.history_table.show(runs, now)  # type: ignore[arg-type]
+
+    def update_bindings(self) -> None:
+        """Refresh the footer when what the keys can do has changed.
+
+        Compares the answers of `check_action`, not the selection: moving the cursor
+        between two workers that allow the same keys does not redraw the footer.
+        """
+        state = tuple(self.check_action(action, ()) for action in _CHECKED_ACTIONS)
+        if state != self._binding_state:
+            self._binding_state = state
+            self.refresh_bindings()
+
+    # ------------------------------------------------------------------ keys
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide keys that belong to another tab; grey out those the selection rules out."""
+        app = self.deck_app
+        tab = self.active_tab
+        if action in WORKER_ACTIONS or action in ("filter", "sort"):
+            if tab != "workers":
+                return False
+        if action in DLQ_ACTIONS and tab != "dlq":
+            return False
+        if action == "clear_filter":
+            return tab == "workers" and (
+                self.worker_table.filter_text != "" or self.filter_bar.is_open
+            )
+        if action in ("follow", "log_scope"):
+            return tab == "logs"
+        if action == "restore":
+            return self.maximized is not None
+        snapshot = app.snapshot
+        paused = snapshot is not None and snapshot.state == "paused"
+        if action == "pause":
+            return None if app.stopping else (True if not paused else False)
+        if action == "resume":
+            return (None if app.stopping else True) if paused else False
+        if action in CONTROL_ACTIONS and (app.stopping or not app.bridge.running):
+            return None
+        if action in WORKER_ACTIONS:
+            worker = self.selected_worker
+            if worker is None:
+                return None
+            if action == "enable":
+                return True if (not worker.enabled or worker.circuit == "open") else None
+            if action == "disable":
+                return True if worker.enabled else None
+            return True
+        if action in ("replay", "delete"):
+            return True if self.selected_dead_letter is not None else None
+        if action == "purge":
+            return True if self.dlq_table.row_count > 0 else None
+        return True
+
+    def action_trigger(self) -> None:
+        if (worker := self.selected_worker) is not None:
+            self.deck_app.trigger_worker(worker.name)
+
+    def action_trigger_payload(self) -> None:
+        if (worker := self.selected_worker) is not None:
+            self.deck_app.ask_payload(worker.name)
+
+    def action_enable(self) -> None:
+        if (worker := self.selected_worker) is not None:
+            self.deck_app.enable_worker(worker.name)
+
+    def action_disable(self) -> None:
+        if (worker := self.selected_worker) is not None:
+            self.deck_app.disable_worker(worker.name)
+
+    def action_pause(self) -> None:
+        self.deck_app.pause_all()
+
+    def action_resume(self) -> None:
+        self.deck_app.resume_all()
+
+    def action_replay(self) -> None:
+        if (entry := self.selected_dead_letter) is not None:
+            self.deck_app.replay(entry)
+
+    def action_delete(self) -> None:
+        if (entry := self.selected_dead_letter) is not None:
+            self.deck_app.ask_delete(entry)
+
+    def action_purge(self) -> None:
+        self.deck_app.ask_purge()
+
+    def action_filter(self) -> None:
+        self.filter_bar.open()
+        self.filter_bar.value = self.worker_table.filter_text
+        self.update_bindings()
+
+    def action_clear_filter(self) -> None:
+        self.filter_bar.close()
+        self.worker_table.set_filter("")
+        self.worker_table.focus()
+        self.deck_app.refresh_now()
+
+    def action_restore(self) -> None:
+        self.minimize()
+        self.dlq_table.focus()
+        self.update_bindings()
+
+    def action_sort(self) -> None:
+        keys = [key for key, _ in SORTS]
+        table = self.worker_table
+        table.set_sort(keys[(keys.index(table.sort_by) + 1) % len(keys)])
+        self.deck_app.refresh_now()
+        self.notify(f"Sorted by {self.sort_label}", timeout=2)
+
+    def action_logs(self) -> None:
+        if (worker := self.selected_worker) is not None:
+            self.deck_app.follow_logs(worker.name)
+
+    def action_follow(self) -> None:
+        log = self.log_view
+        log.set_follow(not log.follow)
+        self.update_bindings()
+
+    def action_log_scope(self) -> None:
+        log = self.log_view
+        if log.scope is None:
+            name = self.worker_table.selected_worker
+            if name is None:
+                self.notify("Select a worker on the Workers tab first", severity="warning")
+                return
+            self.deck_app.load_logs(name)
+        else:
+            self.deck_app.load_logs(None)
+        self.update_bindings()
+
+    def _active_table(self) -> KeyedTable | None:
+        return {
+            "workers": self.worker_table,
+            "dlq": self.dlq_table,
+            "history": self.history_table,
+        }.get(self.active_tab)
+
+    def action_cursor_down(self) -> None:
+        if (table := self._active_table()) is not None:
+            table.action_cursor_down()
+        else:
+            self.log_view.scroll_down(animate=False)
+
+    def action_cursor_up(self) -> None:
+        if (table := self._active_table()) is not None:
+            table.action_cursor_up()
+        else:
+            self.log_view.scroll_up(animate=False)
+
+    def action_cursor_top(self) -> None:
+        if (table := self._active_table()) is not None:
+            table.move_cursor(row=0, animate=False)
+        else:
+            self.log_view.scroll_home(animate=False)
+
+    def action_cursor_bottom(self) -> None:
+        if (table := self._active_table()) is not None:
+            table.move_cursor(row=max(0, table.row_count - 1), animate=False)
+        else:
+            self.log_view.scroll_end(animate=False)
+
+    def action_show_tab(self, tab: str) -> None:
+        self.tabs.active = tab
+
+    def action_next_tab(self) -> None:
+        self.tabs.active = TABS[(TABS.index(self.active_tab) + 1) % len(TABS)]
+
+    def action_previous_tab(self) -> None:
+        self.tabs.active = TABS[(TABS.index(self.active_tab) - 1) % len(TABS)]
+
+    # ------------------------------------------------------------------ messages
+
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        focus = {
+            "workers": self.worker_table,
+            "logs": self.log_view,
+            "dlq": self.dlq_table,
+            "history": self.history_table,
+        }.get(self.active_tab)
+        if focus is not None:
+            focus.focus()
+        self.deck_app.tab_shown(self.active_tab)
+        self.update_bindings()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        if self.filter_bar.is_open:
+            self.worker_table.set_filter(event.value)
+            self.deck_app.refresh_now()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        if not event.value.strip():
+            self.filter_bar.close()
+        self.worker_table.focus()
+        self.update_bindings()
+
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table is self.dlq_table:
+            self.dlq_detail.show(self.dlq_table.selected_entry, self.deck_app.clock())
+        self.update_bindings()
+
+    @on(DataTable.RowSelected, "#worker-table")
+    def _worker_selected(self, event: DataTable.RowSelected) -> None:
+        self.deck_app.open_detail(str(event.row_key.value))
+
+    @on(DataTable.RowSelected, "#dlq-table")
+    def _dead_letter_selected(self, event: DataTable.RowSelected) -> None:
+        if self.dlq_table.selected_entry is not None:
+            self.maximize(self.dlq_detail, container=False)
+            self.dlq_detail.focus()
+            self.update_bindings()

@@ -1,0 +1,27 @@
+"""The dashboard's widgets, one per module."""
+
+from ._activity_feed import ActivityFeed
+from ._dead_letter_detail import DeadLetterDetail
+from ._dead_letter_table import DeadLetterTable
+from ._filter_bar import FilterBar
+from ._history_table import HistoryTable
+from ._keyed_table import KeyedTable
+from ._log_view import LogView
+from ._status_bar import StatusBar
+from ._stop_banner import StopBanner
+from ._worker_detail import WorkerDetail
+from ._worker_table import WorkerTable
+
+__all__ = [
+    "ActivityFeed",
+    "DeadLetterDetail",
+    "DeadLetterTable",
+    "FilterBar",
+    "HistoryTable",
+    "KeyedTable",
+    "LogView",
+    "StatusBar",
+    "StopBanner",
+    "WorkerDetail",
+    "WorkerTable",
+]

@@ -1,0 +1,38 @@
+"""The status bar: orchestrator state, health, slots, pending, DLQ, uptime, sort, filter."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from core import OrchestratorSnapshot
+
+from .._cells import status_line
+
+
+class StatusBar(Static):
+    """One line at the top of the dashboard, redrawn only when its text changes."""
+
+    DEFAULT_CSS = """
+    StatusBar {
+        height: 1;
+        background: $panel;
+        color: $foreground;
+    }
+    """
+
+    def __init__(self, title: str = "", *, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self.title = title
+        self._shown: Text | None = None
+
+    def show(
+        self, snapshot: OrchestratorSnapshot, *, sort_label: str, filter_text: str, shown: int
+    ) -> None:
+        text = status_line(
+            snapshot, title=self.title, sort_label=sort_label, filter_text=filter_text,
+            shown=shown,
+        )
+        if text != self._shown:
+            self._shown = text
+            self.update(text)
