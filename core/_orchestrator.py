@@ -739,7 +739,7 @@ class Orchestrator:
             self._schedule_cron(w, now)
             return
         w.period = spec.interval_seconds
-        last_start_t = self._trio_time_of(w.last_start, now)
+        last_start_t = self._trio_time_of(w.last_start)
         if last_start_t is not None:
             # Continue the stored schedule; due times missed while down coalesce into one.
             grid = last_start_t + spec.interval_seconds
@@ -749,10 +749,15 @@ class Orchestrator:
             grid = now + spec.interval_seconds
         self._set_due(w, grid)
 
-    def _trio_time_of(self, wall: datetime | None, now: float) -> float | None:
-        if wall is None:
+    def _trio_time_of(self, wall: datetime | None) -> float | None:
+        """A stored wall time on trio's clock, through the pair of readings taken at start.
+
+        (Reading the wall clock again for each conversion would shift every restored
+        schedule by however long start-up has taken so far.)
+        """
+        if wall is None or self._started_at is None:
             return None
-        return now - (self._now() - wall).total_seconds()
+        return self._started_t + (wall - self._started_at).total_seconds()
 
     def _set_due(self, w: WorkerRuntime, grid: float) -> None:
         w.next_grid = grid
@@ -1104,7 +1109,7 @@ class Orchestrator:
             w.breaker = CircuitState(
                 state.circuit,
                 state.consecutive_failures,
-                self._trio_time_of(state.opened_at, now),
+                self._trio_time_of(state.opened_at),
             )
             if w.circuit is Circuit.OPEN and w.spec.circuit_cooldown_seconds:
                 opened = w.breaker.opened_at if w.breaker.opened_at is not None else now
