@@ -94,11 +94,11 @@ def dependency_order(specs: Mapping[str, WorkerSpec]) -> list[str]:
 
 
 def symmetric_blocks(specs: Iterable[WorkerSpec]) -> dict[str, frozenset[str]]:
-    """For each worker, every worker it may not run beside: its `blocks` and theirs."""
+    """For each worker that has any, every worker it may not run beside: its `blocks`
+    and theirs. Workers with none are left out (most workers: no empty sets to keep)."""
     out: dict[str, set[str]] = {}
     for spec in specs:
-        out.setdefault(spec.name, set())
         for other in spec.blocks:
-            out[spec.name].add(other)
+            out.setdefault(spec.name, set()).add(other)
             out.setdefault(other, set()).add(spec.name)
     return {name: frozenset(names) for name, names in out.items()}

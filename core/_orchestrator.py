@@ -209,7 +209,6 @@ class Orchestrator:
             is_async=_is_async(fn),
             enabled=spec.enabled,
         )
-        self._logs[spec.name] = deque(maxlen=self.config.log_lines_per_worker)
 
     # ------------------------------------------------------------------ running
 
@@ -332,7 +331,7 @@ class Orchestrator:
         return trigger.id
 
     def _queue(self, w: WorkerRuntime, trigger: Trigger) -> None:
-        w.pending.append(QueuedTrigger(trigger=trigger, queued_t=trio.current_time()))
+        w.queue(QueuedTrigger(trigger=trigger, queued_t=trio.current_time()))
         self._pending_count += 1
         self._publish(
             ev.TriggerAccepted(
@@ -476,7 +475,7 @@ class Orchestrator:
         """The last log lines of one worker, or of all workers merged by time."""
         if worker is not None:
             self._worker(worker)
-            return list(self._logs[worker])[-limit:]
+            return list(self._logs.get(worker, ()))[-limit:]
         merged = sorted(
             itertools.chain.from_iterable(self._logs.values()), key=lambda line: line.ts
         )
@@ -719,7 +718,7 @@ class Orchestrator:
         )
         if w.pending and (schedule_due is None or w.pending[0].queued_t <= schedule_due):
             self._pending_count -= 1
-            return w.pending.popleft().trigger
+            return w.take().trigger
         source = Source.SCHEDULE if schedule_due is not None else Source.CONTINUOUS
         return Trigger(worker=w.name, source=source, accepted_at=self._now())
 
@@ -877,7 +876,7 @@ class Orchestrator:
         w.last_success_seq = next(self._seq)
         w.last_success = ended
         w.runs_ok += 1
-        w.outcomes.append(Outcome.RETRIED if run.attempt > 1 else Outcome.SUCCEEDED)
+        w.record(outcome=Outcome.RETRIED if run.attempt > 1 else Outcome.SUCCEEDED)
         self._record_duration(w, duration)
         follow_ups = self._dependency_triggers(w, ended)
         record = run.record.finished(
@@ -967,7 +966,7 @@ class Orchestrator:
             max_consecutive_failures=w.spec.max_consecutive_failures,
         )
         w.runs_failed += 1
-        w.outcomes.append(Outcome.FAILED)
+        w.record(outcome=Outcome.FAILED)
         ended = self._now()
         record = run.record.finished(
             RunStatus.FAILED, ended_at=ended, attempts=run.attempt, duration_s=duration,
@@ -1055,7 +1054,7 @@ class Orchestrator:
 
     def _record_duration(self, w: WorkerRuntime, duration: float) -> None:
         w.last_duration_s = duration
-        w.durations.append(duration)
+        w.record(duration)
 
     def _state_of(self, w: WorkerRuntime) -> WorkerState:
         opened = w.breaker.opened_at
@@ -1123,7 +1122,7 @@ class Orchestrator:
         for trigger in stored.pending:
             w = self._workers.get(trigger.worker)
             if w is not None:
-                w.pending.append(QueuedTrigger(trigger=trigger, queued_t=now))
+                w.queue(QueuedTrigger(trigger=trigger, queued_t=now))
                 self._pending_count += 1
         for run in stored.unfinished_runs:
             await self._recover_crashed(run, queued, now)
@@ -1146,7 +1145,7 @@ class Orchestrator:
             )
         )
         if w is not None and requeue and run.trigger.id not in queued:
-            w.pending.appendleft(QueuedTrigger(trigger=run.trigger, queued_t=now))
+            w.queue(QueuedTrigger(trigger=run.trigger, queued_t=now), first=True)
             self._pending_count += 1
 
     def _seed_sequence(self) -> None:
@@ -1281,7 +1280,9 @@ class Orchestrator:
         line = ev.LogRecordView(
             ts=self._now(), worker=worker, run_id=run_id, level=level, message=message
         )
-        buffer = self._logs[worker]
+        buffer = self._logs.get(worker)
+        if buffer is None:
+            buffer = self._logs[worker] = deque(maxlen=self.config.log_lines_per_worker)
         if len(buffer) == buffer.maxlen:
             self.log_lines_dropped += 1
         buffer.append(line)

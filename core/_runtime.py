@@ -18,6 +18,9 @@ from ._circuit import CircuitState
 from ._records import Circuit, RunRecord, Trigger
 from ._spec import Mode, WorkerSpec
 
+DURATIONS_KEPT = 20
+OUTCOMES_KEPT = 10
+
 
 class Phase(enum.Enum):
     IDLE = "idle"
@@ -71,7 +74,8 @@ class WorkerRuntime:
     breaker: CircuitState = attrs.field(factory=CircuitState)
     phase: Phase = Phase.IDLE
     run: ActiveRun | None = None
-    pending: deque[QueuedTrigger] = attrs.field(factory=deque)
+    #: queued triggers, oldest first; an empty tuple until the first one arrives.
+    pending: deque[QueuedTrigger] | tuple[()] = ()
     #: scheduled workers: the next grid/cron time, its jittered due time, and the period.
     next_grid: float | None = None
     next_due: float | None = None
@@ -88,8 +92,10 @@ class WorkerRuntime:
     last_error: str | None = None
     last_traceback: str | None = None
     last_duration_s: float | None = None
-    durations: deque[float] = attrs.field(factory=lambda: deque(maxlen=20))
-    outcomes: deque[Outcome] = attrs.field(factory=lambda: deque(maxlen=10))
+    #: the last DURATIONS_KEPT attempt durations and OUTCOMES_KEPT run outcomes, oldest
+    #: first. Lists, not deques: an empty deque costs ~600 bytes, ten thousand workers.
+    durations: list[float] = attrs.field(factory=list)
+    outcomes: list[Outcome] = attrs.field(factory=list)
     runs_ok: int = 0
     runs_failed: int = 0
     heartbeat_t: float | None = None
@@ -99,6 +105,31 @@ class WorkerRuntime:
 
     def __attrs_post_init__(self) -> None:
         self.name = self.spec.name
+
+    def queue(self, queued: QueuedTrigger, *, first: bool = False) -> None:
+        """Add a trigger at the back of the queue (or the front: put back after a crash)."""
+        if not isinstance(self.pending, deque):
+            self.pending = deque()
+        if first:
+            self.pending.appendleft(queued)
+        else:
+            self.pending.append(queued)
+
+    def take(self) -> QueuedTrigger:
+        """Remove and return the oldest queued trigger."""
+        assert isinstance(self.pending, deque)
+        return self.pending.popleft()
+
+    def record(self, duration: float | None = None, outcome: Outcome | None = None) -> None:
+        """Keep an attempt's duration and/or a run's outcome, dropping the oldest."""
+        if duration is not None:
+            self.durations.append(duration)
+            if len(self.durations) > DURATIONS_KEPT:
+                del self.durations[0]
+        if outcome is not None:
+            self.outcomes.append(outcome)
+            if len(self.outcomes) > OUTCOMES_KEPT:
+                del self.outcomes[0]
 
     @property
     def circuit(self) -> Circuit:

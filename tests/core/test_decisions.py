@@ -64,7 +64,7 @@ def world(
 def trigger_pending(w: WorkerRuntime, queued_t: float = 0.0) -> WorkerRuntime:
     """`w` with one manual trigger waiting: it wants to start."""
     trigger = Trigger(worker=w.name, source=Source.MANUAL, accepted_at=T0)
-    w.pending.append(QueuedTrigger(trigger=trigger, queued_t=queued_t))
+    w.queue(QueuedTrigger(trigger=trigger, queued_t=queued_t))
     return w
 
 
@@ -739,11 +739,11 @@ def test_dependency_order_puts_dependencies_first() -> None:
 
 
 def test_symmetric_blocks() -> None:
-    """`a` blocking `b` means each may not run beside the other; others block nothing."""
+    """`a` blocking `b` means each may not run beside the other; others are left out."""
     blocks = symmetric_blocks(
         [WorkerSpec(name="a", blocks=["b"]), WorkerSpec(name="b"), WorkerSpec(name="c")]
     )
-    assert blocks == {"a": frozenset({"b"}), "b": frozenset({"a"}), "c": frozenset()}
+    assert blocks == {"a": frozenset({"b"}), "b": frozenset({"a"})}
 
 
 def test_graph_checks_a_long_dependency_chain() -> None:

@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 import pytest
+import trio
 from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
@@ -524,7 +525,7 @@ def test_second_q_interrupts_runs_in_flight() -> None:
 
     drive(app, scenario, timeout=10)
     assert app.return_code == 0
-    history = orch.store._runs.values()  # type: ignore[attr-defined]
+    history = trio.run(orch.store.runs)
     assert [run.status.value for run in history] == ["interrupted"]
 
 
