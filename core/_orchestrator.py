@@ -128,6 +128,7 @@ class Orchestrator:
         self._stopped = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._idle_runners: list[trio.lowlevel.Task] = []
+        self._world_view: World | None = None
         #: workers holding a slot now (their health can turn stuck or stalled with time).
         self._attempting: set[str] = set()
         #: workers whose health an event may have changed since the monitor last looked.
@@ -575,14 +576,19 @@ class Orchestrator:
         )
 
     def _world(self) -> World:
-        return World(
-            workers=self._workers,
-            blockers=self._blockers,
-            slots_used=self._slots_used,
-            max_slots=self.config.max_concurrent_workers,
-            lifecycle=self._lifecycle,
-            paused=self._paused,
-        )
+        """The facts eligibility reads, brought up to date (one object, reused)."""
+        world = self._world_view
+        if world is None or world.blockers is not self._blockers:
+            world = self._world_view = World(
+                workers=self._workers,
+                blockers=self._blockers,
+                slots_used=0,
+                max_slots=self.config.max_concurrent_workers,
+            )
+        world.slots_used = self._slots_used
+        world.lifecycle = self._lifecycle
+        world.paused = self._paused
+        return world
 
     # ------------------------------------------------------------------ dispatcher
 

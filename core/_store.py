@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 import attrs
@@ -140,6 +141,10 @@ def _unpack(packed: _PackedRun) -> RunRecord:
     )
 
 
+def _started_at(kept: _PackedRun | RunRecord) -> datetime:
+    return kept.started_at if isinstance(kept, RunRecord) else kept[7]
+
+
 class MemoryStore:
     """A Store that keeps everything in memory (tests, `--store :memory:`).
 
@@ -152,8 +157,9 @@ class MemoryStore:
         self.history_per_worker = history_per_worker
         self._workers: dict[str, WorkerState] = {}
         self._pending: dict[str, Trigger] = {}
-        #: runs packed into plain tuples: the garbage collector need not walk history.
-        self._runs: dict[str, _PackedRun] = {}
+        #: finished runs packed into plain tuples (the garbage collector need not walk
+        #: history); running ones as they are.
+        self._runs: dict[str, _PackedRun | RunRecord] = {}
         self._history: dict[str, deque[str]] = {}
         self._dlq: dict[int, DeadLetter] = {}
         self._next_dlq_id = 1
@@ -165,7 +171,8 @@ class MemoryStore:
             workers=dict(self._workers),
             pending=tuple(self._pending.values()),
             unfinished_runs=tuple(
-                _unpack(r) for r in self._runs.values() if r[6] == RunStatus.RUNNING.value
+                r for r in self._runs.values()
+                if isinstance(r, RunRecord) and r.status is RunStatus.RUNNING
             ),
             dlq_size=len(self._dlq),
         )
@@ -177,7 +184,7 @@ class MemoryStore:
         self._pending[trigger.id] = trigger
 
     async def start_run(self, run: RunRecord) -> None:
-        self._put_run(run)
+        self._put_run(run, run)
 
     async def finish_run(
         self,
@@ -188,7 +195,7 @@ class MemoryStore:
         dead_letter: DeadLetterDraft | None = None,
         triggers: Sequence[Trigger] = (),
     ) -> int | None:
-        self._put_run(run)
+        self._put_run(run, _pack(run))
         for trigger in triggers:
             self._pending[trigger.id] = trigger
         if requeue:
@@ -203,11 +210,11 @@ class MemoryStore:
         self._dlq[entry_id] = dead_letter.with_id(entry_id, run)
         return entry_id
 
-    def _put_run(self, run: RunRecord) -> None:
+    def _put_run(self, run: RunRecord, kept: _PackedRun | RunRecord) -> None:
         history = self._history.setdefault(run.worker, deque())
         if run.id not in self._runs:
             history.append(run.id)
-        self._runs[run.id] = _pack(run)
+        self._runs[run.id] = kept
         while len(history) > self.history_per_worker:
             del self._runs[history.popleft()]
 
@@ -219,8 +226,8 @@ class MemoryStore:
             found = list(self._runs.values())
         else:
             found = [self._runs[i] for i in self._history.get(worker, ())]
-        found.sort(key=lambda r: r[7], reverse=True)  # started_at
-        return [_unpack(r) for r in found[:limit]]
+        found.sort(key=_started_at, reverse=True)
+        return [r if isinstance(r, RunRecord) else _unpack(r) for r in found[:limit]]
 
     async def dlq_list(self, limit: int | None = None) -> list[DeadLetter]:
         entries = sorted(self._dlq.values(), key=lambda e: e.id, reverse=True)
