@@ -46,9 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, help="measured window (default 10)")
     parser.add_argument("--slots", type=int,
                         help="max_concurrent_workers (default: one per worker)")
-    parser.add_argument("--gc", choices=("on", "freeze"), default="on",
-                        help="freeze: gc.freeze() once everything has started, so full "
-                        "collections skip the long-lived objects (default: on, untouched)")
+    parser.add_argument("--gc", choices=("on", "freeze"), default="freeze",
+                        help="freeze (default, what the jobdeck command does once started):"
+                        " gc.freeze() after start-up, so full collections skip the"
+                        " long-lived objects; on: the collector untouched")
 
 
 @attrs.define

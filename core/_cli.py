@@ -7,6 +7,7 @@ all of `core`) never imports Textual.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -275,6 +276,7 @@ async def _headless(
                         nursery.cancel_scope.cancel()
                         return EXIT_USAGE
                 await nursery.start(orch.run)
+                settle_garbage_collector()
                 if api is not None and not await api.publish_token():
                     code = EXIT_USAGE
                     orch.stop(0)
@@ -394,6 +396,14 @@ class _LineWriter:
                 self._stream.flush()
             except (BrokenPipeError, ValueError):
                 self._broken = True
+
+
+def settle_garbage_collector() -> None:
+    """Move everything alive after start-up (config, workers, modules) out of the
+    collector's reach: full collections then walk only what runs create, instead of
+    every worker's state (at 10,000 workers, a 60 ms pause that makes schedules late)."""
+    gc.collect()
+    gc.freeze()
 
 
 def json_line(event: Event) -> str:

@@ -1040,7 +1040,6 @@ class Orchestrator:
 
     def _end_run(self, w: WorkerRuntime, *, backoff: float = 0.0) -> None:
         self._attempting.discard(w.name)
-        self._health_watch.add(w.name)
         if w.phase is Phase.RUNNING:
             self._slots_used -= 1
         w.phase = Phase.IDLE
@@ -1053,6 +1052,9 @@ class Orchestrator:
                 self._wake_at(w.idle_since, w)
         if w.demand_since(now) is not None:
             self._wanting.add(w.name)
+        # A run's end is what changes most workers' health: judged here, one at a time,
+        # rather than all at the monitor's next tick (a stall at thousands of runs/s).
+        self._refresh_health(w, now)
         # A freed slot or a finished dependency matters only to workers that want to run
         # (or to a shutdown waiting for the last run): otherwise the dispatcher sleeps on.
         if self._wanting or self._lifecycle is not Lifecycle.RUNNING:
@@ -1228,13 +1230,32 @@ class Orchestrator:
             self._loop_lags.append(max(0.0, now - before - interval))
             self._check_health(now)
 
+    def _refresh_health(self, w: WorkerRuntime, now: float) -> None:
+        """Re-evaluate one worker's health; publish `health_changed` if it changed."""
+        report = worker_health(w, now)
+        if report.health.value != w.health:
+            self._publish(
+                ev.HealthChanged(
+                    ts=self._now(), worker=w.name, health=report.health.value,
+                    previous=w.health, reasons=report.reasons,
+                )
+            )
+            w.health = report.health.value
+        w.health_reasons = report.reasons
+        if report.health is Health.OK:
+            self._unhealthy.pop(w.name, None)
+        else:
+            by_operator = not w.enabled and w.circuit is not Circuit.OPEN
+            self._unhealthy[w.name] = (report, by_operator)
+
     def _check_health(self, now: float) -> None:
         """Re-evaluate the workers whose health may have changed, then the overall health.
 
         Only three kinds of worker can change health without an event: those holding a
         slot (stuck, stalled), and those due but not started (overdue), which are all in
-        `_wanting`. The rest changed only if an event touched them (`_health_watch`), so
-        an idle orchestrator of 10,000 workers looks at almost none of them.
+        `_wanting`. A run's end is judged when it happens (`_end_run`); the rarer events
+        (enable, disable, a circuit going half-open) mark the worker in `_health_watch`.
+        So an orchestrator of 10,000 workers looks at few of them on each tick.
         """
         stuck_after = self.config.stuck_after_seconds
         candidates = self._health_watch | self._wanting | self._attempting
@@ -1243,21 +1264,7 @@ class Orchestrator:
             w = self._workers[name]
             if w.phase is Phase.RUNNING and w.run is not None and not w.stuck:
                 w.stuck = is_stuck(w.run, now, stuck_after)
-            report = worker_health(w, now)
-            if report.health.value != w.health:
-                self._publish(
-                    ev.HealthChanged(
-                        ts=self._now(), worker=w.name, health=report.health.value,
-                        previous=w.health, reasons=report.reasons,
-                    )
-                )
-                w.health = report.health.value
-            w.health_reasons = report.reasons
-            if report.health is Health.OK:
-                self._unhealthy.pop(name, None)
-            else:
-                by_operator = not w.enabled and w.circuit is not Circuit.OPEN
-                self._unhealthy[name] = (report, by_operator)
+            self._refresh_health(w, now)
         if self.events.dropped != self._last_drop_count:
             self._last_drop_count = self.events.dropped
             self._last_drop_t = now

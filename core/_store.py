@@ -16,6 +16,7 @@ import attrs
 
 from ._errors import UnknownDeadLetter
 from ._records import (
+    Circuit,
     DeadLetter,
     RunRecord,
     RunStatus,
@@ -141,6 +142,22 @@ def _unpack(packed: _PackedRun) -> RunRecord:
     )
 
 
+def _pack_worker(state: WorkerState) -> tuple[Any, ...]:
+    return (
+        state.enabled, state.circuit.value, state.opened_at, state.consecutive_failures,
+        state.last_start, state.last_success, state.last_error,
+    )
+
+
+def _unpack_worker(name: str, packed: tuple[Any, ...]) -> WorkerState:
+    enabled, circuit, opened_at, failures, last_start, last_success, last_error = packed
+    return WorkerState(
+        name=name, enabled=enabled, circuit=Circuit(circuit), opened_at=opened_at,
+        consecutive_failures=failures, last_start=last_start, last_success=last_success,
+        last_error=last_error,
+    )
+
+
 def _started_at(kept: _PackedRun | RunRecord) -> datetime:
     return kept.started_at if isinstance(kept, RunRecord) else kept[7]
 
@@ -155,7 +172,8 @@ class MemoryStore:
 
     def __init__(self, *, history_per_worker: int = 200) -> None:
         self.history_per_worker = history_per_worker
-        self._workers: dict[str, WorkerState] = {}
+        #: worker states packed into plain tuples, like finished runs.
+        self._workers: dict[str, tuple[Any, ...]] = {}
         self._pending: dict[str, Trigger] = {}
         #: finished runs packed into plain tuples (the garbage collector need not walk
         #: history); running ones as they are.
@@ -168,7 +186,7 @@ class MemoryStore:
     async def open(self) -> StoredState:
         self.closed = False
         return StoredState(
-            workers=dict(self._workers),
+            workers={name: _unpack_worker(name, t) for name, t in self._workers.items()},
             pending=tuple(self._pending.values()),
             unfinished_runs=tuple(
                 r for r in self._runs.values()
@@ -202,7 +220,7 @@ class MemoryStore:
             self._pending.setdefault(run.trigger.id, run.trigger)
         else:
             self._pending.pop(run.trigger.id, None)
-        self._workers[worker.name] = worker
+        self._workers[worker.name] = _pack_worker(worker)
         if dead_letter is None:
             return None
         entry_id = self._next_dlq_id
@@ -219,7 +237,7 @@ class MemoryStore:
             del self._runs[history.popleft()]
 
     async def save_worker(self, state: WorkerState) -> None:
-        self._workers[state.name] = state
+        self._workers[state.name] = _pack_worker(state)
 
     async def runs(self, worker: str | None = None, limit: int = 50) -> list[RunRecord]:
         if worker is None:
