@@ -482,6 +482,14 @@ class Orchestrator:
         )
         return merged[-limit:]
 
+    def pending_triggers(self, worker: str) -> list[Trigger]:
+        """The triggers waiting for a worker's next runs, oldest first.
+
+        Raises:
+            UnknownWorker: no worker has that name.
+        """
+        return [queued.trigger for queued in self._worker(worker).pending]
+
     @property
     def worker_names(self) -> list[str]:
         return list(self._workers)

@@ -530,3 +530,21 @@ async def test_dispatch_is_event_driven(autojump_clock: trio.testing.MockClock) 
         await orch.trigger("w")
         await trio.sleep_until(10)
     assert record == [("w", 3.7)]
+
+
+async def test_pending_triggers_lists_what_waits_oldest_first(autojump_clock):
+    """`pending_triggers(name)` lists the triggers held for a worker, oldest first."""
+    orch = make_orchestrator()
+
+    async def work(ctx):
+        await trio.sleep(1)
+
+    orch.register("w", work, mode="triggered", enabled=False)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(orch.run)
+        first = await orch.trigger("w", {"n": 1})
+        second = await orch.trigger("w", {"n": 2})
+        pending = orch.pending_triggers("w")
+        assert [t.id for t in pending] == [first, second]
+        assert [t.payload for t in pending] == [{"n": 1}, {"n": 2}]
+        orch.stop()
