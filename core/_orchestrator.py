@@ -240,11 +240,7 @@ class Orchestrator:
         self._started_at = self._now()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            await self._restore(stored)
-            self._lifecycle = Lifecycle.RUNNING
-            self._health_watch.update(self._workers)
-            for w in self._workers.values():
-                self._init_schedule(w, self._started_t)
+            # Started first, so the log reads in order: what a crash left is recovered next.
             self._publish(
                 ev.OrchestratorStarted(
                     ts=self._now(),
@@ -253,6 +249,11 @@ class Orchestrator:
                     http=self.http_address,
                 )
             )
+            await self._restore(stored)
+            self._lifecycle = Lifecycle.RUNNING
+            self._health_watch.update(self._workers)
+            for w in self._workers.values():
+                self._init_schedule(w, self._started_t)
             nursery.start_soon(self._monitor)
             nursery.start_soon(self._serve_requests)
             if self._stop_requested:
