@@ -4,9 +4,11 @@ One thread runs both: asyncio (Textual) is the host loop, trio runs as a guest
 (`trio.lowlevel.start_guest_run`). The bridge owns that guest run and everything that
 crosses between the two worlds:
 
-* events, core → Textual: a trio task drains a bounded subscription and posts each batch
-  to the app as one `CoreBridge.EventsArrived` message (`post_message`, never
-  `call_from_thread`: same thread);
+* events, core → Textual: a trio task drains a bounded subscription into an inbox that
+  the app empties with `take_events()` on its refresh tick. Only a large inbox, or the
+  end of the run, is announced with a `CoreBridge.EventsArrived` message (`post_message`,
+  never `call_from_thread`: same thread): a burst of thousands of events costs the app
+  a few list appends per event, not a message per trio tick;
 * reads, Textual → core: coroutines such as `orch.dead_letters()` cannot be awaited from
   Textual, so `read()` queues them for a trio "reader" task and hands back an asyncio
   future it resolves;
@@ -28,12 +30,19 @@ import trio.testing
 from textual.message import Message
 from textual.message_pump import MessagePump
 
-from core import Event, Orchestrator, OrchestratorStopped
+from core import Event, Orchestrator, OrchestratorStopped, Subscription
 
 T = TypeVar("T")
 
-#: Events the forwarder may hold for the app before the core counts them as dropped.
+#: Events the subscription buffers while the forwarder waits for the app; past this the
+#: core counts them as dropped.
 EVENT_BUFFER = 10_000
+#: Events the inbox holds for the app; when full the forwarder waits for the app to
+#: take them (and the subscription buffers).
+INBOX_LIMIT = 20_000
+#: Events in the inbox that make the forwarder ask the app to take them now, rather than
+#: at its next refresh tick.
+ANNOUNCE_AT = 2_000
 #: Reads that may wait for the reader task at once.
 READ_QUEUE = 256
 
@@ -65,11 +74,7 @@ class CoreBridge:
         """The core is running: store open, state restored, dispatcher live."""
 
     class EventsArrived(Message):
-        """A batch of core events, oldest first."""
-
-        def __init__(self, events: tuple[Event, ...]) -> None:
-            super().__init__()
-            self.events = events
+        """Core events are waiting: `CoreBridge.take_events()` hands them over."""
 
     class Finished(Message):
         """The guest run has ended; `result` is what `trio.run` would have returned or raised."""
@@ -91,6 +96,14 @@ class CoreBridge:
         self._reads_send, self._reads = trio.open_memory_channel[_Read](READ_QUEUE)
         self._ready: asyncio.Future[None] | None = None
         self._done: asyncio.Future[outcome.Outcome[None]] | None = None
+        # Events forwarded and not yet taken by the app, oldest first.
+        self._inbox: list[Event] = []
+        # An EventsArrived message is on its way and the inbox has not been taken since.
+        self._announced = False
+        # Set when the app takes the inbox (or the core stops): a forwarder waiting for
+        # room goes on.
+        self._taken = trio.Event()
+        self._stopping = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -161,7 +174,10 @@ class CoreBridge:
                     self._ready.set_result(None)
                 self._post(CoreBridge.Ready())
                 await self.orch.wait_stopped()
-                # The bus closes every subscription at stop: the last events get through.
+                # The bus closes every subscription at stop: the last events get through,
+                # whether or not the app is still there to take them.
+                self._stopping = True
+                self._taken.set()
                 await forwarded.wait()
                 nursery.cancel_scope.cancel()
 
@@ -181,22 +197,73 @@ class CoreBridge:
 
     # ------------------------------------------------------------------ events
 
-    async def _forward_events(self, events: Any, forwarded: trio.Event) -> None:
-        """Post every event to the app, one message per batch of whatever is queued."""
+    async def _forward_events(self, events: Subscription, forwarded: trio.Event) -> None:
+        """Move events into the inbox as they come; wait for the app only when it is full.
+
+        The app takes the inbox on its refresh tick; a large inbox is announced so that
+        it is taken sooner. The last events (the core has stopped) are announced at once.
+        """
+        receive = events.receive
         try:
-            async for event in events:
-                batch = [event]
-                while True:
-                    try:
-                        batch.append(events.receive.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
-                for item in batch:
-                    if isinstance(item, OrchestratorStopped):
-                        self.stuck = item.stuck
-                self._post(CoreBridge.EventsArrived(tuple(batch)))
+            while True:
+                if len(self._inbox) >= INBOX_LIMIT and not self._stopping:
+                    self._taken = trio.Event()
+                    self._announce()
+                    await self._taken.wait()
+                    continue
+                try:
+                    event = await receive.receive()
+                except trio.EndOfChannel:
+                    break
+                ended = self._collect(event, receive)
+                if len(self._inbox) >= ANNOUNCE_AT:
+                    self._announce()
+                if ended:
+                    break
         finally:
+            self._announce()
             forwarded.set()
+
+    def _collect(self, first: Event, receive: trio.MemoryReceiveChannel[Event]) -> bool:
+        """Move `first` and whatever else is queued into the inbox; True at the end."""
+        inbox = self._inbox
+        start = len(inbox)
+        inbox.append(first)
+        ended = False
+        while len(inbox) < INBOX_LIMIT:
+            try:
+                inbox.append(receive.receive_nowait())
+            except trio.WouldBlock:
+                break
+            except trio.EndOfChannel:
+                ended = True
+                break
+        for index in range(len(inbox) - 1, start - 1, -1):
+            if isinstance(inbox[index], OrchestratorStopped):
+                self.stuck = inbox[index].stuck  # type: ignore[attr-defined]
+                break
+        return ended
+
+    def _announce(self) -> None:
+        if self._inbox and not self._announced:
+            self._announced = True
+            self._post(CoreBridge.EventsArrived())
+
+    @property
+    def events_waiting(self) -> bool:
+        """Events have come since the last `take_events()`."""
+        return bool(self._inbox)
+
+    def take_events(self) -> list[Event]:
+        """The events forwarded since the last call, oldest first (often none).
+
+        Call it on `EventsArrived`, and before drawing anything that should be up to date.
+        """
+        events, self._inbox = self._inbox, []
+        self._announced = False
+        if not self._taken.is_set():
+            self._taken.set()
+        return events
 
     # ------------------------------------------------------------------ reads
 

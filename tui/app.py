@@ -9,12 +9,13 @@ is the core's graceful stop, shown as "stopping… N runs in flight, 24 s left".
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import sys
 import time
 import traceback
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -45,12 +46,11 @@ from core import (
     RunRecord,
     RunStarted,
     RunSucceeded,
-    Source,
     StoreError,
     Trigger,
-    TriggerAccepted,
     WorkerDisabled,
     WorkerEnabled,
+    WorkerSnapshot,
 )
 
 from ._bridge import CoreBridge, CoreNotRunning
@@ -73,8 +73,14 @@ DLQ_LIMIT = 500
 HISTORY_LIMIT = 200
 #: Seconds between two history reloads while runs keep ending.
 HISTORY_MIN_INTERVAL = 1.0
-#: Pending triggers remembered per worker (from trigger events).
-PENDING_KEPT = 100
+
+#: Events that end (or start) a run: the history and a detail screen's runs are stale.
+_RUN_EVENTS = (RunStarted, RunSucceeded, RunFailed, RunInterrupted)
+#: Events that change the dead-letter queue.
+_DLQ_EVENTS = (DeadLettered, DeadLetterReplayed, DeadLetterDeleted)
+#: Events that may raise a toast (or end the app).
+_NOTABLE_EVENTS = (WorkerDisabled, WorkerEnabled, ControlFailed, DeadLettered,
+                   DeadLetterDeleted, OrchestratorStopped)
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE = 0, 1, 2
 
@@ -161,6 +167,7 @@ class DeckApp(App[Any]):
         self.tz = tz
         self.deck_title = title
         self.snapshot: OrchestratorSnapshot | None = None
+        self._workers_by_name: dict[str, WorkerSnapshot] = {}
         self.dead_letters: list[DeadLetter] = []
         self.runs: list[RunRecord] = []
         #: The cost of the last refreshes, newest last.
@@ -170,6 +177,7 @@ class DeckApp(App[Any]):
         #: True after SIGHUP: nothing is drawn any more, and the process leaves at the end.
         self.terminal_lost = False
         self._no_repaint: Any = None
+        self._gc_frozen = False
         self._grace = grace
         self._monotonic = monotonic
         self._on_stop = on_stop
@@ -185,7 +193,6 @@ class DeckApp(App[Any]):
         self._stop_started: float | None = None
         self._forced = False
         self._exit_request: tuple[Any, int, RenderableType | None] | None = None
-        self._pending: dict[str, OrderedDict[str, Trigger]] = {}
         # Events that came before the deck screen was mounted (the core starts first).
         self._held_events: list[Event] = []
 
@@ -207,6 +214,23 @@ class DeckApp(App[Any]):
     def on_core_bridge_ready(self, message: CoreBridge.Ready) -> None:
         self.refresh_now()
         self.load_logs(None)
+        self.call_after_refresh(self._settle_garbage_collector)
+
+    def _settle_garbage_collector(self) -> None:
+        """Once up, as headless `jobdeck` does: what is alive now (modules, widgets, the
+        workers' state) leaves the cyclic collector's reach. A full collection then walks
+        only what runs create, instead of pausing the thread the core shares with the
+        screen for 50-100 ms in the middle of a burst of runs."""
+        if not self._gc_frozen:
+            self._gc_frozen = True
+            gc.collect()
+            gc.freeze()
+
+    def on_unmount(self) -> None:
+        if self._gc_frozen:
+            # Back in reach: what the dashboard leaves behind can be collected.
+            self._gc_frozen = False
+            gc.unfreeze()
 
     def deck_mounted(self) -> None:
         """The deck screen is up: show what happened before it was."""
@@ -227,7 +251,7 @@ class DeckApp(App[Any]):
         # spends at most about a fifth of the thread it shares with the core.
         if self.refresh_costs and since < REFRESH_SHARE * self.refresh_costs[-1].seconds:
             return
-        if self._dirty or since >= IDLE_REFRESH:
+        if self._dirty or self.bridge.events_waiting or since >= IDLE_REFRESH:
             self.refresh_now()
 
     def refresh_now(self) -> None:
@@ -235,23 +259,45 @@ class DeckApp(App[Any]):
         if self._deck is None or not self._deck.is_mounted:
             return
         started = time.perf_counter()
+        self._absorb(self.bridge.take_events())
         snapshot = self.orch.snapshot()
         self.snapshot = snapshot
+        self._workers_by_name = {worker.name: worker for worker in snapshot.workers}
+        deck = self.deck
         with self.batch_update():
-            written = self.deck.show_snapshot(snapshot)
+            written = deck.show_snapshot(snapshot)
             if isinstance(self.screen, DetailScreen):
                 self._refresh_detail(self.screen, snapshot)
-            tab = self.deck.active_tab
-            if tab == "dlq":
-                self.deck.show_dead_letters(self.dead_letters, self.clock())
+            tab = deck.active_tab
+            if tab == "workers":
+                deck.activity.flush()
+            elif tab == "logs":
+                deck.log_view.flush()
+            elif tab == "dlq":
+                deck.show_dead_letters(self.dead_letters, self.clock())
             elif tab == "history":
-                self.deck.show_history(self.runs, self.clock())
+                deck.show_history(self.runs, self.clock())
         self._dirty = False
         self._last_refresh = self._monotonic()
         self.refresh_costs.append(
             RefreshCost(len(snapshot.workers), written, time.perf_counter() - started)
         )
         self._reload_views()
+
+    def redraw(self) -> None:
+        """Show the current snapshot again after a change of view (sort, filter).
+
+        Reads nothing from the core: the snapshot is at most one tick old.
+        """
+        if self.snapshot is None or self._deck is None or not self._deck.is_mounted:
+            self.refresh_now()
+            return
+        with self.batch_update():
+            self.deck.show_snapshot(self.snapshot)
+
+    def worker_snapshot(self, name: str) -> WorkerSnapshot | None:
+        """Worker `name` as of the last snapshot (None if unknown)."""
+        return self._workers_by_name.get(name)
 
     def tab_shown(self, tab: str) -> None:
         """The deck's active tab changed: load what it shows."""
@@ -313,55 +359,60 @@ class DeckApp(App[Any]):
     # ------------------------------------------------------------------ events
 
     def on_core_bridge_events_arrived(self, message: CoreBridge.EventsArrived) -> None:
-        logs: list[LogLine] = []
-        dead: list[DeadLettered] = []
-        ended: set[str] = set()
-        for event in message.events:
-            if isinstance(event, LogLine):
-                logs.append(event)
-            elif isinstance(event, DeadLettered):
-                dead.append(event)
-                self._dlq_dirty = True
-            elif isinstance(event, (DeadLetterReplayed, DeadLetterDeleted)):
-                self._dlq_dirty = True
-                if isinstance(event, DeadLetterDeleted) and event.dlq_id is None:
-                    self.notify(f"Purged {event.count} dead letter{'s' * (event.count != 1)}")
-            elif isinstance(event, TriggerAccepted):
-                self._remember_trigger(event)
-            elif isinstance(event, RunStarted):
-                self._pending.get(event.worker, OrderedDict()).pop(event.trigger_id, None)
-                self._history_dirty = True
-                ended.add(event.worker)
-            elif isinstance(event, (RunSucceeded, RunFailed, RunInterrupted)):
-                self._history_dirty = True
-                ended.add(event.worker)
-            self._toast(event)
-        self._toast_dead_letters(dead)
+        self._absorb(self.bridge.take_events())
+
+    def _absorb(self, events: list[Event]) -> None:
+        """Note what `events` change; the views show it at the next refresh.
+
+        A burst brings thousands of events at once: work per event is one `type()`
+        call, and only the kinds present are looked at further.
+        """
+        if not events:
+            return
+        kinds = set(map(type, events))
+
+        def present(wanted: tuple[type, ...]) -> bool:
+            return any(issubclass(kind, wanted) for kind in kinds)
+
+        if present(_RUN_EVENTS):
+            self._history_dirty = True
+            if isinstance(self.screen, DetailScreen):
+                name = self.screen.worker
+                if any(isinstance(e, _RUN_EVENTS) and e.worker == name for e in events):
+                    self.screen.runs_dirty = True
+        if present(_DLQ_EVENTS):
+            self._dlq_dirty = True
+        logs = [e for e in events if isinstance(e, LogLine)] if present((LogLine,)) else []
         if self._deck is not None and self._deck.is_mounted:
-            self.deck.activity.add(message.events)
+            self.deck.activity.add(events)
             if logs:
                 self.deck.log_view.add(logs)
         else:
-            self._held_events.extend(message.events)
-        if isinstance(self.screen, DetailScreen) and self.screen.worker in ended:
-            self.screen.runs_dirty = True
+            self._held_events.extend(events)
         self._dirty = True
-        for event in message.events:
+        if present(_NOTABLE_EVENTS):
+            self._notice([e for e in events if isinstance(e, _NOTABLE_EVENTS)])
+
+    def _notice(self, events: list[Event]) -> None:
+        """Toasts for the events that need a person; leave if workers are stuck at stop."""
+        dead: list[DeadLettered] = []
+        for event in events:
+            if isinstance(event, DeadLettered):
+                dead.append(event)
+            elif isinstance(event, DeadLetterDeleted) and event.dlq_id is None:
+                self.notify(f"Purged {event.count} dead letter{'s' * (event.count != 1)}")
+            self._toast(event)
+        self._toast_dead_letters(dead)
+        for event in events:
             if isinstance(event, OrchestratorStopped) and event.stuck:
                 self._leave_stuck(event.stuck)
 
-    def _remember_trigger(self, event: TriggerAccepted) -> None:
-        pending = self._pending.setdefault(event.worker, OrderedDict())
-        pending[event.trigger_id] = Trigger(
-            id=event.trigger_id, worker=event.worker, source=Source(event.source),
-            payload=event.payload, accepted_at=event.ts,
-        )
-        while len(pending) > PENDING_KEPT:
-            pending.popitem(last=False)
-
     def pending_triggers(self, worker: str) -> Sequence[Trigger]:
-        """Triggers of `worker` accepted while the dashboard watched and not started yet."""
-        return list(self._pending.get(worker, {}).values())
+        """Triggers waiting for `worker`'s next runs, oldest first."""
+        try:
+            return self.orch.pending_triggers(worker)
+        except LookupError:
+            return []
 
     def _toast(self, event: Event) -> None:
         if isinstance(event, WorkerDisabled) and event.reason.startswith("circuit"):
@@ -434,12 +485,8 @@ class DeckApp(App[Any]):
             self.notify(f"Disabled {name}: no runs start until enabled (e)", timeout=3)
 
     def _worker_circuit(self, name: str) -> str | None:
-        if self.snapshot is None:
-            return None
-        try:
-            return self.snapshot.worker(name).circuit
-        except KeyError:
-            return None
+        worker = self.worker_snapshot(name)
+        return None if worker is None else worker.circuit
 
     def pause_all(self) -> None:
         if self.bridge.running and not self.stopping:
@@ -600,6 +647,7 @@ class DeckApp(App[Any]):
         self.deck.stop_banner.show(in_flight=in_flight, seconds_left=left, forced=self._forced)
 
     def on_core_bridge_finished(self, message: CoreBridge.Finished) -> None:
+        self._absorb(self.bridge.take_events())
         result = message.result
         if self.terminal_lost:
             code = describe_crash(result.error)[0] if isinstance(result, outcome.Error) else 0

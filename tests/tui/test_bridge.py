@@ -8,7 +8,14 @@ import pytest
 import trio
 from textual.app import App
 
-from core import MemoryStore, Orchestrator, OrchestratorConfig, OrchestratorStopped
+from core import (
+    MemoryStore,
+    Orchestrator,
+    OrchestratorConfig,
+    OrchestratorStopped,
+    RunSucceeded,
+)
+from tui import _bridge
 from tui._bridge import BridgeState, CoreBridge, CoreNotRunning
 
 from . import workers
@@ -27,9 +34,10 @@ class Host(App[None]):
         self.bridge.start(self)
 
     def on_core_bridge_events_arrived(self, message: CoreBridge.EventsArrived) -> None:
-        self.events.extend(message.events)
+        self.events.extend(self.bridge.take_events())
 
     def on_core_bridge_finished(self, message: CoreBridge.Finished) -> None:
+        self.events.extend(self.bridge.take_events())
         self.finished.append(message.result)
 
 
@@ -80,8 +88,8 @@ def test_a_failing_read_raises_its_error_to_the_asker() -> None:
     run(scenario)
 
 
-def test_events_arrive_as_messages_and_the_end_is_reported() -> None:
-    """Core events reach the app in batches; `Finished` carries the guest run's outcome."""
+def test_events_are_handed_over_and_the_end_is_reported() -> None:
+    """Core events reach the app in order, the last announced; `Finished` has the outcome."""
 
     async def scenario(host: Host, pilot: object) -> None:
         host.bridge.control("trigger", "a")
@@ -108,3 +116,33 @@ def test_after_the_end_reads_fail_and_control_is_refused() -> None:
     assert host.bridge.control("trigger", "a") is False
     with pytest.raises(RuntimeError):
         trio.lowlevel.current_trio_token()
+
+
+def test_a_quiet_core_hands_events_over_when_asked() -> None:
+    """Events wait in the bridge, in order, until `take_events()`; nothing is announced."""
+
+    async def scenario(host: Host, pilot: object) -> None:
+        bridge = host.bridge
+        bridge.take_events()
+        bridge.control("trigger", "a")
+        await bridge.settle()
+        assert bridge.events_waiting
+        names = [type(event).__name__ for event in bridge.take_events()]
+        assert names.index("RunStarted") < names.index("RunSucceeded")
+        assert not bridge.events_waiting and host.events == []
+
+    run(scenario)
+
+
+def test_a_large_batch_of_events_is_announced_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past `ANNOUNCE_AT` waiting events the app is told to take them, not left to its tick."""
+    monkeypatch.setattr(_bridge, "ANNOUNCE_AT", 10)
+
+    async def scenario(host: Host, pilot: object) -> None:
+        for _ in range(5):
+            host.bridge.control("trigger", "a")
+        await host.bridge.settle()
+        await pilot.pause()  # type: ignore[attr-defined]
+        assert len([e for e in host.events if isinstance(e, RunSucceeded)]) == 5
+
+    run(scenario)

@@ -20,8 +20,7 @@ from .conftest import basic_workers, drive, make_app, make_orchestrator, settle,
 
 
 def rows(app: DeckApp) -> list[str]:
-    table = app.deck.worker_table
-    return [str(row.key.value) for row in table.ordered_rows]
+    return app.deck.worker_table.keys
 
 
 def select(app: DeckApp, name: str) -> None:
@@ -372,7 +371,7 @@ def test_l_follows_the_selected_workers_logs() -> None:
         log = app.deck.log_view
         assert app.deck.active_tab == "logs"
         assert log.scope == "alpha" and log.follow
-        assert any("alpha done" in line.text for line in log.lines)
+        assert any("alpha done" in line for line in log.lines)
         await pilot.press("l")
         assert not log.follow
         await pilot.press("a")

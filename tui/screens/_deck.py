@@ -8,7 +8,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, TabbedContent, TabPane
+from textual.widgets import DataTable, Input, TabbedContent, TabPane
 
 from core import DeadLetter, OrchestratorSnapshot, RunRecord, WorkerSnapshot
 
@@ -19,6 +19,7 @@ from ..widgets import (
     DeadLetterTable,
     FilterBar,
     HistoryTable,
+    KeyBar,
     KeyedTable,
     LogView,
     StatusBar,
@@ -120,7 +121,7 @@ class DeckScreen(Screen[None]):
                 yield DeadLetterDetail(tz=tz, id="dlq-detail")
             with TabPane(TAB_TITLES["history"], id="history"):
                 yield HistoryTable(id="history-table")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.worker_table.focus()
@@ -172,13 +173,7 @@ class DeckScreen(Screen[None]):
     def selected_worker(self) -> WorkerSnapshot | None:
         """The worker under the cursor of the workers table, as of the last snapshot."""
         name = self.worker_table.selected_worker
-        snapshot = self.deck_app.snapshot
-        if name is None or snapshot is None:
-            return None
-        try:
-            return snapshot.worker(name)
-        except KeyError:
-            return None
+        return None if name is None else self.deck_app.worker_snapshot(name)
 
     @property
     def selected_dead_letter(self) -> DeadLetter | None:
@@ -194,16 +189,21 @@ class DeckScreen(Screen[None]):
         """Bring status bar and workers table up to date; returns cells written."""
         table = self.worker_table
         written = table.show(snapshot)
-        self.query_one("#status", StatusBar).show(
-            snapshot, sort_label=self.sort_label, filter_text=table.filter_text,
-            shown=table.shown_count,
-        )
+        self.show_status(snapshot)
         dlq_title = TAB_TITLES["dlq"] + (f" ({snapshot.dlq_size})" if snapshot.dlq_size else "")
         tab = self.tabs.get_tab("dlq")
         if str(tab.label) != dlq_title:
             tab.label = dlq_title
         self.update_bindings()
         return written
+
+    def show_status(self, snapshot: OrchestratorSnapshot) -> None:
+        """The status bar, as of `snapshot` (with the table's sort and filter)."""
+        table = self.worker_table
+        self.query_one("#status", StatusBar).show(
+            snapshot, sort_label=self.sort_label, filter_text=table.filter_text,
+            shown=table.shown_count,
+        )
 
     def show_dead_letters(self, entries: list[DeadLetter], now: object) -> None:
         self.dlq_table.show(entries, now)  # type: ignore[arg-type]
@@ -308,7 +308,7 @@ class DeckScreen(Screen[None]):
         self.filter_bar.close()
         self.worker_table.set_filter("")
         self.worker_table.focus()
-        self.deck_app.refresh_now()
+        self.deck_app.redraw()
 
     def action_restore(self) -> None:
         self.minimize()
@@ -318,8 +318,9 @@ class DeckScreen(Screen[None]):
     def action_sort(self) -> None:
         keys = [key for key, _ in SORTS]
         table = self.worker_table
+        # The snapshot shown is at most one tick old: re-sort it rather than read anew.
         table.set_sort(keys[(keys.index(table.sort_by) + 1) % len(keys)])
-        self.deck_app.refresh_now()
+        self.deck_app.redraw()
         self.notify(f"Sorted by {self.sort_label}", timeout=2)
 
     def action_logs(self) -> None:
@@ -343,12 +344,13 @@ class DeckScreen(Screen[None]):
             self.deck_app.load_logs(None)
         self.update_bindings()
 
-    def _active_table(self) -> KeyedTable | None:
-        return {
+    def _active_table(self) -> KeyedTable | WorkerTable | None:
+        tables: dict[str, KeyedTable | WorkerTable] = {
             "workers": self.worker_table,
             "dlq": self.dlq_table,
             "history": self.history_table,
-        }.get(self.active_tab)
+        }
+        return tables.get(self.active_tab)
 
     def action_cursor_down(self) -> None:
         if (table := self._active_table()) is not None:
@@ -402,7 +404,7 @@ class DeckScreen(Screen[None]):
     def _filter_changed(self, event: Input.Changed) -> None:
         if self.filter_bar.is_open:
             self.worker_table.set_filter(event.value)
-            self.deck_app.refresh_now()
+            self.deck_app.redraw()
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
@@ -417,9 +419,13 @@ class DeckScreen(Screen[None]):
             self.dlq_detail.show(self.dlq_table.selected_entry, self.deck_app.clock())
         self.update_bindings()
 
-    @on(DataTable.RowSelected, "#worker-table")
-    def _worker_selected(self, event: DataTable.RowSelected) -> None:
-        self.deck_app.open_detail(str(event.row_key.value))
+    @on(WorkerTable.Highlighted)
+    def _worker_highlighted(self, event: WorkerTable.Highlighted) -> None:
+        self.update_bindings()
+
+    @on(WorkerTable.Selected)
+    def _worker_selected(self, event: WorkerTable.Selected) -> None:
+        self.deck_app.open_detail(event.key)
 
     @on(DataTable.RowSelected, "#dlq-table")
     def _dead_letter_selected(self, event: DataTable.RowSelected) -> None:

@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Any, cast
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from core import OrchestratorSnapshot, RunRecord, WorkerSnapshot
 
-from ..widgets import StatusBar, WorkerDetail
+from ..widgets import KeyBar, StatusBar, WorkerDetail
 
 if TYPE_CHECKING:
     from ..app import DeckApp
@@ -47,7 +46,7 @@ class DetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield StatusBar(self._title, id="detail-status")
         yield WorkerDetail(tz=self.deck_app.tz, id="worker-detail")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         if self.deck_app.snapshot is not None:
@@ -55,13 +54,7 @@ class DetailScreen(Screen[None]):
 
     @property
     def current(self) -> WorkerSnapshot | None:
-        snapshot = self.deck_app.snapshot
-        if snapshot is None:
-            return None
-        try:
-            return snapshot.worker(self.worker)
-        except KeyError:
-            return None
+        return self.deck_app.worker_snapshot(self.worker)
 
     def show_snapshot(self, snapshot: OrchestratorSnapshot) -> None:
         app = self.deck_app
@@ -69,7 +62,9 @@ class DetailScreen(Screen[None]):
         self.query_one("#detail-status", StatusBar).show(
             snapshot, sort_label=deck.sort_label, filter_text="", shown=len(snapshot.workers)
         )
-        worker = snapshot.worker(self.worker)
+        worker = app.worker_snapshot(self.worker)
+        if worker is None:
+            return
         pending: Sequence[Any] | None = app.pending_triggers(self.worker)
         self.query_one(WorkerDetail).show(
             worker, snapshot.taken_at, runs=self.runs, pending=pending

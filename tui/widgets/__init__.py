@@ -5,6 +5,7 @@ from ._dead_letter_detail import DeadLetterDetail
 from ._dead_letter_table import DeadLetterTable
 from ._filter_bar import FilterBar
 from ._history_table import HistoryTable
+from ._key_bar import KeyBar
 from ._keyed_table import KeyedTable
 from ._log_view import LogView
 from ._status_bar import StatusBar
@@ -18,6 +19,7 @@ __all__ = [
     "DeadLetterTable",
     "FilterBar",
     "HistoryTable",
+    "KeyBar",
     "KeyedTable",
     "LogView",
     "StatusBar",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Sequence
 from datetime import tzinfo
 
 from rich.text import Text
-from textual.widgets import RichLog
+from textual.strip import Strip
+from textual.widget import Widget
 
 from core import (
     AttemptFailed,
@@ -27,8 +29,31 @@ from core import (
 
 from .._cells import clock_time, one_line, seconds_text
 
-#: Lines kept; older ones scroll away.
-MAX_LINES = 500
+#: Lines kept: more than any terminal is tall. The feed shows the newest that fit.
+MAX_LINES = 100
+
+#: Events that always make a line.
+_ALWAYS = frozenset({
+    DeadLettered, RunInterrupted, WorkerDisabled, WorkerEnabled, DeadLetterReplayed,
+    OrchestratorStarted, OrchestratorPaused, OrchestratorResumed, OrchestratorStopping,
+})
+
+
+def worth_a_line(event: Event) -> bool:
+    """Whether `describe(event)` makes a line: the same rules, without the words.
+
+    A burst brings thousands of events; only the few lines that fit are ever described.
+    """
+    kind = type(event)
+    if kind in _ALWAYS:
+        return True
+    if kind is RunStarted or kind is RunSucceeded:
+        return event.source != "continuous"  # type: ignore[attr-defined]
+    if kind is AttemptFailed:
+        return event.will_retry  # type: ignore[attr-defined]
+    if kind is TriggerAccepted:
+        return event.source in ("manual", "replay")  # type: ignore[attr-defined]
+    return False
 
 
 def describe(event: Event) -> tuple[str, str, str, str] | None:
@@ -75,8 +100,14 @@ def describe(event: Event) -> tuple[str, str, str, str] | None:
     return None
 
 
-class ActivityFeed(RichLog):
-    """The orchestrator's recent events under the workers table, newest at the bottom."""
+class ActivityFeed(Widget):
+    """The orchestrator's recent events under the workers table, newest at the bottom.
+
+    A fixed-size tail, not a growing log: `add()` only keeps the newest events worth a
+    line (a burst of thousands is sifted by type, nothing described), and `flush()`, once
+    per refresh tick, repaints the rows that fit, describing just those. Neither changes
+    the widget's size, so a busy core never costs a layout.
+    """
 
     DEFAULT_CSS = """
     ActivityFeed {
@@ -84,7 +115,6 @@ class ActivityFeed(RichLog):
         min-height: 4;
         border-top: solid $primary 30%;
         border-title-color: $text-muted;
-        scrollbar-gutter: stable;
         background: $background;
     }
     """
@@ -92,19 +122,56 @@ class ActivityFeed(RichLog):
     can_focus = False
 
     def __init__(self, *, tz: tzinfo | None = None, id: str | None = None) -> None:
-        super().__init__(max_lines=MAX_LINES, wrap=False, markup=False, highlight=False, id=id)
+        super().__init__(id=id)
         self.tz = tz
         self.border_title = "activity"
+        # The events worth a line, oldest first; described only when drawn.
+        self._events: deque[Event] = deque(maxlen=MAX_LINES)
+        self._changed = False
 
-    def add(self, events: Iterable[Event]) -> None:
-        for event in events:
-            described = describe(event)
-            if described is None:
-                continue
-            mark, worker, text, style = described
-            line = Text(no_wrap=True, overflow="ellipsis")
-            line.append(clock_time(event.ts, self.tz) + " ", style="bright_black")
-            line.append(f"{mark} ", style=style)
-            line.append(f"{worker:<18} ", style="bold" if worker else "")
-            line.append(text, style=style)
-            self.write(line)
+    @property
+    def lines(self) -> list[str]:
+        """The lines kept, oldest first, as plain text."""
+        return [text.plain for text in map(self._text, self._events) if text is not None]
+
+    def add(self, events: Sequence[Event]) -> None:
+        """Keep the events (oldest first) worth a line; they show at the next `flush()`."""
+        found: list[Event] = []
+        for event in reversed(events):
+            if worth_a_line(event):
+                found.append(event)
+                if len(found) == MAX_LINES:
+                    break
+        if found:
+            found.reverse()
+            self._events.extend(found)
+            self._changed = True
+
+    def flush(self) -> None:
+        """Repaint if lines came since the last call."""
+        if self._changed:
+            self._changed = False
+            self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        width, height = self.size
+        style = self.rich_style
+        index = max(0, len(self._events) - height) + y
+        text = self._text(self._events[index]) if index < len(self._events) else None
+        if text is None:
+            return Strip.blank(width, style)
+        text.truncate(width, overflow="ellipsis")
+        strip = Strip(text.render(self.app.console), text.cell_len)
+        return strip.adjust_cell_length(width, style).apply_style(style)
+
+    def _text(self, event: Event) -> Text | None:
+        described = describe(event)
+        if described is None:
+            return None
+        mark, worker, message, style = described
+        line = Text(no_wrap=True, overflow="ellipsis", end="")
+        line.append(clock_time(event.ts, self.tz) + " ", style="bright_black")
+        line.append(f"{mark} ", style=style)
+        line.append(f"{worker:<18} ", style="bold" if worker else "")
+        line.append(message, style=style)
+        return line

@@ -35,4 +35,5 @@ class StatusBar(Static):
         )
         if text != self._shown:
             self._shown = text
-            self.update(text)
+            # One line across the screen whatever it says: a repaint, never a layout.
+            self.update(text, layout=False)

@@ -39,4 +39,4 @@ class StopBanner(Static):
             text = f"stopping… {runs}, {left} s left  (press q again to force)"
         else:
             text = f"stopping… grace over, cancelling {runs}"
-        self.update(text)
+        self.update(text, layout=False)  # one line across the screen: a repaint will do

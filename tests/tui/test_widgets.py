@@ -1,0 +1,136 @@
+"""The dashboard's own line-drawn widgets: feed, logs, key bar, mouse on the workers table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from textual.pilot import Pilot
+
+from core import (
+    AttemptFailed,
+    DeadLettered,
+    Event,
+    HealthChanged,
+    LogLine,
+    OrchestratorPaused,
+    RunFailed,
+    RunStarted,
+    RunSucceeded,
+    TriggerAccepted,
+    WorkerDisabled,
+)
+from tui.screens import DetailScreen
+from tui.widgets import KeyBar
+from tui.widgets._activity_feed import describe, worth_a_line
+
+from .conftest import basic_workers, drive, make_app, make_orchestrator, until, worker_state
+
+TS = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+RUN = {"ts": TS, "worker": "w", "run_id": "r", "trigger_id": "t", "attempt": 1}
+
+
+def sample_events() -> list[Event]:
+    return [
+        RunStarted(**RUN, source="schedule"),
+        RunStarted(**RUN, source="continuous"),
+        RunSucceeded(**RUN, source="schedule", duration_s=0.5),
+        RunSucceeded(**RUN, source="continuous", duration_s=0.5),
+        RunFailed(**RUN, source="schedule", duration_s=0.5, error="boom"),
+        AttemptFailed(**RUN, source="manual", duration_s=0.1, error="boom", will_retry=True,
+                      retry_in_s=1.0),
+        AttemptFailed(**RUN, source="manual", duration_s=0.1, error="boom", will_retry=False),
+        DeadLettered(**RUN, source="manual", dlq_id=3, error="boom"),
+        TriggerAccepted(ts=TS, worker="w", trigger_id="t", source="manual"),
+        TriggerAccepted(ts=TS, worker="w", trigger_id="t", source="schedule"),
+        WorkerDisabled(ts=TS, worker="w", reason="circuit open after 3 failures"),
+        OrchestratorPaused(ts=TS),
+        HealthChanged(ts=TS, worker="w", health="failing", previous="ok"),
+        LogLine(ts=TS, worker="w", run_id="r", level="INFO", message="hello"),
+    ]
+
+
+def test_the_feeds_quick_filter_agrees_with_describe() -> None:
+    """`worth_a_line` (what a burst is filtered with) says yes exactly when `describe` does."""
+    for event in sample_events():
+        assert worth_a_line(event) == (describe(event) is not None), event
+
+
+def test_the_activity_feed_keeps_the_newest_lines_of_a_burst() -> None:
+    """A burst larger than the feed keeps its newest lines, in order; quiet events none."""
+    app = make_app(make_orchestrator(basic_workers()))
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        feed = app.deck.activity
+        burst: list[Event] = [
+            RunSucceeded(**{**RUN, "worker": f"w{i:03d}"}, source="manual", duration_s=0.5)
+            for i in range(300)
+        ]
+        feed.add([*burst, HealthChanged(ts=TS, worker="w", health="ok", previous="ok")])
+        lines = feed.lines
+        assert len(lines) == 100
+        assert "w200" in lines[0] and "w299" in lines[-1]
+
+    drive(app, scenario)
+
+
+def test_the_key_bar_says_resume_once_paused_and_a_click_presses_a_key() -> None:
+    """`p` turns "Pause" into "Resume" in the key bar; clicking "Resume" resumes."""
+    app = make_app(make_orchestrator(basic_workers()))
+
+    def key_bar_text() -> str:
+        return app.screen.query_one(KeyBar).render_line(0).text
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: "Pause" in key_bar_text(), "the keys")
+        await pilot.press("p")
+        await until(pilot, lambda: " p Resume" in key_bar_text(), "Resume in the key bar")
+        column = key_bar_text().index(" p Resume") + 1
+        await pilot.click(KeyBar, offset=(column, 0))
+        await until(pilot, lambda: not app.orch.paused, "resumed by the click")
+
+    drive(app, scenario)
+
+
+def test_clicking_a_worker_selects_it_and_a_second_click_opens_it() -> None:
+    """A click on a row moves the cursor there; a click on the cursor's row opens the detail."""
+    app = make_app(make_orchestrator(basic_workers()))
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        table = app.deck.worker_table
+        await until(pilot, lambda: table.row_count == 4, "rows")
+        await pilot.click("#worker-table", offset=(3, 3))  # header, alpha, bravo, charlie
+        assert table.selected_worker == "charlie"
+        await pilot.click("#worker-table", offset=(3, 3))
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen), "the detail")
+        assert app.screen.worker == "charlie"  # type: ignore[attr-defined]
+
+    drive(app, scenario)
+
+
+def test_the_log_view_holds_still_while_paused_and_follows_when_asked() -> None:
+    """Not following, new lines do not move the view; following again jumps to the tail."""
+    app = make_app(make_orchestrator(basic_workers()))
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await pilot.press("2")
+        log = app.deck.log_view
+        lines = [LogLine(ts=TS, worker="alpha", run_id="r", level="INFO", message=f"line {i}")
+                 for i in range(100)]
+        log.add(lines[:60])
+        app.refresh_now()
+        await pilot.pause()
+        assert log.scroll_offset.y == log.max_scroll_y > 0
+        await pilot.press("l", "g")
+        assert not log.follow and log.scroll_offset.y == 0
+        log.add(lines[60:])
+        app.refresh_now()
+        await pilot.pause()
+        assert log.scroll_offset.y == 0
+        await pilot.press("l")
+        await pilot.pause()
+        assert log.follow and log.scroll_offset.y == log.max_scroll_y
+        assert log.lines[-1].endswith("line 99")
+        assert worker_state(app, "alpha").runs_ok == 0
+
+    drive(app, scenario)
