@@ -1,12 +1,23 @@
 """The SQLite store: one file, one owner, written through one group-committing writer.
 
-Every write is an *operation* (a function of the writer connection) put in a queue.
-There is no background task: the first caller that finds no commit in progress becomes
-the committer, takes everything queued and runs it in one transaction in a thread
-(each operation under its own SAVEPOINT, so one failing operation does not fail the
-others), commits once, and wakes the callers. Callers that arrive meanwhile wait and
-are served by the next batch. So many triggers arriving together cost one commit, and
+Every write is an *operation* put in a queue. One writer thread, started by `open` and
+stopped by `close`, takes everything queued, runs it in one transaction, commits once
+and hands the batch back to the trio thread, which wakes each of its callers once; then
+it takes what was queued meanwhile. So the trio side gathers the next batch while the
+writer commits the previous one, many writes arriving together cost one commit, and
 each call returns only after the commit that holds it: acknowledged means durable.
+
+A batch is first written the cheap way: the common operations (triggers, run starts and
+ends, worker states) are rows of a TEMP view whose triggers do the writes, so a batch of
+them is a single INSERT, its own transaction, and the writer thread needs the GIL once
+per batch rather than per statement (the trio thread runs meanwhile); a batch with other
+operations runs them one after another in one transaction. If anything fails, it is
+rolled back and the batch runs again with a SAVEPOINT per operation, so one failing
+operation fails only its own caller.
+
+A caller cancelled while its operation is still queued takes it out: it is not written.
+One cancelled after the writer took its operation returns at once; that write may
+still be committed.
 """
 
 from __future__ import annotations
@@ -16,9 +27,11 @@ import fcntl
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,6 +52,9 @@ from ._records import (
 from ._store import DeadLetterDraft
 
 T = TypeVar("T")
+
+_current_task = trio.lowlevel.current_task
+_wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
 
 #: Schema migrations: step N (1-based) brings a store from version N-1 to N. Append new
 #: steps, never edit old ones: a store file of any older version is migrated forward.
@@ -103,6 +119,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 #: How long to wait for SQLite's own file locks (nobody else should hold them).
 BUSY_TIMEOUT_SECONDS = 30.0
 
+#: A batch taken by an idle writer is committed in two halves if each has this many.
+SPLIT_AT = 16
+
 
 def default_store_path(config_path: Path) -> Path:
     """Where the store of a config lives unless told otherwise.
@@ -119,21 +138,35 @@ def lock_path_of(path: Path) -> Path:
 
 
 class _Operation:
-    """One queued write: its work, then its result or error once its batch is done."""
+    """One queued write: its effect, then its result or error once its batch is done.
 
-    __slots__ = ("error", "finished", "result", "work")
+    The effect is `actions` (rows for the batch view, its triggers apply them in order),
+    then `work` (a function of the writer connection) if any. A batch of operations
+    without `work` is written by a single statement. `task` is the caller to wake (None
+    once woken or gone); `dropped` says that its caller was cancelled before the writer
+    took the operation.
+    """
 
-    def __init__(self, work: Callable[[sqlite3.Connection], Any]) -> None:
+    __slots__ = ("actions", "dropped", "error", "generation", "result", "task", "work")
+
+    def __init__(
+        self,
+        actions: tuple[Any, ...] = (),
+        work: Callable[[sqlite3.Connection], Any] | None = None,
+    ) -> None:
+        self.actions = actions
         self.work = work
-        self.finished = False
+        self.task: trio.lowlevel.Task | None = None
+        self.generation = 0
+        self.dropped = False
         self.result: Any = None
         self.error: BaseException | None = None
 
-    def succeed(self, result: Any) -> None:
-        self.result, self.finished = result, True
-
-    def fail(self, error: BaseException) -> None:
-        self.error, self.finished = error, True
+    def run(self, conn: sqlite3.Connection, max_rows: int) -> Any:
+        """Write this operation alone (within the writer's transaction)."""
+        if self.actions:
+            _run_actions(conn, self.actions, max_rows)
+        return None if self.work is None else self.work(conn)
 
 
 class SQLiteStore:
@@ -147,6 +180,9 @@ class SQLiteStore:
     Attributes:
         commits: transactions committed so far (one per batch of writes).
         writes: write operations committed so far.
+
+    Its writes go through a thread started by `open` that wakes their callers through
+    the trio run that called `open`: a store is used within that run, and closed in it.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, history_per_worker: int = 200) -> None:
@@ -157,10 +193,21 @@ class SQLiteStore:
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
-        self._queue: list[_Operation] = []
-        self._committing = False
-        self._progress = trio.Event()
         self._read_lock = trio.Lock()
+        # The writer thread and what it shares with the trio thread (under `_lock`):
+        # the queue, whether the writer waits for work, and how many batches it took.
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._wakeup = threading.Condition(self._lock)
+        self._queue: list[_Operation] = []
+        self._queued_actions: list[Any] = []  # the actions of the queue, if all it has
+        self._queue_is_actions = True  # no `work`, no dropped operation in the queue
+        self._idle = False
+        self._generation = 0
+        self._max_rows = 1  # actions per statement (the writer's limit on parameters)
+        self._history_limit = history_per_worker
+        self._stopping = False
+        self._stopped = True
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -176,17 +223,21 @@ class SQLiteStore:
                 is not a jobdeck store, or was written by a newer jobdeck.
         """
         if self._writer is None:
-            return await trio.to_thread.run_sync(self._open_sync)
+            state = await trio.to_thread.run_sync(self._open_sync)
+            self._start_writer()
+            return state
         return await self._read(_load_state)
 
     async def close(self) -> None:
         """Wait for queued writes to commit, then close the files and give up ownership."""
         with trio.CancelScope(shield=True):
-            while self._committing or self._queue:
-                if self._committing:
-                    await self._progress.wait()
-                else:
-                    await self._commit_queued(None)
+            thread = self._thread
+            if thread is not None:
+                with self._lock:
+                    self._stopping = True
+                    self._wakeup.notify()
+                await trio.to_thread.run_sync(thread.join)
+                self._thread = None
             async with self._read_lock:
                 if self._writer is not None or self._lock_fd is not None:
                     await trio.to_thread.run_sync(self._close_sync)
@@ -264,8 +315,8 @@ class SQLiteStore:
     def _connect(self) -> sqlite3.Connection:
         try:
             # isolation_level=None: transactions are ours (BEGIN IMMEDIATE / COMMIT).
-            # check_same_thread=False: trio's worker threads take turns on a connection,
-            # never two at once (the committer flag and the read lock see to it).
+            # check_same_thread=False: threads take turns on a connection, never two at
+            # once (the writer thread runs between `open` and `close`; the read lock).
             return sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
                 check_same_thread=False,
@@ -289,6 +340,12 @@ class SQLiteStore:
             conn.execute("PRAGMA synchronous = FULL")
             if version < len(MIGRATIONS):
                 self._migrate(conn, version)
+            for statement in _BATCH_SCHEMA:
+                conn.execute(statement)
+            conn.execute("INSERT INTO history_limit VALUES (?)", (self.history_per_worker,))
+            self._history_limit = self.history_per_worker
+            limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+            self._max_rows = max(1, limit // _ACTION_WIDTH)
         except sqlite3.Error as exc:
             raise self._store_error("cannot be opened", exc) from None
 
@@ -347,68 +404,201 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------ the writer
 
-    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work` in the next committed batch; return once that batch is on disk."""
-        self._require_open()
-        op = _Operation(work)
-        self._queue.append(op)
-        try:
-            while not op.finished:
-                if self._committing:
-                    await self._progress.wait()
-                else:
-                    await self._commit_queued(op)
-        except BaseException:
-            # Cancelled before its batch was taken: it is not written at all.
-            with contextlib.suppress(ValueError):
-                self._queue.remove(op)
-            raise
+    def _start_writer(self) -> None:
+        token = trio.lowlevel.current_trio_token()
+        with self._lock:
+            self._stopping = self._stopped = False
+        self._thread = threading.Thread(
+            target=self._writer_loop, args=(token,), name=f"jobdeck writer {self.path.name}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    async def _write(self, op: _Operation) -> Any:
+        """Queue `op` for the writer; return its result once its batch is on disk."""
+        if self._writer is None:
+            raise StoreError(f"store {self.path} is not open")
+        op.task = _current_task()
+        with self._lock:
+            if self._stopped:
+                raise StoreError(f"store {self.path} is not open")
+            op.generation = self._generation
+            self._queue.append(op)
+            if op.work is None:
+                self._queued_actions += op.actions
+            else:
+                self._queue_is_actions = False
+            if self._idle:
+                self._idle = False
+                self._wakeup.notify()
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            op.task = None
+            with self._lock:
+                if op.generation == self._generation:
+                    # Not taken yet: the writer skips it, so it is not written at all.
+                    op.dropped = True
+                    self._queue_is_actions = False
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await _wait_task_rescheduled(abort)
         if op.error is not None:
             raise op.error
-        result: T = op.result
-        return result
+        return op.result
 
-    async def _commit_queued(self, mine: _Operation | None) -> None:
-        """Commit queued batches until `mine` is done (all of them if None), then step down.
+    def _writer_loop(self, token: trio.lowlevel.TrioToken) -> None:
+        """The writer thread: commit what is queued, batch after batch, until `close`.
 
-        Stepping down as soon as our own operation is done hands the committer's job to
-        a waiting caller, so no caller serves others for ever.
+        The callers of a committed batch are woken once the next batch is ready to go:
+        the trio thread, woken, waits for the GIL the writer holds until then.
         """
-        self._committing = True
-        try:
-            # Let callers ready in this same scheduling round join the first batch.
-            await trio.lowlevel.checkpoint()
-            while self._queue and (mine is None or not mine.finished):
+        committed: list[_Operation] | None = None
+
+        def wake() -> None:
+            nonlocal committed
+            if committed is not None:
+                with contextlib.suppress(trio.RunFinishedError):
+                    token.run_sync_soon(self._wake_callers, committed)
+                committed = None
+
+        while True:
+            with self._lock:
+                if not self._queue:
+                    wake()  # nothing to get ready meanwhile
+                waited = False
+                while not self._queue and not self._stopping:
+                    self._idle = waited = True
+                    self._wakeup.wait()
+                self._idle = False
+                if not self._queue:
+                    self._stopped = True
+                    return
                 batch, self._queue = self._queue, []
-                try:
-                    await trio.to_thread.run_sync(self._commit_batch, batch)
-                finally:
-                    # Cancelled before the thread ran: the batch goes back, in order.
-                    self._queue[:0] = [op for op in batch if not op.finished]
-                    self._signal_progress()
-        finally:
-            self._committing = False
-            self._signal_progress()
+                actions: list[Any] | None = self._queued_actions
+                if not self._queue_is_actions:
+                    actions = None
+                    batch = [op for op in batch if not op.dropped]
+                self._queued_actions, self._queue_is_actions = [], True
+                self._generation += 1
+            if waited and len(batch) >= 2 * SPLIT_AT:
+                # Everything queued came at once while the writer waited: commit it in
+                # two halves, so the trio thread handles the first while the second is
+                # committed (then, batch after batch, the two halves keep taking turns).
+                half = len(batch) // 2
+                self._commit_safely(batch[:half], None, wake)
+                wake()
+                committed = batch[:half]
+                batch, actions = batch[half:], None
+            if batch:
+                self._commit_safely(batch, actions, wake)
+                wake()
+                committed = batch
 
-    def _signal_progress(self) -> None:
-        progress, self._progress = self._progress, trio.Event()
-        progress.set()
+    def _commit_safely(
+        self, batch: list[_Operation], actions: list[Any] | None, ready: Callable[[], None]
+    ) -> None:
+        """`_commit_batch`, failing the batch on an unexpected error (not hanging it)."""
+        try:
+            self._commit_batch(batch, actions, ready)
+        except BaseException as exc:  # a bug
+            for op in batch:
+                if op.error is None:
+                    op.error = StoreError(f"store {self.path} cannot be written: {exc!r}")
 
-    def _commit_batch(self, batch: list[_Operation]) -> None:
-        """In a thread: run every operation of `batch` in one transaction, commit once."""
+    @staticmethod
+    def _wake_callers(batch: list[_Operation]) -> None:
+        """In the trio thread: wake every caller of `batch` that still waits."""
+        reschedule = trio.lowlevel.reschedule
+        for op in batch:
+            task = op.task
+            if task is not None:
+                op.task = None
+                reschedule(task)
+
+    def _commit_batch(
+        self,
+        batch: list[_Operation],
+        actions: list[Any] | None = None,
+        ready: Callable[[], None] = lambda: None,
+    ) -> None:
+        """In the writer thread: write `batch` in one transaction and commit it.
+
+        `actions`: all the actions of `batch`, if it has only those. `ready` is called
+        once the batch is about to be written.
+        """
         conn = self._writer
         assert conn is not None
+        if self._history_limit != self.history_per_worker:
+            try:
+                conn.execute("UPDATE history_limit SET n = ?", (self.history_per_worker,))
+                conn.execute("DELETE FROM trimmed")
+            except sqlite3.Error as exc:
+                for op in batch:
+                    op.error = self._store_error("cannot be written", exc)
+                return
+            self._history_limit = self.history_per_worker
+        if not self._write_together(conn, batch, actions, ready):
+            self._write_isolated(conn, batch)
+
+    def _write_together(
+        self,
+        conn: sqlite3.Connection,
+        batch: list[_Operation],
+        actions: list[Any] | None,
+        ready: Callable[[], None],
+    ) -> bool:
+        """Write `batch` the cheap way, without savepoints; False if an operation failed.
+
+        A batch of actions only is one statement and its own transaction, committed
+        (durably) when it returns. Any other batch runs in one explicit transaction,
+        consecutive actions together. False: nothing was written.
+        """
+        max_rows = self._max_rows
+        if actions is None and all(op.work is None for op in batch):
+            actions = list(chain.from_iterable([op.actions for op in batch]))
+        if actions is not None and len(actions) <= max_rows * _ACTION_WIDTH:
+            statement = _actions_statement(actions, max_rows)
+            ready()
+            try:
+                conn.execute(*statement)
+            except Exception:
+                self._roll_back(conn)
+                return False
+            self.commits += 1
+            self.writes += len(batch)  # their results: None
+            return True
+        ready()
+        if not self._begin(conn, batch):
+            return True  # every operation failed with the reason
+        results: list[Any] = []
+        actions_run: list[Any] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
             for op in batch:
-                op.fail(self._store_error("cannot be written", exc))
+                if op.work is None:
+                    actions_run += op.actions
+                    results.append(None)
+                    continue
+                if actions_run:
+                    _run_actions(conn, actions_run, max_rows)
+                    actions_run = []
+                results.append(op.run(conn, max_rows))
+            if actions_run:
+                _run_actions(conn, actions_run, max_rows)
+        except Exception:
+            self._roll_back(conn)
+            return False
+        self._commit(conn, list(zip(batch, results, strict=True)))
+        return True
+
+    def _write_isolated(self, conn: sqlite3.Connection, batch: list[_Operation]) -> None:
+        """Write `batch` with a SAVEPOINT per operation, so a failing one fails alone."""
+        if not self._begin(conn, batch):
             return
         done: list[tuple[_Operation, Any]] = []
         for index, op in enumerate(batch):
             try:
                 conn.execute("SAVEPOINT op")
-                result = op.work(conn)
+                result = op.run(conn, self._max_rows)
                 conn.execute("RELEASE op")
             except Exception as exc:
                 failure: Exception = exc
@@ -418,24 +608,45 @@ class SQLiteStore:
                     # SQLite dropped the whole transaction (disk full, I/O error):
                     # nothing of this batch is stored, so every operation fails.
                     for other in [o for o, _ in done] + batch[index + 1 :]:
-                        other.fail(StoreError(str(failure)))
-                    op.fail(failure)
+                        other.error = StoreError(str(failure))
+                    op.error = failure
                     return
-                op.fail(failure)
+                op.error = failure
             else:
                 done.append((op, result))
+        self._commit(conn, done)
+
+    @staticmethod
+    def _roll_back(conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+
+    def _begin(self, conn: sqlite3.Connection, batch: list[_Operation]) -> bool:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            for op in batch:
+                op.error = self._store_error("cannot be written", exc)
+            return False
+        return True
+
+    def _commit(self, conn: sqlite3.Connection, done: list[tuple[_Operation, Any]]) -> None:
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             for op, _ in done:
-                op.fail(self._store_error("cannot be written", exc))
+                op.error = self._store_error("cannot be written", exc)
             return
+        self._succeed(done)
+
+    def _succeed(self, done: list[tuple[_Operation, Any]]) -> None:
         self.commits += 1
         self.writes += len(done)
         for op, result in done:
-            op.succeed(result)
+            op.result = result
 
     @staticmethod
     def _roll_back_to_savepoint(conn: sqlite3.Connection) -> bool:
@@ -467,13 +678,10 @@ class SQLiteStore:
     # ------------------------------------------------------------------ the protocol
 
     async def add_trigger(self, trigger: Trigger) -> None:
-        row = _trigger_row(trigger)
-        await self._write(lambda conn: _put_trigger(conn, row))
+        await self._write(_Operation(_trigger_action(_PUT_TRIGGER, trigger)))
 
     async def start_run(self, run: RunRecord) -> None:
-        row = _run_row(run)
-        keep = self.history_per_worker
-        await self._write(lambda conn: _put_run(conn, row, keep))
+        await self._write(_Operation(_run_action(run)))
 
     async def finish_run(
         self,
@@ -484,28 +692,17 @@ class SQLiteStore:
         dead_letter: DeadLetterDraft | None = None,
         triggers: Sequence[Trigger] = (),
     ) -> int | None:
-        run_row = _run_row(run)
-        worker_row = _worker_row(worker)
-        trigger_rows = [_trigger_row(t) for t in triggers]
-        own_trigger = _trigger_row(run.trigger)
-        dlq_row = _dead_letter_row(dead_letter.with_id(0, run)) if dead_letter else None
-        keep = self.history_per_worker
+        actions = _finish_actions(run, worker, requeue)
+        if triggers:  # the triggers the run's end causes, first
+            actions = tuple(
+                chain.from_iterable([_trigger_action(_PUT_TRIGGER, t) for t in triggers])
+            ) + actions
+        if dead_letter is None:
+            await self._write(_Operation(actions))
+            return None
+        dlq_row = _dead_letter_row(dead_letter.with_id(0, run))
 
-        def work(conn: sqlite3.Connection) -> int | None:
-            _put_run(conn, run_row, keep)
-            for row in trigger_rows:
-                _put_trigger(conn, row)
-            if requeue:
-                conn.execute(
-                    "INSERT OR IGNORE INTO pending (id, worker, source, payload, accepted_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    own_trigger,
-                )
-            else:
-                conn.execute("DELETE FROM pending WHERE id = ?", (run.trigger.id,))
-            _put_worker(conn, worker_row)
-            if dlq_row is None:
-                return None
+        def add_dead_letter(conn: sqlite3.Connection) -> int | None:
             cursor = conn.execute(
                 "INSERT INTO dlq (worker, trigger_id, source, payload, error, traceback,"
                 " attempts, started_at, failed_at, run_id)"
@@ -514,11 +711,11 @@ class SQLiteStore:
             )
             return cursor.lastrowid
 
-        return await self._write(work)
+        entry_id: int | None = await self._write(_Operation(actions, add_dead_letter))
+        return entry_id
 
     async def save_worker(self, state: WorkerState) -> None:
-        row = _worker_row(state)
-        await self._write(lambda conn: _put_worker(conn, row))
+        await self._write(_Operation(_worker_action(state)))
 
     async def runs(self, worker: str | None = None, limit: int = 50) -> list[RunRecord]:
         # Newest start first; equal starts in the order stored, as the memory store does.
@@ -547,24 +744,26 @@ class SQLiteStore:
         return _dead_letter_of(rows[0])
 
     async def dlq_replay(self, entry_id: int, trigger: Trigger) -> None:
-        row = _trigger_row(trigger)
-
-        def work(conn: sqlite3.Connection) -> None:
+        def remove_entry(conn: sqlite3.Connection) -> None:
             if conn.execute("DELETE FROM dlq WHERE id = ?", (entry_id,)).rowcount == 0:
                 raise UnknownDeadLetter(entry_id)
-            _put_trigger(conn, row)
 
-        await self._write(work)
+        # The trigger is stored, then the entry removed; if it is unknown, neither.
+        await self._write(_Operation(_trigger_action(_PUT_TRIGGER, trigger), remove_entry))
 
     async def dlq_delete(self, entry_id: int) -> None:
         def work(conn: sqlite3.Connection) -> None:
             if conn.execute("DELETE FROM dlq WHERE id = ?", (entry_id,)).rowcount == 0:
                 raise UnknownDeadLetter(entry_id)
 
-        await self._write(work)
+        await self._write(_Operation(work=work))
 
     async def dlq_purge(self) -> int:
-        return await self._write(lambda conn: conn.execute("DELETE FROM dlq").rowcount)
+        def purge(conn: sqlite3.Connection) -> int:
+            return conn.execute("DELETE FROM dlq").rowcount
+
+        count: int = await self._write(_Operation(work=purge))
+        return count
 
 
 def _read_owner(fd: int) -> str:
@@ -582,10 +781,6 @@ def _read_owner(fd: int) -> str:
 # Payloads are JSON text; datetimes ISO 8601 text with their UTC offset.
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def _datetime(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
@@ -600,23 +795,289 @@ def _rows(conn: sqlite3.Connection, query: str, args: Sequence[Any] = ()) -> lis
     return cursor.execute(query, args).fetchall()
 
 
-def _trigger_row(trigger: Trigger) -> tuple[Any, ...]:
+# ---------------------------------------------------------------------- the batch view
+#
+# The writer connection has a TEMP view, `batch`, whose INSTEAD OF triggers turn each
+# row inserted into it into writes: an *action*. Column `k` says which action, v1..v21
+# are its values, and bit n of `z` says that vn is NULL (the value bound is then 0: the
+# sqlite3 module binds None several times slower than an int; unused values are 0 too).
+# A batch of operations is one INSERT of all their actions, applied in order, each
+# exactly as if written alone, by SQLite without Python: the writer thread needs the
+# GIL once per batch, not once per statement. Padding rows (k = 0) do nothing; they
+# round a statement's size up to a power of two, so a few prepared statements serve.
+
+_VALUES = 21
+_ACTION_WIDTH = 2 + _VALUES  # k, z, v1..v21
+
+#: v1..v5: a pending trigger's id, worker, source, payload, accepted_at.
+_PUT_TRIGGER = 1
+#: v1: a trigger id.
+_DELETE_TRIGGER = 2
+#: v1..v5 as _PUT_TRIGGER, stored only if no trigger has that id (a requeue).
+_KEEP_TRIGGER = 3
+#: v1..v13: the `_RUN_COLUMNS`; then the worker's history is trimmed.
+_PUT_RUN = 4
+#: v1..v8: a `workers` row.
+_PUT_WORKER = 5
+#: A run's end: _PUT_RUN's v1..v13; v14 flags (1: requeue its trigger, else remove it;
+#: 2: store v15..v21 as the state of the run's worker, the rest of a `workers` row).
+_FINISH_RUN = 6
+_REQUEUE, _WITH_WORKER = 1, 2
+
+_RUN_COLUMNS = (
+    "id", "worker", "trigger_id", "trigger_source", "trigger_payload", "trigger_accepted_at",
+    "status", "started_at", "started_ts", "ended_at", "attempts", "duration_s", "error",
+)
+_PENDING_COLUMNS = "pending (id, worker, source, payload, accepted_at)"
+
+
+def _new(number: int, nullable: bool = False) -> str:
+    """Value `number` of the action, in a trigger; NULL if so flagged in z."""
+    if nullable:
+        return f"CASE WHEN NEW.z & {1 << number} THEN NULL ELSE NEW.v{number} END"
+    return f"NEW.v{number}"
+
+
+def _news(numbers: Sequence[int], nullable: Sequence[int] = ()) -> str:
+    return ", ".join(_new(n, n in nullable) for n in numbers)
+
+
+_NULLABLE_RUN_VALUES = (10, 12, 13)
+#: What a run's end changes; the other columns say which run it is.
+_RUN_END_COLUMNS = ("status", "ended_at", "attempts", "duration_s", "error")
+
+
+def _run_value(column: str) -> str:
+    number = _RUN_COLUMNS.index(column) + 1
+    return _new(number, number in _NULLABLE_RUN_VALUES)
+
+
+def _upsert_run(source: str) -> str:
     return (
-        trigger.id,
-        trigger.worker,
-        trigger.source.value,
-        json.dumps(trigger.payload),
-        trigger.accepted_at.isoformat(),
+        f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) {source} ON CONFLICT (id) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in _RUN_COLUMNS if c != "id")
+        + ";"
     )
 
 
-def _put_trigger(conn: sqlite3.Connection, row: tuple[Any, ...]) -> None:
-    conn.execute(
-        "INSERT INTO pending (id, worker, source, payload, accepted_at) VALUES (?, ?, ?, ?, ?)"
+_RUN_VALUES = _news(range(1, 14), _NULLABLE_RUN_VALUES)
+# Keeping the newest `history_limit` runs of a worker (by first store): those at or
+# before the one that many places below its newest go. `trimmed`: the workers trimmed
+# since the limit was set. (A bound that is NULL is an empty range, read at no cost.)
+_OLDEST_KEPT = (
+    "(SELECT seq FROM runs WHERE worker = NEW.v2"
+    " ORDER BY seq DESC LIMIT 1 OFFSET (SELECT n FROM history_limit))"
+)
+_TRIMMED = " INSERT OR IGNORE INTO trimmed VALUES (NEW.v2);"
+
+#: _PUT_RUN, a run's start (normally a new run): the run, then its worker's history trimmed.
+_START_RUN_SQL = (
+    _upsert_run(f"VALUES ({_RUN_VALUES})")
+    + f" DELETE FROM runs WHERE worker = NEW.v2 AND seq <= {_OLDEST_KEPT};"
+    + _TRIMMED
+)
+
+#: _FINISH_RUN's run, a run's end (normally of a run stored): the same.
+_END_RUN_SQL = (
+    # Stored before as the same run (worker, trigger, start): set what its end changes,
+    # touching no index but the one on status.
+    "UPDATE runs SET "
+    + ", ".join(f"{c} = {_run_value(c)}" for c in _RUN_END_COLUMNS)
+    + " WHERE "
+    + " AND ".join(f"{c} = {_run_value(c)}" for c in _RUN_COLUMNS if c not in _RUN_END_COLUMNS)
+    # Otherwise the whole run (not stored, or, never in practice, stored as another).
+    + "; "
+    + _upsert_run(f"SELECT {_RUN_VALUES} WHERE changes() = 0")
+    # A run set in place leaves its worker's history as long as it was: if trimmed
+    # since the limit was set, there is nothing to trim.
+    + " DELETE FROM runs WHERE worker = NEW.v2 AND seq <= CASE WHEN changes() > 0"
+    f" OR NOT EXISTS (SELECT 1 FROM trimmed WHERE worker = NEW.v2) THEN {_OLDEST_KEPT} END;"
+    + _TRIMMED
+)
+
+_WORKER_UPSERT = " ON CONFLICT (name) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}"
+    for c in (
+        "enabled", "circuit", "opened_at", "consecutive_failures", "last_start",
+        "last_success", "last_error",
+    )
+)
+
+
+def _instead(name: str, kind: int, body: str) -> str:
+    # Unqualified names in a TEMP trigger find the store's tables (main).
+    return (
+        f"CREATE TEMP TRIGGER batch_{name} INSTEAD OF INSERT ON batch"
+        f" WHEN NEW.k = {kind} BEGIN {body} END"
+    )
+
+
+#: Made on the writer connection when it opens (after any migration).
+_BATCH_SCHEMA = (
+    "PRAGMA temp_store = MEMORY",
+    "CREATE TEMP TABLE history_limit (n INTEGER NOT NULL)",
+    "CREATE TEMP TABLE trimmed (worker TEXT PRIMARY KEY) WITHOUT ROWID",
+    "CREATE TEMP VIEW batch AS SELECT 0 AS k, 0 AS z, "
+    + ", ".join(f"0 AS v{n}" for n in range(1, _VALUES + 1))
+    + " WHERE 0",
+    _instead(
+        "put_trigger", _PUT_TRIGGER,
+        f"INSERT INTO {_PENDING_COLUMNS} VALUES ({_news(range(1, 6))})"
         " ON CONFLICT (id) DO UPDATE SET worker = excluded.worker, source = excluded.source,"
-        " payload = excluded.payload, accepted_at = excluded.accepted_at",
-        row,
+        " payload = excluded.payload, accepted_at = excluded.accepted_at;",
+    ),
+    _instead("delete_trigger", _DELETE_TRIGGER, "DELETE FROM pending WHERE id = NEW.v1;"),
+    _instead(
+        "keep_trigger", _KEEP_TRIGGER,
+        f"INSERT OR IGNORE INTO {_PENDING_COLUMNS} VALUES ({_news(range(1, 6))});",
+    ),
+    _instead("put_run", _PUT_RUN, _START_RUN_SQL),
+    _instead(
+        "put_worker", _PUT_WORKER,
+        f"INSERT INTO workers VALUES ({_news(range(1, 9), (4, 6, 7, 8))}){_WORKER_UPSERT};",
+    ),
+    _instead(
+        "finish_run", _FINISH_RUN,
+        _END_RUN_SQL
+        + f" DELETE FROM pending WHERE id = NEW.v3 AND NOT NEW.v14 & {_REQUEUE};"
+        f" INSERT OR IGNORE INTO {_PENDING_COLUMNS}"
+        f" SELECT NEW.v3, NEW.v2, NEW.v4, NEW.v5, NEW.v6 WHERE NEW.v14 & {_REQUEUE};"
+        f" INSERT INTO workers SELECT NEW.v2, {_news(range(15, 22), (17, 19, 20, 21))}"
+        f" WHERE NEW.v14 & {_WITH_WORKER}{_WORKER_UPSERT};",
+    ),
+)
+
+_PADDING = (0,) * _ACTION_WIDTH
+_inserts: dict[int, str] = {}
+
+
+def _insert_actions(rows: int) -> str:
+    """The statement inserting `rows` actions into the batch view."""
+    text = _inserts.get(rows)
+    if text is None:
+        row = "(" + ", ".join("?" * _ACTION_WIDTH) + ")"
+        text = _inserts[rows] = "INSERT INTO batch VALUES " + ", ".join([row] * rows)
+    return text
+
+
+def _padded(rows: int, max_rows: int) -> int:
+    """The statement size for `rows` actions: the next of 1, 2, 3, 4, 6, 8, 12, 16, 24..."""
+    size = 1 << (rows - 1).bit_length()
+    if size >= 4 and rows <= size * 3 // 4:
+        size = size * 3 // 4
+    return min(size, max_rows)
+
+
+def _actions_statement(actions: list[Any], max_rows: int) -> tuple[str, list[Any]]:
+    """The statement applying `actions` (at most `max_rows`), padding `actions` in place."""
+    rows = len(actions) // _ACTION_WIDTH
+    size = _padded(rows, max_rows)
+    actions += _PADDING * (size - rows)
+    return _insert_actions(size), actions
+
+
+def _run_actions(conn: sqlite3.Connection, actions: Sequence[Any], max_rows: int) -> None:
+    """Apply `actions` (flat, `_ACTION_WIDTH` values each), `max_rows` per statement."""
+    width = _ACTION_WIDTH
+    rows = len(actions) // width
+    for first in range(0, rows, max_rows):
+        part = list(actions[first * width : min(rows, first + max_rows) * width])
+        conn.execute(*_actions_statement(part, max_rows))
+
+
+_iso_cache: dict[int, tuple[datetime, str]] = {}
+
+
+def _iso_text(value: datetime) -> str:
+    """`value.isoformat()`, remembered: a run's times are stored several times."""
+    cached = _iso_cache.get(id(value))
+    if cached is not None and cached[0] is value:
+        return cached[1]
+    if len(_iso_cache) >= 1024:
+        _iso_cache.clear()
+    text = value.isoformat()
+    _iso_cache[id(value)] = (value, text)  # holding `value` keeps its id unique
+    return text
+
+
+# Actions are made on the trio thread for every write: plain tuples, enum values read
+# as `_value_` (the `value` property is several times slower).
+
+
+def _trigger_action(kind: int, trigger: Trigger) -> tuple[Any, ...]:
+    payload = trigger.payload
+    return (
+        kind, 0, trigger.id, trigger.worker, trigger.source._value_,
+        "null" if payload is None else json.dumps(payload), _iso_text(trigger.accepted_at),
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    )  # fmt: skip
+
+
+def _run_action(run: RunRecord) -> tuple[Any, ...]:
+    """_PUT_RUN: the values of `_RUN_COLUMNS`."""
+    trigger, payload = run.trigger, run.trigger.payload
+    started, ended, duration, error = run.started_at, run.ended_at, run.duration_s, run.error
+    nulls = (ended is None) << 10 | (duration is None) << 12 | (error is None) << 13
+    return (
+        _PUT_RUN, nulls,
+        run.id, run.worker, trigger.id, trigger.source._value_,
+        "null" if payload is None else json.dumps(payload), _iso_text(trigger.accepted_at),
+        run.status._value_, _iso_text(started), started.timestamp(),
+        0 if ended is None else _iso_text(ended), run.attempts,
+        0 if duration is None else duration, 0 if error is None else error,
+        0, 0, 0, 0, 0, 0, 0, 0,
+    )  # fmt: skip
+
+
+def _worker_action(state: WorkerState) -> tuple[Any, ...]:
+    """_PUT_WORKER: a `workers` row."""
+    opened, last_start, last_success = state.opened_at, state.last_start, state.last_success
+    error = state.last_error
+    nulls = (
+        (opened is None) << 4 | (last_start is None) << 6 | (last_success is None) << 7
+        | (error is None) << 8
     )
+    return (
+        _PUT_WORKER, nulls,
+        state.name, int(state.enabled), state.circuit._value_,
+        0 if opened is None else _iso_text(opened), state.consecutive_failures,
+        0 if last_start is None else _iso_text(last_start),
+        0 if last_success is None else _iso_text(last_success),
+        0 if error is None else error,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    )  # fmt: skip
+
+
+def _finish_actions(run: RunRecord, worker: WorkerState, requeue: bool) -> tuple[Any, ...]:
+    """A run's end: its new state, its trigger removed (or kept), its worker's state."""
+    trigger = run.trigger
+    if worker.name != run.worker or trigger.worker != run.worker:
+        # A worker state or trigger of another worker (never, from the orchestrator).
+        own = _trigger_action(_KEEP_TRIGGER if requeue else _DELETE_TRIGGER, trigger)
+        return _run_action(run) + own + _worker_action(worker)
+    payload = trigger.payload
+    started, ended, duration, error = run.started_at, run.ended_at, run.duration_s, run.error
+    opened, last_start, last_success = worker.opened_at, worker.last_start, worker.last_success
+    last_error = worker.last_error
+    nulls = (
+        (ended is None) << 10 | (duration is None) << 12 | (error is None) << 13
+        | (opened is None) << 17 | (last_start is None) << 19 | (last_success is None) << 20
+        | (last_error is None) << 21
+    )
+    return (
+        _FINISH_RUN, nulls,
+        run.id, run.worker, trigger.id, trigger.source._value_,
+        "null" if payload is None else json.dumps(payload), _iso_text(trigger.accepted_at),
+        run.status._value_, _iso_text(started), started.timestamp(),
+        0 if ended is None else _iso_text(ended), run.attempts,
+        0 if duration is None else duration, 0 if error is None else error,
+        _WITH_WORKER | (_REQUEUE if requeue else 0),
+        int(worker.enabled), worker.circuit._value_,
+        0 if opened is None else _iso_text(opened), worker.consecutive_failures,
+        0 if last_start is None else _iso_text(last_start),
+        0 if last_success is None else _iso_text(last_success),
+        0 if last_error is None else last_error,
+    )  # fmt: skip
 
 
 def _trigger_of(row: sqlite3.Row) -> Trigger:
@@ -626,46 +1087,6 @@ def _trigger_of(row: sqlite3.Row) -> Trigger:
         source=Source(row["source"]),
         payload=json.loads(row["payload"]),
         accepted_at=_required_datetime(row["accepted_at"]),
-    )
-
-
-def _run_row(run: RunRecord) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "worker": run.worker,
-        "trigger_id": run.trigger.id,
-        "trigger_source": run.trigger.source.value,
-        "trigger_payload": json.dumps(run.trigger.payload),
-        "trigger_accepted_at": run.trigger.accepted_at.isoformat(),
-        "status": run.status.value,
-        "started_at": run.started_at.isoformat(),
-        "started_ts": run.started_at.timestamp(),
-        "ended_at": _iso(run.ended_at),
-        "attempts": run.attempts,
-        "duration_s": run.duration_s,
-        "error": run.error,
-    }
-
-
-_RUN_COLUMNS = (
-    "id", "worker", "trigger_id", "trigger_source", "trigger_payload", "trigger_accepted_at",
-    "status", "started_at", "started_ts", "ended_at", "attempts", "duration_s", "error",
-)
-_PUT_RUN = (
-    f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)})"
-    f" VALUES ({', '.join(':' + c for c in _RUN_COLUMNS)})"
-    " ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _RUN_COLUMNS if c != "id")
-)
-
-
-def _put_run(conn: sqlite3.Connection, row: dict[str, Any], keep: int) -> None:
-    conn.execute(_PUT_RUN, row)
-    # Keep the newest `keep` runs of this worker (by the order they were first stored).
-    conn.execute(
-        "DELETE FROM runs WHERE worker = :worker AND seq <= (SELECT seq FROM runs"
-        " WHERE worker = :worker ORDER BY seq DESC LIMIT 1 OFFSET :keep)",
-        {"worker": row["worker"], "keep": keep},
     )
 
 
@@ -688,23 +1109,6 @@ def _run_of(row: sqlite3.Row) -> RunRecord:
         duration_s=row["duration_s"],
         error=row["error"],
     )
-
-
-def _worker_row(state: WorkerState) -> tuple[Any, ...]:
-    return (
-        state.name,
-        int(state.enabled),
-        state.circuit.value,
-        _iso(state.opened_at),
-        state.consecutive_failures,
-        _iso(state.last_start),
-        _iso(state.last_success),
-        state.last_error,
-    )
-
-
-def _put_worker(conn: sqlite3.Connection, row: tuple[Any, ...]) -> None:
-    conn.execute("INSERT OR REPLACE INTO workers VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
 
 
 def _worker_of(row: sqlite3.Row) -> WorkerState:
