@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,10 +35,26 @@ def virtual_wall_clock() -> datetime:
         return EPOCH
 
 
+@asynccontextmanager
+async def running(orch: Orchestrator) -> AsyncIterator[None]:
+    """Run `orch` for the body of the block, then stop it without grace."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(orch.run)
+        try:
+            yield
+        finally:
+            orch.stop(grace=0)
+
+
+class MaxRandom(random.Random):
+    """Full jitter at its ceiling: every backoff waits exactly min(cap, base * 2**(n-1))."""
+
+    def random(self) -> float:
+        return 1.0
+
+
 def make_orchestrator(**config: object) -> Orchestrator:
     """An orchestrator on the in-memory store with a wall clock that follows trio's."""
-    import random
-
     store = config.pop("store", None)
     return Orchestrator(
         OrchestratorConfig(**config),  # type: ignore[arg-type]

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -12,20 +11,9 @@ import trio
 import trio.testing
 
 from core import JobContext, Orchestrator, OrchestratorConfig
-from tests.core.conftest import make_orchestrator, virtual_wall_clock
+from tests.core.conftest import make_orchestrator, running, virtual_wall_clock
 
 Record = list[tuple[str, float]]
-
-
-@asynccontextmanager
-async def running(orch: Orchestrator) -> AsyncIterator[None]:
-    """Run `orch` for the body of the block, then stop it without grace."""
-    async with trio.open_nursery() as nursery:
-        await nursery.start(orch.run)
-        try:
-            yield
-        finally:
-            orch.stop(grace=0)
 
 
 def recorder(

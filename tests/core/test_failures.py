@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import random
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TypeVar
 
@@ -26,27 +23,9 @@ from core import (
     WorkerDisabled,
     WorkerEnabled,
 )
-from tests.core.conftest import EPOCH, make_orchestrator, virtual_wall_clock
+from tests.core.conftest import EPOCH, MaxRandom, make_orchestrator, running, virtual_wall_clock
 
 E = TypeVar("E", bound=Event)
-
-
-@asynccontextmanager
-async def running(orch: Orchestrator) -> AsyncIterator[None]:
-    """Run `orch` for the body of the block, then stop it without grace."""
-    async with trio.open_nursery() as nursery:
-        await nursery.start(orch.run)
-        try:
-            yield
-        finally:
-            orch.stop(grace=0)
-
-
-class MaxRandom(random.Random):
-    """Full jitter at its ceiling: every backoff waits exactly min(cap, base * 2**(n-1))."""
-
-    def random(self) -> float:
-        return 1.0
 
 
 def max_jitter_orchestrator(**config: object) -> Orchestrator:

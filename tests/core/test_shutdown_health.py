@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import random
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -27,27 +24,9 @@ from core import (
     Subscription,
     Trigger,
 )
-from tests.core.conftest import EPOCH, make_orchestrator, virtual_wall_clock
+from tests.core.conftest import EPOCH, MaxRandom, make_orchestrator, running, virtual_wall_clock
 
 E = TypeVar("E", bound=Event)
-
-
-@asynccontextmanager
-async def running(orch: Orchestrator) -> AsyncIterator[None]:
-    """Run `orch` for the body of the block, then stop it without grace."""
-    async with trio.open_nursery() as nursery:
-        await nursery.start(orch.run)
-        try:
-            yield
-        finally:
-            orch.stop(grace=0)
-
-
-class MaxRandom(random.Random):
-    """Full jitter at its ceiling: every backoff waits exactly min(cap, base * 2**(n-1))."""
-
-    def random(self) -> float:
-        return 1.0
 
 
 def received(subscription: Subscription, kind: type[E]) -> list[E]:
