@@ -10,6 +10,8 @@ import contextlib
 import itertools
 import os
 import sqlite3
+import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import trio
 import core._sqlite as sqlite_module
 from core import (
     Circuit,
+    MemoryStore,
     RunStatus,
     Source,
     SQLiteStore,
@@ -181,6 +184,198 @@ async def test_history_bound_holds_across_reopen(tmp_path: Path) -> None:
     with contextlib.closing(sqlite3.connect(path)) as conn:
         (count,) = conn.execute("SELECT count(*) FROM runs").fetchone()
     assert count == 4
+
+
+# ---------------------------------------------------------------------- batches
+
+
+async def _queued_in_order(
+    store: Store, calls: list[Callable[[Store], Awaitable[Any]]]
+) -> list[int]:
+    """Make `calls` on `store` at once (one batch); the order they were queued in."""
+    order: list[int] = []
+
+    async def call(index: int) -> None:
+        order.append(index)  # queued in the same step: nothing yields before the queue
+        await calls[index](store)
+
+    async with trio.open_nursery() as nursery:
+        for index in range(len(calls)):
+            nursery.start_soon(call, index)
+    return order
+
+
+async def _same_as_one_by_one(
+    tmp_path: Path,
+    before: list[Callable[[Store], Awaitable[Any]]],
+    together: list[Callable[[Store], Awaitable[Any]]],
+    *,
+    history_per_worker: int,
+    max_rows: int | None = None,
+) -> tuple[SQLiteStore, MemoryStore]:
+    """Run `before` one by one, then `together` in one batch, on SQLite; the same calls,
+    one by one in the order they were queued, on a MemoryStore. Both stores, open."""
+    store = SQLiteStore(tmp_path / "s.db", history_per_worker=history_per_worker)
+    await store.open()
+    if max_rows is not None:
+        store._max_rows = max_rows  # statements of a few actions each
+    reference = MemoryStore(history_per_worker=history_per_worker)
+    await reference.open()
+    for call in before:
+        await call(store)
+        await call(reference)
+    commits = store.commits
+    order = await _queued_in_order(store, together)
+    assert store.commits == commits + 1, "the calls were meant to share one transaction"
+    for index in order:
+        await together[index](reference)
+    return store, reference
+
+
+async def test_a_batch_trims_history_as_runs_one_by_one_would(tmp_path: Path) -> None:
+    """Runs stored in one batch trim a worker's history after each run, as one by one:
+    a running run pushed out by newer ones comes back, newest, when it ends."""
+    runs = [started(trigger(), t=t) for t in range(4)]
+    before: list[Callable[[Store], Awaitable[Any]]] = [
+        lambda s: s.start_run(runs[0]),
+        lambda s: s.finish_run(ended(runs[0], RunStatus.SUCCEEDED), worker=state()),
+        lambda s: s.start_run(runs[1]),
+    ]
+    together: list[Callable[[Store], Awaitable[Any]]] = [
+        lambda s: s.start_run(runs[2]),
+        lambda s: s.start_run(runs[3]),
+        lambda s: s.finish_run(ended(runs[1], RunStatus.FAILED), worker=state()),
+        lambda s: s.finish_run(ended(runs[2], RunStatus.SUCCEEDED), worker=state()),
+    ]
+    store, reference = await _same_as_one_by_one(
+        tmp_path, before, together, history_per_worker=2
+    )
+    try:
+        assert await store.runs("fetch") == await reference.runs("fetch")
+    finally:
+        await store.close()
+
+
+async def test_a_batch_split_into_statements_is_one_transaction(tmp_path: Path) -> None:
+    """A batch of more actions than one statement takes is still one commit, in order."""
+    triggers = [trigger(payload={"n": n}, t=n) for n in range(10)]
+    run = started(triggers[0], t=20)
+    caused = [trigger("report", t=21)]
+    together: list[Callable[[Store], Awaitable[Any]]] = [
+        *(lambda s, tr=tr: s.add_trigger(tr) for tr in triggers[1:]),
+        lambda s: s.finish_run(ended(run, RunStatus.SUCCEEDED), worker=state(), triggers=caused),
+    ]
+    before: list[Callable[[Store], Awaitable[Any]]] = [
+        lambda s: s.add_trigger(triggers[0]),
+        lambda s: s.start_run(run),
+    ]
+    store, reference = await _same_as_one_by_one(
+        tmp_path, before, together, history_per_worker=200, max_rows=3
+    )
+    await store.close()
+    again = SQLiteStore(store.path)
+    try:
+        stored, expected = await again.open(), await reference.open()
+        assert stored.pending == expected.pending
+        assert stored.workers == expected.workers
+    finally:
+        await again.close()
+
+
+async def test_finish_with_the_state_of_another_worker(tmp_path: Path) -> None:
+    """finish_run stores the worker state given, whoever's it is."""
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        run = started(trigger())
+        await store.add_trigger(run.trigger)
+        await store.start_run(run)
+        other = state("report", enabled=False, consecutive_failures=3)
+        await store.finish_run(ended(run, RunStatus.FAILED, error="boom"), worker=other,
+                               requeue=True)
+    finally:
+        await store.close()
+    again = SQLiteStore(tmp_path / "s.db")
+    try:
+        stored = await again.open()
+        assert stored.workers == {"report": other}
+        assert stored.pending == (run.trigger,)
+        [found] = await again.runs("fetch")
+        assert (found.status, found.error) == (RunStatus.FAILED, "boom")
+    finally:
+        await again.close()
+
+
+def _hold_the_writer(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> tuple[
+    threading.Event, threading.Event
+]:
+    """Make the writer stop before its next batch: (it has stopped, let it go)."""
+    stopped, go = threading.Event(), threading.Event()
+    commit = store._commit_batch
+
+    def held(*args: Any) -> None:
+        stopped.set()
+        go.wait(10)
+        commit(*args)
+
+    monkeypatch.setattr(store, "_commit_batch", held)
+    return stopped, go
+
+
+async def test_write_cancelled_while_queued_is_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write whose caller is cancelled before the writer takes it is not stored."""
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    stopped, go = _hold_the_writer(store, monkeypatch)
+    first, second, third = trigger(t=0), trigger(t=1), trigger(t=2)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(store.add_trigger, first)
+            await trio.to_thread.run_sync(stopped.wait, 10)  # the writer has `first`
+            with trio.move_on_after(0.05) as scope:
+                await store.add_trigger(second)  # queued behind it
+            assert scope.cancelled_caught
+            nursery.start_soon(store.add_trigger, third)
+            await trio.sleep(0.01)
+            go.set()
+    finally:
+        go.set()
+        await store.close()
+    again = SQLiteStore(tmp_path / "s.db")
+    try:
+        assert (await again.open()).pending == (first, third)
+    finally:
+        await again.close()
+
+
+async def test_write_cancelled_once_taken_returns_and_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller cancelled after the writer took its write returns at once; the write is
+    committed all the same."""
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    stopped, go = _hold_the_writer(store, monkeypatch)
+    first = trigger(t=0)
+    try:
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(store.add_trigger, first)
+                await trio.to_thread.run_sync(stopped.wait, 10)
+                scope.cancel()
+        assert scope.cancelled_caught
+        assert not go.is_set()  # the caller did not wait for the commit
+        go.set()
+    finally:
+        go.set()
+        await store.close()
+    again = SQLiteStore(tmp_path / "s.db")
+    try:
+        assert (await again.open()).pending == (first,)
+    finally:
+        await again.close()
 
 
 # ---------------------------------------------------------------------- schema versions
