@@ -536,3 +536,20 @@ async def test_pending_triggers_lists_what_waits_oldest_first(autojump_clock):
         assert [t.id for t in pending] == [first, second]
         assert [t.payload for t in pending] == [{"n": 1}, {"n": 2}]
         orch.stop()
+
+
+async def test_jitter_delays_each_due_time_within_its_bound(autojump_clock):
+    """`jitter_seconds` adds a random delay in [0, jitter) to each grid time, never earlier."""
+    orch = make_orchestrator()
+    starts: list[float] = []
+
+    async def work(ctx):
+        starts.append(trio.current_time())
+
+    orch.register("w", work, interval_seconds=10, jitter_seconds=2)
+    async with running(orch):
+        await trio.sleep(45)
+    assert len(starts) == 5
+    offsets = [start - 10 * k for k, start in enumerate(starts)]
+    assert all(0 <= offset < 2 for offset in offsets)
+    assert len(set(offsets)) > 1  # really random, not a fixed shift
