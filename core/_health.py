@@ -114,6 +114,7 @@ def overall_health(
     loop_lag_s: float,
     store_errors: int,
     events_dropped: int,
+    last_store_error: str | None = None,
 ) -> HealthReport:
     """The worst of every worker's health and the orchestrator's own conditions.
 
@@ -123,6 +124,7 @@ def overall_health(
         loop_lag_s: the watchdog's recent event-loop lag.
         store_errors: store errors since the last successful write.
         events_dropped: events lost by slow subscribers since the last look.
+        last_store_error: the latest store error, named in the reason.
     """
     worst = Health.OK
     reasons: list[str] = []
@@ -139,6 +141,7 @@ def overall_health(
         reasons.append(f"{events_dropped} events dropped by slow subscribers")
         worst = max(worst, Health.DEGRADED, key=lambda h: h.severity)
     if store_errors:
-        reasons.append(f"store errors: {store_errors}")
+        latest = f" (last: {last_store_error})" if last_store_error else ""
+        reasons.append(f"store errors: {store_errors}{latest}")
         worst = max(worst, Health.FAILING, key=lambda h: h.severity)
     return HealthReport(worst, tuple(reasons))

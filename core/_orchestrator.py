@@ -1283,6 +1283,7 @@ class Orchestrator:
             loop_lag_s=max(self._loop_lags, default=0.0),
             store_errors=self._store_errors,
             events_dropped=recent_drops,
+            last_store_error=self._last_store_error,
         )
         if overall.health is not self._health.health:
             self._publish(

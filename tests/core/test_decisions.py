@@ -649,6 +649,12 @@ def test_overall_failing_on_store_errors() -> None:
     assert overall(store_errors=1).health is Health.FAILING
 
 
+def test_overall_names_the_last_store_error() -> None:
+    """The store-error reason says what the store last answered (disk full, locked)."""
+    result = overall(store_errors=2, last_store_error="OSError: disk full")
+    assert "store errors: 2 (last: OSError: disk full)" in result.reasons
+
+
 def test_overall_store_errors_do_not_hide_a_worse_worker() -> None:
     """An orchestrator condition never lowers what a worker already made worse."""
     result = overall(("a", report(Health.STUCK), False), store_errors=1, loop_lag_s=2.0)
