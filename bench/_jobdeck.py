@@ -11,7 +11,7 @@ from typing import Any
 
 import trio
 
-from core import Event, MemoryStore, Orchestrator, RunSucceeded, Store, Subscription
+from jobdeck import Event, MemoryStore, Orchestrator, RunSucceeded, Store, Subscription
 
 from ._harness import Clocks
 
@@ -22,7 +22,7 @@ EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 def sqlite_missing() -> str | None:
     """Why the SQLite store cannot be benchmarked here, or None if it can."""
     try:
-        from core import SQLiteStore  # noqa: F401
+        from jobdeck import SQLiteStore  # noqa: F401
     except ImportError as exc:
         return f"SQLite store not importable yet ({exc})"
     return None
@@ -34,7 +34,7 @@ def make_store(kind: str) -> Iterator[Store]:
     if kind == "memory":
         yield MemoryStore()
         return
-    from core import SQLiteStore
+    from jobdeck import SQLiteStore
 
     with tempfile.TemporaryDirectory(prefix="jobdeck-bench-") as folder:
         yield SQLiteStore(os.path.join(folder, "bench.db"))

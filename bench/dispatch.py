@@ -17,7 +17,7 @@ from functools import partial
 
 import trio
 
-from core import Orchestrator, OrchestratorConfig
+from jobdeck import Orchestrator, OrchestratorConfig
 
 from ._harness import Clocks, Measurement, Result, Skip, Target, ratio
 from ._jobdeck import STORES, make_store, noop, running, sqlite_missing, trigger_burst

@@ -13,7 +13,7 @@ from typing import Any
 
 import trio
 
-from core import Orchestrator, OrchestratorConfig
+from jobdeck import Orchestrator, OrchestratorConfig
 
 from ._harness import Clocks, Measurement, Result, Target
 from ._jobdeck import make_store, noop, running

@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 import trio
 
-from core import MemoryStore, Orchestrator, OrchestratorConfig, WorkerState
+from jobdeck import MemoryStore, Orchestrator, OrchestratorConfig, WorkerState
 
 from ._harness import Clocks, GcPauses, Measurement, Result, Target, percentile, ratio
 from ._jobdeck import EPOCH, running, trio_wall_clock

@@ -17,7 +17,7 @@ from typing import Any
 
 import trio
 
-from core import Orchestrator, OrchestratorConfig
+from jobdeck import Orchestrator, OrchestratorConfig
 
 from ._harness import Measurement, Result, Target
 from ._jobdeck import STORES, make_store, noop, running

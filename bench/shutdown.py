@@ -16,7 +16,7 @@ from typing import Any
 
 import trio
 
-from core import Orchestrator, OrchestratorConfig, RunStarted
+from jobdeck import Orchestrator, OrchestratorConfig, RunStarted
 
 from ._harness import Measurement, Result, Skip, Target, ratio
 from ._jobdeck import STORES, count_events, make_store, sqlite_missing

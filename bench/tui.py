@@ -29,7 +29,7 @@ from typing import Any
 
 import trio
 
-from core import MemoryStore, Orchestrator, OrchestratorConfig
+from jobdeck import MemoryStore, Orchestrator, OrchestratorConfig
 
 from ._harness import Clocks, Measurement, Result, Skip, Target, percentile, ratio
 from ._jobdeck import noop, running, trigger_burst
@@ -98,7 +98,7 @@ async def _burst(orch: Orchestrator, names: list[str], jobs: int) -> Clocks:
 
 def _timed_app_class() -> type:
     """DeckApp, noting when each frame is composed (and encoding it, as for a terminal)."""
-    from tui.app import DeckApp
+    from jobdeck.tui.app import DeckApp
 
     class TimedDeck(DeckApp):
         # A relative CSS_PATH is read beside the class's module: keep the app's own.
@@ -196,7 +196,7 @@ async def dashboard(
 
 
 def measure(args: argparse.Namespace) -> Sequence[Result]:
-    if importlib.util.find_spec("tui.app") is None:
+    if importlib.util.find_spec("jobdeck.tui.app") is None:
         return [Skip(NAME, "jobdeck", NOT_BUILT)]
     quick = args.quick
     workers = args.workers or (60 if quick else 1000)

@@ -57,7 +57,7 @@ UiRunner = Callable[[Orchestrator, JobdeckConfig, RunOptions], int]
 
 def demo_config_path() -> Path:
     """The bundled demo config (`demo_workers/demo.toml`)."""
-    return Path(str(resources.files("demo_workers") / "demo.toml"))
+    return Path(str(resources.files("jobdeck.demo_workers") / "demo.toml"))
 
 
 def _run_parser() -> argparse.ArgumentParser:

@@ -95,7 +95,7 @@ def _store_path(options: argparse.Namespace) -> Path:
 def _demo_config() -> Path:
     from importlib import resources
 
-    return Path(str(resources.files("demo_workers") / "demo.toml"))
+    return Path(str(resources.files("jobdeck.demo_workers") / "demo.toml"))
 
 
 def _store_of_config(config_path: Path) -> Path:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 if TYPE_CHECKING:
-    from core import JobContext
+    from jobdeck import JobContext
 
 #: How often the simulated-work helpers send a heartbeat.
 HEARTBEAT_SECONDS = 0.5

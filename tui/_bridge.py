@@ -30,7 +30,7 @@ import trio.testing
 from textual.message import Message
 from textual.message_pump import MessagePump
 
-from core import Event, Orchestrator, OrchestratorStopped, Subscription
+from jobdeck import Event, Orchestrator, OrchestratorStopped, Subscription
 
 T = TypeVar("T")
 

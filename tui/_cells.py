@@ -18,8 +18,8 @@ from typing import Any
 import humanize
 from rich.text import Text
 
-import core
-from core import OrchestratorSnapshot, WorkerSnapshot, format_seconds
+import jobdeck
+from jobdeck import OrchestratorSnapshot, WorkerSnapshot, format_seconds
 
 #: The state a person reads in the table, and its colour. Problems are loud, calm is dim.
 STATE_STYLES: dict[str, str] = {
@@ -207,8 +207,8 @@ def short_traceback(traceback: str) -> str:
     `File "trio/_core/_run.py"`: shorter lines, and no machine-specific prefixes.
     """
     places = {os.path.abspath(p or ".") for p in sys.path}
-    # An editable install imports `core` through a finder, not a sys.path entry.
-    places.add(os.path.dirname(os.path.dirname(os.path.abspath(core.__file__))))
+    # An editable install imports `jobdeck` through a finder, not a sys.path entry.
+    places.add(os.path.dirname(os.path.dirname(os.path.abspath(jobdeck.__file__))))
     roots = sorted((p.rstrip(os.sep) + os.sep for p in places), key=len, reverse=True)
 
     def shorten(match: re.Match[str]) -> str:

@@ -29,7 +29,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
 
-from core import (
+from jobdeck import (
     ConfigError,
     ControlFailed,
     DeadLetter,
@@ -59,8 +59,8 @@ from ._commands import DeckCommands
 from .screens import ConfirmScreen, DeckScreen, DetailScreen, HelpScreen, PayloadScreen, Section
 
 if TYPE_CHECKING:
-    from core import JobdeckConfig
-    from core._cli import RunOptions
+    from jobdeck import JobdeckConfig
+    from jobdeck._cli import RunOptions
 
 #: Seconds between refresh ticks: at most this many redraws a second when busy...
 REFRESH_INTERVAL = 0.25

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from core import JobdeckConfig, Orchestrator
-from core._cli import RunOptions
-from core._cli import main as core_main
+from jobdeck import JobdeckConfig, Orchestrator
+from jobdeck._cli import RunOptions
+from jobdeck._cli import main as core_main
 
 
 def run_dashboard(orch: Orchestrator, config: JobdeckConfig, options: RunOptions) -> int:

@@ -1,4 +1,4 @@
-"""Draw the README's screenshots with the dashboard itself: `python -m tui.screenshots DIR`.
+"""Draw the README's screenshots with the dashboard itself: `python -m jobdeck.tui.screenshots DIR`.
 
 Runs the bundled demo on a frozen virtual clock (see `_virtual_time.py`), lets it
 work for a while, and saves SVG screenshots of the dashboard, a worker's detail and
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from datetime import UTC
 from pathlib import Path
 
-from core import MemoryStore, Orchestrator, load_config
-from core._cli import demo_config_path
+from jobdeck import MemoryStore, Orchestrator, load_config
+from jobdeck._cli import demo_config_path
 
 from ._virtual_time import VirtualTime, deterministic_scheduling
 from .app import DeckApp
@@ -91,7 +91,7 @@ async def _settle(app: DeckApp, pilot: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tui.screenshots", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m jobdeck.tui.screenshots", description=__doc__)
     parser.add_argument("out", nargs="?", default="docs", help="folder for the SVGs (docs)")
     args = parser.parse_args(argv)
     out = Path(args.out)

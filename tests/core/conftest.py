@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from core import Orchestrator, OrchestratorConfig
+from jobdeck import Orchestrator, OrchestratorConfig
 
 HERE = Path(__file__).parent
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from core import (
+from jobdeck import (
     Circuit,
     DeadLetter,
     DeadLetterDraft,

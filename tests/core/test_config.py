@@ -7,15 +7,15 @@ import textwrap
 
 import pytest
 
-from core._config import (
+from jobdeck._config import (
     JobdeckConfig,
     WorkerRegistration,
     import_function,
     load_config,
     parse_config,
 )
-from core._errors import ConfigError
-from core._spec import Mode, OrchestratorConfig, Priority
+from jobdeck._errors import ConfigError
+from jobdeck._spec import Mode, OrchestratorConfig, Priority
 from tests.core import sample_workers
 
 OK = "tests.core.sample_workers:ok"

@@ -12,21 +12,21 @@ from typing import Any
 
 import pytest
 
-from core._circuit import CircuitEvent, CircuitState, circuit_transition
-from core._eligibility import Lifecycle, World, dispatch_key, format_seconds, start_blocker
-from core._eligibility import waiting_reason as _waiting_reason
-from core._graph import dependency_order, graph_problems, symmetric_blocks
-from core._health import Health, HealthReport, overall_health, worker_health
-from core._records import Circuit, RunRecord, Source, Trigger
-from core._runtime import ActiveRun, Outcome, Phase, QueuedTrigger, WorkerRuntime
-from core._schedule import (
+from jobdeck._circuit import CircuitEvent, CircuitState, circuit_transition
+from jobdeck._eligibility import Lifecycle, World, dispatch_key, format_seconds, start_blocker
+from jobdeck._eligibility import waiting_reason as _waiting_reason
+from jobdeck._graph import dependency_order, graph_problems, symmetric_blocks
+from jobdeck._health import Health, HealthReport, overall_health, worker_health
+from jobdeck._records import Circuit, RunRecord, Source, Trigger
+from jobdeck._runtime import ActiveRun, Outcome, Phase, QueuedTrigger, WorkerRuntime
+from jobdeck._schedule import (
     backoff_ceiling,
     backoff_delay,
     cron_period,
     next_cron_time,
     next_grid_time,
 )
-from core._spec import WorkerSpec
+from jobdeck._spec import WorkerSpec
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PARIS = "Europe/Paris"

@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from core import JobContext, Orchestrator, OrchestratorConfig
+from jobdeck import JobContext, Orchestrator, OrchestratorConfig
 from tests.core.conftest import make_orchestrator, running, virtual_wall_clock
 
 Record = list[tuple[str, float]]

@@ -24,7 +24,7 @@ import pytest
 import trio
 import trio.testing
 
-from core import (
+from jobdeck import (
     DeadLetterDraft,
     JobContext,
     MemoryStore,
@@ -36,7 +36,7 @@ from core import (
     Trigger,
     WorkerState,
 )
-from core._http import (
+from jobdeck._http import (
     MAX_BODY_BYTES,
     ApiServer,
     HttpApiError,
@@ -47,7 +47,7 @@ from core._http import (
     token_from_env,
     write_token_file,
 )
-from core._metrics import Metrics
+from jobdeck._metrics import Metrics
 from tests.core.conftest import make_orchestrator
 
 TOKEN = "s3cret-token"

@@ -11,7 +11,7 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import (
+from jobdeck import (
     MemoryStore,
     Orchestrator,
     OrchestratorConfig,

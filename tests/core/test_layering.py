@@ -31,10 +31,24 @@ def test_core_sources_import_neither_textual_nor_asyncio():
 
 
 def test_importing_core_does_not_load_textual():
-    """`import core` leaves Textual unloaded (the dashboard is imported only by tui)."""
-    code = "import sys, core; print(any(m.split('.')[0] == 'textual' for m in sys.modules))"
+    """`import jobdeck` leaves Textual unloaded (the dashboard is imported only by tui)."""
+    code = "import sys, jobdeck; print(any(m.split('.')[0] == 'textual' for m in sys.modules))"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True,
         cwd=CORE.parent,
     )
     assert result.stdout.strip() == "False"
+
+
+def test_everything_lives_under_one_import_name():
+    """jobdeck's modules load as `jobdeck.*` only: never as top-level `core` or `tui`."""
+    code = (
+        "import sys, jobdeck, jobdeck.tui.app, jobdeck.tui.cli, jobdeck.demo_workers.workers\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'core', 'tui', 'demo_workers'}))\n"
+        "print(jobdeck.Orchestrator.__module__)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        cwd="/",
+    )
+    assert result.stdout.split("\n")[:2] == ["[]", "jobdeck._orchestrator"]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from core import (
+from jobdeck import (
     AttemptFailed,
     DeadLettered,
     Event,
@@ -25,7 +25,7 @@ from core import (
     TriggerAccepted,
     WorkerDisabled,
 )
-from core._logformat import status_line, text_line, use_colour
+from jobdeck._logformat import status_line, text_line, use_colour
 
 T0 = datetime(2026, 1, 1, 12, 0, 5, tzinfo=UTC)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -10,8 +10,8 @@ import trio
 import trio.testing
 from prometheus_client.parser import text_string_to_metric_families
 
-from core import JobContext, Orchestrator
-from core._metrics import Metrics
+from jobdeck import JobContext, Orchestrator
+from jobdeck._metrics import Metrics
 from tests.core.conftest import make_orchestrator
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from core import JobdeckConfig, MemoryStore, OrchestratorConfig, SQLiteStore
-from core._cli import RunOptions, open_store
+from jobdeck import JobdeckConfig, MemoryStore, OrchestratorConfig, SQLiteStore
+from jobdeck._cli import RunOptions, open_store
 
 
 def options(config_path: Path, store: str | None = None) -> RunOptions:

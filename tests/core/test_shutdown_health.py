@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import trio
 import trio.testing
 
-from core import (
+from jobdeck import (
     Event,
     HealthChanged,
     JobContext,

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import trio
 
-from core import (
+from jobdeck import (
     Event,
     HealthChanged,
     JobContext,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core import MemoryStore, Store
+from jobdeck import MemoryStore, Store
 
 from .store_contract import MakeStore, StoreContract
 

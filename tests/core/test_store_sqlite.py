@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import trio
 
-import core._sqlite as sqlite_module
-from core import (
+import jobdeck._sqlite as sqlite_module
+from jobdeck import (
     Circuit,
     MemoryStore,
     RunStatus,
@@ -33,7 +33,7 @@ from core import (
     UnknownDeadLetter,
     WorkerState,
 )
-from core._sqlite import MIGRATIONS, lock_path_of
+from jobdeck._sqlite import MIGRATIONS, lock_path_of
 
 from .store_contract import MakeStore, StoreContract, at, ended, started, state, trigger
 

@@ -25,14 +25,18 @@ def jobdeck_command() -> list[str]:
     found = shutil.which("jobdeck")
     if found:
         return [found]
-    return [sys.executable, "-m", "tui.cli"]
+    return [sys.executable, "-m", "jobdeck"]
 
 
 class Jobdeck:
     """A running `jobdeck` process whose stdout lines are read as they come."""
 
-    def __init__(self, args: list[str], cwd: Path) -> None:
-        env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
+    def __init__(self, args: list[str], cwd: Path, repo_on_path: bool = True) -> None:
+        env = dict(os.environ, NO_COLOR="1")
+        if repo_on_path:
+            env["PYTHONPATH"] = str(REPO)
+        else:
+            env.pop("PYTHONPATH", None)
         self.proc = subprocess.Popen(
             [*jobdeck_command(), *args],
             cwd=cwd,
@@ -91,8 +95,8 @@ class Jobdeck:
 def start_jobdeck(tmp_path: Path) -> Iterator:
     started: list[Jobdeck] = []
 
-    def start(*args: str, cwd: Path = REPO) -> Jobdeck:
-        process = Jobdeck(list(args), cwd)
+    def start(*args: str, cwd: Path = REPO, repo_on_path: bool = True) -> Jobdeck:
+        process = Jobdeck(list(args), cwd, repo_on_path)
         started.append(process)
         return process
 
@@ -106,9 +110,17 @@ def start_jobdeck(tmp_path: Path) -> Iterator:
 
 
 def run_jobdeck(*args: str, timeout: float = 30.0, input: str | None = None,
-                cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    """Run `jobdeck ARGS` to completion and capture its output."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
+                cwd: Path = REPO, repo_on_path: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run `jobdeck ARGS` to completion and capture its output.
+
+    `repo_on_path`: put the repository on PYTHONPATH (so configs can name the test
+    workers); off, jobdeck sees only what a user's installation would.
+    """
+    env = dict(os.environ, NO_COLOR="1")
+    if repo_on_path:
+        env["PYTHONPATH"] = str(REPO)
+    else:
+        env.pop("PYTHONPATH", None)
     return subprocess.run(
         [*jobdeck_command(), *args], cwd=cwd, env=env, capture_output=True, text=True,
         timeout=timeout, input=input,

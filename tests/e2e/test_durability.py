@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from core import DeadLetterDraft, RunRecord, RunStatus, Source, SQLiteStore, Trigger, WorkerState
+from jobdeck import DeadLetterDraft, RunRecord, RunStatus, Source, SQLiteStore, Trigger, WorkerState
 
 from .conftest import REPO, jobdeck_command, run_jobdeck
 

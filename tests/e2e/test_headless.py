@@ -198,3 +198,33 @@ interval_seconds = 60
     succeeded = next(line for line in proc.lines if "run_succeeded" in line)
     assert succeeded.split()[1:3] == ["run_succeeded", "quick"]
     assert any(" log " in line and "quick run" in line for line in proc.lines)
+
+
+def test_worker_may_import_its_own_core_package(tmp_path, start_jobdeck):
+    """A user's own `core` package beside the config is theirs: jobdeck's is `jobdeck`."""
+    (tmp_path / "core").mkdir()
+    (tmp_path / "core" / "__init__.py").write_text("")
+    (tmp_path / "core" / "helpers.py").write_text("GREETING = 'hello from the user'\n")
+    (tmp_path / "my_jobs.py").write_text(
+        "from core.helpers import GREETING\n\n"
+        "async def greet(ctx):\n"
+        "    ctx.log.info(GREETING)\n"
+    )
+    config = write_config(
+        tmp_path,
+        """
+[workers.greet]
+fn = "my_jobs:greet"
+interval_seconds = 60
+""",
+    )
+    checked = run_jobdeck("check", str(config), cwd=tmp_path, repo_on_path=False)
+    assert checked.returncode == 0, checked.stderr
+    proc = start_jobdeck(
+        "--no-ui", "--config", str(config), "--store", ":memory:", "--log-format", "json",
+        cwd=tmp_path, repo_on_path=False,
+    )
+    events = proc.wait_for(lambda ev: "run_succeeded" in names(ev), timeout=20)
+    assert any(e.get("message") == "hello from the user" for e in events)
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0

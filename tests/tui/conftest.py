@@ -17,10 +17,10 @@ import pytest
 import trio
 from textual.pilot import Pilot
 
-from core import MemoryStore, Orchestrator, OrchestratorConfig
-from tui._bridge import CoreBridge
-from tui._virtual_time import VirtualTime, deterministic_scheduling
-from tui.app import DeckApp
+from jobdeck import MemoryStore, Orchestrator, OrchestratorConfig
+from jobdeck.tui._bridge import CoreBridge
+from jobdeck.tui._virtual_time import VirtualTime, deterministic_scheduling
+from jobdeck.tui.app import DeckApp
 
 from . import workers
 

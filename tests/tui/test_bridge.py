@@ -8,15 +8,15 @@ import pytest
 import trio
 from textual.app import App
 
-from core import (
+from jobdeck import (
     MemoryStore,
     Orchestrator,
     OrchestratorConfig,
     OrchestratorStopped,
     RunSucceeded,
 )
-from tui import _bridge
-from tui._bridge import BridgeState, CoreBridge, CoreNotRunning
+from jobdeck.tui import _bridge
+from jobdeck.tui._bridge import BridgeState, CoreBridge, CoreNotRunning
 
 from . import workers
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import attrs
 
-from core import WorkerSnapshot, WorkerSpec
-from tui._cells import (
+from jobdeck import WorkerSnapshot, WorkerSpec
+from jobdeck.tui._cells import (
     ago,
     display_state,
     matches,

@@ -12,8 +12,8 @@ from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
-from tui.app import DeckApp
-from tui.screens import ConfirmScreen, DeckScreen, DetailScreen, HelpScreen, PayloadScreen
+from jobdeck.tui.app import DeckApp
+from jobdeck.tui.screens import ConfirmScreen, DeckScreen, DetailScreen, HelpScreen, PayloadScreen
 
 from . import workers
 from .conftest import basic_workers, drive, make_app, make_orchestrator, settle, until, worker_state

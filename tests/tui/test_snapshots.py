@@ -12,8 +12,8 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from tui._virtual_time import VirtualTime
-from tui.app import DeckApp
+from jobdeck.tui._virtual_time import VirtualTime
+from jobdeck.tui.app import DeckApp
 
 from .conftest import SIZE, make_app, make_orchestrator, settle
 from .workers import showcase

@@ -7,7 +7,7 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from core import (
+from jobdeck import (
     AttemptFailed,
     DeadLettered,
     Event,
@@ -20,9 +20,9 @@ from core import (
     TriggerAccepted,
     WorkerDisabled,
 )
-from tui.screens import DetailScreen
-from tui.widgets import KeyBar
-from tui.widgets._activity_feed import describe, worth_a_line
+from jobdeck.tui.screens import DetailScreen
+from jobdeck.tui.widgets import KeyBar
+from jobdeck.tui.widgets._activity_feed import describe, worth_a_line
 
 from .conftest import basic_workers, drive, make_app, make_orchestrator, until, worker_state
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import trio
 
-from core import JobContext
+from jobdeck import JobContext
 
 
 async def ok(ctx: JobContext) -> None:

@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, TabbedContent, TabPane
 
-from core import DeadLetter, OrchestratorSnapshot, RunRecord, WorkerSnapshot
+from jobdeck import DeadLetter, OrchestratorSnapshot, RunRecord, WorkerSnapshot
 
 from .._cells import SORTS
 from ..widgets import (

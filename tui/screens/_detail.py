@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 
-from core import OrchestratorSnapshot, RunRecord, WorkerSnapshot
+from jobdeck import OrchestratorSnapshot, RunRecord, WorkerSnapshot
 
 from ..widgets import KeyBar, StatusBar, WorkerDetail
 

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.strip import Strip
 from textual.widget import Widget
 
-from core import (
+from jobdeck import (
     AttemptFailed,
     DeadLettered,
     DeadLetterReplayed,

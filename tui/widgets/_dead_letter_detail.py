@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from core import DeadLetter
+from jobdeck import DeadLetter
 
 from .._cells import full_time, natural_ago, payload_text, short_traceback
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from core import DeadLetter
+from jobdeck import DeadLetter
 
 from .._cells import Cell, ago, one_line
 from ._keyed_table import KeyedTable

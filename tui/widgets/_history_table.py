@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from core import RunRecord
+from jobdeck import RunRecord
 
 from .._cells import RUN_STATUS_STYLES, Cell, ago, one_line, seconds_text
 from ._keyed_table import KeyedTable

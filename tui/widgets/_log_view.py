@@ -12,7 +12,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from core import LogLine, LogRecordView
+from jobdeck import LogLine, LogRecordView
 
 from .._cells import clock_time
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from core import OrchestratorSnapshot
+from jobdeck import OrchestratorSnapshot
 
 from .._cells import status_line
 

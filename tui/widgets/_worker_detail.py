@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
 
-from core import RunRecord, WorkerSnapshot
+from jobdeck import RunRecord, WorkerSnapshot
 
 from .._cells import (
     CIRCUIT_STYLES,

@@ -23,7 +23,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from core import OrchestratorSnapshot, WorkerSnapshot
+from jobdeck import OrchestratorSnapshot, WorkerSnapshot
 
 from .._cells import (
     SORT_COLUMNS,
