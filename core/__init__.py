@@ -54,7 +54,7 @@ from ._records import (
     Trigger,
     WorkerState,
 )
-from ._snapshot import OrchestratorSnapshot, WorkerSnapshot
+from ._snapshot import OrchestratorSnapshot, OrchestratorState, WorkerSnapshot, WorkerStatus
 from ._spec import Mode, OrchestratorConfig, Priority, WorkerSpec
 from ._sqlite import SQLiteStore
 from ._store import DeadLetterDraft, MemoryStore, Store
@@ -91,6 +91,7 @@ __all__ = [
     "OrchestratorResumed",
     "OrchestratorSnapshot",
     "OrchestratorStarted",
+    "OrchestratorState",
     "OrchestratorStopped",
     "OrchestratorStopping",
     "Priority",
@@ -117,6 +118,7 @@ __all__ = [
     "WorkerSnapshot",
     "WorkerSpec",
     "WorkerState",
+    "WorkerStatus",
     "circuit_transition",
     "dependency_order",
     "format_seconds",

@@ -14,7 +14,7 @@ from ._runtime import ActiveRun, Outcome, Phase, WorkerRuntime
 from ._spec import Mode
 
 
-class Health(enum.Enum):
+class Health(enum.StrEnum):
     OK = "ok"
     DEGRADED = "degraded"
     FAILING = "failing"

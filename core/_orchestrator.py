@@ -36,7 +36,7 @@ from ._records import (
 )
 from ._runtime import ActiveRun, Outcome, Phase, QueuedTrigger, WorkerRuntime
 from ._schedule import backoff_delay, cron_period, next_cron_time, next_grid_time
-from ._snapshot import OrchestratorSnapshot, WorkerSnapshot
+from ._snapshot import OrchestratorSnapshot, OrchestratorState, WorkerSnapshot, WorkerStatus
 from ._spec import Mode, OrchestratorConfig, WorkerSpec
 from ._store import DeadLetterDraft, MemoryStore, Store
 from ._worklog import WorkerLog, ensure_level
@@ -120,6 +120,8 @@ class Orchestrator:
         self._stop_requested = False
         self._grace: float | None = None
         self._skip_grace = False
+        #: trio time stopping began (the grace counts from it), once it has.
+        self._stopping_t: float | None = None
         self._heap: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
         self._slots_used = 0
@@ -506,12 +508,17 @@ class Orchestrator:
             self._worker_snapshot(w, world, now_t, wall_now) for w in self._workers.values()
         )
         if self._lifecycle is Lifecycle.RUNNING and self._paused:
-            state = "paused"
+            state = OrchestratorState.PAUSED
         else:
-            state = self._lifecycle.value
+            state = OrchestratorState(self._lifecycle.value)
+        grace_left = None
+        if self._stopping_t is not None:
+            grace_left = max(0.0, self._stopping_t + self._grace_s() - now_t)
+            if self._skip_grace:
+                grace_left = 0.0
         return OrchestratorSnapshot(
             state=state,
-            health=self._health.health.value,
+            health=self._health.health,
             health_reasons=self._health.reasons,
             running=self._slots_used,
             max_concurrent_workers=self.config.max_concurrent_workers,
@@ -523,6 +530,8 @@ class Orchestrator:
             events_published=self.events.published,
             events_dropped=self.events.dropped,
             store_errors=self._store_errors,
+            log_lines_dropped=self.log_lines_dropped,
+            grace_left_s=grace_left,
             taken_at=wall_now,
             workers=workers,
         )
@@ -544,25 +553,26 @@ class Orchestrator:
     ) -> WorkerSnapshot:
         run = w.run
         if w.phase is Phase.RUNNING:
-            state = "stuck" if w.stuck else "running"
+            state = WorkerStatus.STUCK if w.stuck else WorkerStatus.RUNNING
         elif w.phase is Phase.RETRY_WAIT:
-            state = "retrying"
+            state = WorkerStatus.RETRYING
         elif not w.may_run:
-            state = "disabled"
+            state = WorkerStatus.DISABLED
         elif w.demand_since(now_t) is not None:
-            state = "waiting"
+            state = WorkerStatus.WAITING
         else:
-            state = "idle"
+            state = WorkerStatus.IDLE
         return WorkerSnapshot(
             name=w.name,
             spec=w.spec,
             fn=w.fn_ref,
             state=state,
             reason=waiting_reason(w, world, now_t),
-            health=w.health,
+            health=Health(w.health),
             health_reasons=w.health_reasons,
             enabled=w.enabled,
-            circuit=w.circuit.value,
+            circuit=w.circuit,
+            may_run=w.may_run,
             consecutive_failures=w.consecutive_failures,
             attempt=run.attempt if run is not None else None,
             max_attempts=w.spec.max_retries + 1,
@@ -1181,8 +1191,12 @@ class Orchestrator:
 
     # ------------------------------------------------------------------ shutdown
 
+    def _grace_s(self) -> float:
+        return self._grace if self._grace is not None else self.config.shutdown_grace_seconds
+
     async def _drain(self) -> None:
-        grace = self._grace if self._grace is not None else self.config.shutdown_grace_seconds
+        grace = self._grace_s()
+        self._stopping_t = trio.current_time()
         in_flight = [w for w in self._workers.values() if w.in_flight]
         self._publish(
             ev.OrchestratorStopping(ts=self._now(), in_flight=len(in_flight), grace_s=grace)

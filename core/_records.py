@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 
-class Source(enum.Enum):
+class Source(enum.StrEnum):
     """Where a trigger came from."""
 
     SCHEDULE = "schedule"
@@ -21,14 +21,14 @@ class Source(enum.Enum):
     CONTINUOUS = "continuous"
 
 
-class RunStatus(enum.Enum):
+class RunStatus(enum.StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
 
 
-class Circuit(enum.Enum):
+class Circuit(enum.StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"

@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 
 import attrs
 
+from ._health import Health
+from ._records import Circuit
 from ._spec import WorkerSpec
+
+
+class WorkerStatus(enum.StrEnum):
+    """The one word that says what a worker is doing now."""
+
+    RUNNING = "running"
+    #: cancelled (timeout or shutdown) and has not returned: its slot stays taken.
+    STUCK = "stuck"
+    #: between attempts, holding no slot.
+    RETRYING = "retrying"
+    #: disabled by an operator, or its circuit is open.
+    DISABLED = "disabled"
+    #: wants to run and cannot yet (the reason says why).
+    WAITING = "waiting"
+    IDLE = "idle"
+
+
+class OrchestratorState(enum.StrEnum):
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
 
 
 @attrs.frozen(kw_only=True)
@@ -16,14 +42,15 @@ class WorkerSnapshot:
     name: str
     spec: WorkerSpec
     fn: str
-    #: running | stuck | retrying | disabled | waiting | idle
-    state: str
+    state: WorkerStatus
     #: why it is not running, in words ("next in 42s", "blocked by backup"...).
     reason: str
-    health: str
+    health: Health
     health_reasons: tuple[str, ...]
     enabled: bool
-    circuit: str
+    circuit: Circuit
+    #: enabled by the operator and the circuit lets runs through (the one rule, here).
+    may_run: bool
     consecutive_failures: int
     attempt: int | None
     max_attempts: int
@@ -53,9 +80,8 @@ class WorkerSnapshot:
 class OrchestratorSnapshot:
     """The orchestrator and every worker, at one moment."""
 
-    #: created | running | paused | stopping | stopped
-    state: str
-    health: str
+    state: OrchestratorState
+    health: Health
     health_reasons: tuple[str, ...]
     running: int
     max_concurrent_workers: int
@@ -67,6 +93,10 @@ class OrchestratorSnapshot:
     events_published: int
     events_dropped: int
     store_errors: int
+    #: worker log lines that fell out of the per-worker ring buffers.
+    log_lines_dropped: int
+    #: while stopping: seconds of shutdown grace left (0 once it is over), else None.
+    grace_left_s: float | None
     taken_at: datetime
     workers: tuple[WorkerSnapshot, ...]
 

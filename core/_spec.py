@@ -12,7 +12,7 @@ from attrs import validators as v
 from croniter import croniter
 
 
-class Mode(enum.Enum):
+class Mode(enum.StrEnum):
     """How a worker is started."""
 
     SCHEDULED = "scheduled"

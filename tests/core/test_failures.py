@@ -527,3 +527,4 @@ async def test_log_ring_buffer_is_bounded(autojump_clock: trio.testing.MockClock
         await trio.sleep(1)
     assert [line.message for line in orch.logs("w")] == [f"line {i}" for i in range(3, 8)]
     assert orch.log_lines_dropped == 3
+    assert orch.snapshot().log_lines_dropped == 3

@@ -84,7 +84,8 @@ def snapshot(**changes: object) -> OrchestratorSnapshot:
         "state": "running", "health": "ok", "health_reasons": (), "running": 2,
         "max_concurrent_workers": 5, "pending": 3, "dlq_size": 1, "started_at": T0,
         "uptime_s": 60.0, "loop_lag_s": 0.001, "events_published": 10, "events_dropped": 0,
-        "store_errors": 0, "taken_at": at(60_000), "workers": (),
+        "store_errors": 0, "log_lines_dropped": 0, "grace_left_s": None,
+        "taken_at": at(60_000), "workers": (),
     }
     fields.update(changes)
     return OrchestratorSnapshot(**fields)  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ from jobdeck import (
     MemoryStore,
     Orchestrator,
     OrchestratorConfig,
+    OrchestratorState,
     OrchestratorStopped,
     RunInterrupted,
     RunRecord,
@@ -121,6 +122,27 @@ async def test_second_stop_skips_the_rest_of_the_grace(
         (interrupted,) = received(events, RunInterrupted)
     assert interrupted.reason == "shutdown"
     assert await pending_ids(store) == {trigger_id}
+
+
+async def test_snapshot_counts_the_grace_down_while_stopping(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """While stopping, the snapshot says how much grace is left; a second stop makes it 0."""
+    orch = make_orchestrator(shutdown_grace_seconds=10)
+    orch.register("w", sleeper(100), mode="triggered")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(orch.run)
+        assert orch.snapshot().grace_left_s is None
+        await orch.trigger("w")
+        await trio.sleep_until(1)
+        orch.stop()
+        await trio.sleep_until(5)
+        snap = orch.snapshot()
+        assert snap.state is OrchestratorState.STOPPING
+        assert snap.grace_left_s == 6.0
+        orch.stop()
+        assert orch.snapshot().grace_left_s == 0.0
+        await orch.wait_stopped()
 
 
 async def test_run_in_retry_wait_is_interrupted_at_stop(

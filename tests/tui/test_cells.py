@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import attrs
 
-from jobdeck import WorkerSnapshot, WorkerSpec
+from jobdeck import Circuit, Health, WorkerSnapshot, WorkerSpec, WorkerStatus
 from jobdeck.tui._cells import (
     ago,
     display_state,
@@ -25,8 +25,9 @@ NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 def snapshot(**changes: object) -> WorkerSnapshot:
     base = WorkerSnapshot(
-        name="fetch", spec=WorkerSpec(name="fetch"), fn="m:f", state="idle",
-        reason="next in 42s", health="ok", health_reasons=(), enabled=True, circuit="closed",
+        name="fetch", spec=WorkerSpec(name="fetch"), fn="m:f", state=WorkerStatus.IDLE,
+        reason="next in 42s", health=Health.OK, health_reasons=(), enabled=True,
+        circuit=Circuit.CLOSED, may_run=True,
         consecutive_failures=0, attempt=None, max_attempts=4, runs_ok=3, runs_failed=0,
         pending=0, last_start=NOW - timedelta(seconds=12), last_success=NOW,
         last_error=None, last_traceback=None, last_duration_s=1.5, durations=(1.0, 2.0),
