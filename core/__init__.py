@@ -6,13 +6,17 @@ Everything public is re-exported here; the private modules hold one concern each
 from ._circuit import CircuitEvent, CircuitState, circuit_transition
 from ._config import JobdeckConfig, WorkerRegistration, import_function, load_config, parse_config
 from ._context import JobContext
+from ._coordinator_local import LocalCoordinator
 from ._eligibility import Lifecycle, format_seconds
 from ._errors import (
     ConfigError,
     JobdeckError,
+    LeaseLost,
     NotRunning,
     StoreError,
     StoreInUse,
+    StoreRejected,
+    StoreUnavailable,
     UnknownDeadLetter,
     UnknownWorker,
 )
@@ -57,7 +61,8 @@ from ._records import (
 from ._snapshot import OrchestratorSnapshot, OrchestratorState, WorkerSnapshot, WorkerStatus
 from ._spec import Mode, OrchestratorConfig, Priority, WorkerSpec
 from ._sqlite import SQLiteStore
-from ._store import DeadLetterDraft, MemoryStore, Store
+from ._store import Coordinator, DeadLetterDraft, Store
+from ._store_memory import MemoryStore
 
 __all__ = [
     "AttemptFailed",
@@ -66,6 +71,7 @@ __all__ = [
     "CircuitState",
     "ConfigError",
     "ControlFailed",
+    "Coordinator",
     "DeadLetter",
     "DeadLetterDeleted",
     "DeadLetterDraft",
@@ -79,7 +85,9 @@ __all__ = [
     "JobContext",
     "JobdeckConfig",
     "JobdeckError",
+    "LeaseLost",
     "Lifecycle",
+    "LocalCoordinator",
     "LogLine",
     "LogRecordView",
     "MemoryStore",
@@ -106,6 +114,8 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreInUse",
+    "StoreRejected",
+    "StoreUnavailable",
     "StoredState",
     "Subscription",
     "Trigger",

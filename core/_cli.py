@@ -31,7 +31,8 @@ from ._logformat import STATUS_INTERVAL_S, status_line, text_line, use_colour
 from ._orchestrator import Orchestrator
 from ._spec import Mode
 from ._sqlite import SQLiteStore, default_store_path
-from ._store import MemoryStore, Store
+from ._store import Store
+from ._store_memory import MemoryStore
 from ._worklog import WORKER_LOGGER
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE = 0, 1, 2

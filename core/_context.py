@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import attrs
 import trio
 
-if TYPE_CHECKING:
-    from ._orchestrator import Orchestrator
+#: (worker, payload) -> the new trigger's id, once stored.
+TriggerFn = Callable[[str, Any], Awaitable[str]]
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -37,7 +37,7 @@ class JobContext:
     attempt: int
     payload: Any
     params: Mapping[str, Any]
-    _orchestrator: Orchestrator = attrs.field(alias="orchestrator", repr=False)
+    _trigger: TriggerFn = attrs.field(alias="trigger", repr=False)
     _on_heartbeat: Callable[[], None] = attrs.field(alias="on_heartbeat", repr=False)
     _make_log: Callable[[], logging.LoggerAdapter[logging.Logger]] = attrs.field(
         alias="make_log", repr=False
@@ -55,7 +55,7 @@ class JobContext:
 
     def heartbeat(self) -> None:
         """Tell the health monitor this (long) attempt is alive. Safe from a thread."""
-        _in_trio(self._on_heartbeat)
+        in_trio(self._on_heartbeat)
 
     async def trigger(self, worker: str, payload: Any = None) -> str:
         """Hand work to another worker: a durable `dependency`-free manual trigger.
@@ -66,10 +66,10 @@ class JobContext:
         Raises:
             UnknownWorker: no worker has that name.
         """
-        return await self._orchestrator.trigger(worker, payload)
+        return await self._trigger(worker, payload)
 
 
-def _in_trio(fn: Callable[[], None]) -> None:
+def in_trio(fn: Callable[[], None]) -> None:
     try:
         trio.lowlevel.current_task()
     except RuntimeError:

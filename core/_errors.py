@@ -7,6 +7,12 @@ Python's own exceptions still catch them sensibly.
 from __future__ import annotations
 
 
+def describe(exc: BaseException) -> str:
+    """`TypeName: message`, or the type's name alone when the message is empty."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class JobdeckError(Exception):
     """Base class of every error jobdeck raises on purpose."""
 
@@ -50,3 +56,25 @@ class StoreError(JobdeckError, OSError):
 
 class StoreInUse(StoreError):
     """Another process owns the store."""
+
+
+class LeaseLost(JobdeckError, RuntimeError):
+    """A run's write carried a fencing token that no longer holds the run's lease.
+
+    Its lease was taken away (the node was reaped or fenced): the write changed nothing,
+    and the run's outcome is another holder's to record.
+    """
+
+    def __init__(self, worker: str, token: int) -> None:
+        self.worker = worker
+        self.token = token
+        super().__init__(f"run of {worker!r} lost its lease (token {token})")
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot take a write now (disk full, locked, I/O error, gone): retry later."""
+
+
+class StoreRejected(StoreError):
+    """The store refuses this write for good (text it cannot encode, a constraint, a
+    schema mismatch): retrying cannot help."""

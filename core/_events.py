@@ -61,6 +61,8 @@ class OrchestratorStopped(Event):
     name: ClassVar[str] = "orchestrator_stopped"
     interrupted: int
     stuck: int
+    #: the last store failure, if any write could not be stored (said at exit).
+    store_error: str | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -115,6 +115,7 @@ def overall_health(
     store_errors: int,
     events_dropped: int,
     last_store_error: str | None = None,
+    store_rejected: int = 0,
 ) -> HealthReport:
     """The worst of every worker's health and the orchestrator's own conditions.
 
@@ -122,9 +123,11 @@ def overall_health(
         workers: (name, health, disabled_by_operator) per worker. A worker an operator
             disabled on purpose does not make the service unhealthy.
         loop_lag_s: the watchdog's recent event-loop lag.
-        store_errors: store errors since the last successful write.
+        store_errors: transient store errors since the last successful write (failing).
         events_dropped: events lost by slow subscribers since the last look.
         last_store_error: the latest store error, named in the reason.
+        store_rejected: writes the store refused for good since start (degraded: what
+            they held is lost, and an operator should look, but the store works).
     """
     worst = Health.OK
     reasons: list[str] = []
@@ -140,8 +143,14 @@ def overall_health(
     if events_dropped:
         reasons.append(f"{events_dropped} events dropped by slow subscribers")
         worst = max(worst, Health.DEGRADED, key=lambda h: h.severity)
+    latest = f" (last: {last_store_error})" if last_store_error else ""
     if store_errors:
-        latest = f" (last: {last_store_error})" if last_store_error else ""
         reasons.append(f"store errors: {store_errors}{latest}")
         worst = max(worst, Health.FAILING, key=lambda h: h.severity)
+    if store_rejected:
+        reasons.append(
+            f"store refused {store_rejected} write{'s' if store_rejected != 1 else ''}"
+            + ("" if store_errors else latest)
+        )
+        worst = max(worst, Health.DEGRADED, key=lambda h: h.severity)
     return HealthReport(worst, tuple(reasons))

@@ -15,6 +15,7 @@ import attrs
 import trio
 
 from ._circuit import CircuitState
+from ._lifecycle import RunState
 from ._records import Circuit, RunRecord, Trigger
 from ._spec import Mode, WorkerSpec
 
@@ -36,12 +37,16 @@ class Outcome(enum.Enum):
 
 @attrs.define(kw_only=True, eq=False)
 class ActiveRun:
+    """A run that holds a lease: admitted by the coordinator, not finished yet."""
+
     record: RunRecord
-    attempt: int = 1
+    #: the lease's fencing token: every write about this run carries it.
+    token: int
+    #: where the run is in its lifecycle (`_lifecycle.run_transition` moves it).
+    state: RunState
     attempt_started_t: float = 0.0
     #: when the current attempt must end (timeout), or inf.
     attempt_deadline_t: float = float("inf")
-    retry_at: float = 0.0
     cancel_scope: trio.CancelScope | None = None
     cancel_requested_t: float | None = None
     last_error: str | None = None
@@ -52,6 +57,17 @@ class ActiveRun:
     @property
     def trigger(self) -> Trigger:
         return self.record.trigger
+
+    @property
+    def attempt(self) -> int:
+        """The current (or, waiting to retry, the last) attempt's number, 1-based."""
+        return self.state.attempt
+
+    @property
+    def retry_at(self) -> float:
+        """In retry wait: when the next attempt is due (trio time)."""
+        at = self.state.retry_at
+        return at if at is not None else 0.0
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -100,6 +116,7 @@ class WorkerRuntime:
     runs_failed: int = 0
     heartbeat_t: float | None = None
     stuck: bool = False
+    #: the last health judged (a `Health` value).
     health: str = "ok"
     health_reasons: tuple[str, ...] = ()
 

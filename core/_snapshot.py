@@ -1,4 +1,5 @@
-"""Frozen snapshots of orchestrator and worker state, for the TUI, logs, API and metrics."""
+"""Frozen snapshots of orchestrator and worker state, for the TUI, logs, API and metrics,
+and how they are taken from the engine."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from datetime import datetime
 
 import attrs
 
+from ._eligibility import Lifecycle, World, waiting_reason
+from ._engine import Engine
 from ._health import Health
 from ._records import Circuit
-from ._spec import WorkerSpec
+from ._runtime import Phase, WorkerRuntime
+from ._spec import Mode, WorkerSpec
 
 
 class WorkerStatus(enum.StrEnum):
@@ -105,3 +109,87 @@ class OrchestratorSnapshot:
             if w.name == name:
                 return w
         raise KeyError(name)
+
+
+def take_snapshot(engine: Engine, loop_lag_s: float) -> OrchestratorSnapshot:
+    """The orchestrator and every worker, frozen, as of now."""
+    now_t = engine.trio_now()
+    world = engine.world()
+    wall_now = engine.now()
+    workers = tuple(
+        _worker_snapshot(engine, w, world, now_t, wall_now) for w in engine.workers.values()
+    )
+    if engine.lifecycle is Lifecycle.RUNNING and engine.paused:
+        state = OrchestratorState.PAUSED
+    else:
+        state = OrchestratorState(engine.lifecycle.value)
+    grace_left = None
+    if engine.stopping_t is not None:
+        grace_left = 0.0 if engine.skip_grace else max(
+            0.0, engine.stopping_t + engine.grace_s() - now_t
+        )
+    return OrchestratorSnapshot(
+        state=state,
+        health=engine.health.health,
+        health_reasons=engine.health.reasons,
+        running=engine.slots_used,
+        max_concurrent_workers=engine.config.max_concurrent_workers,
+        pending=engine.pending_count,
+        dlq_size=engine.dlq_size,
+        started_at=engine.started_at,
+        uptime_s=now_t - engine.started_t if engine.started_at else 0.0,
+        loop_lag_s=loop_lag_s,
+        events_published=engine.events.published,
+        events_dropped=engine.events.dropped,
+        store_errors=engine.store_health.errors,
+        log_lines_dropped=engine.logs.dropped,
+        grace_left_s=grace_left,
+        taken_at=wall_now,
+        workers=workers,
+    )
+
+
+def _worker_snapshot(
+    engine: Engine, w: WorkerRuntime, world: World, now_t: float, wall_now: datetime
+) -> WorkerSnapshot:
+    run = w.run
+    if w.phase is Phase.RUNNING:
+        state = WorkerStatus.STUCK if w.stuck else WorkerStatus.RUNNING
+    elif w.phase is Phase.RETRY_WAIT:
+        state = WorkerStatus.RETRYING
+    elif not w.may_run:
+        state = WorkerStatus.DISABLED
+    elif w.demand_since(now_t) is not None:
+        state = WorkerStatus.WAITING
+    else:
+        state = WorkerStatus.IDLE
+    wall = engine.wall
+    return WorkerSnapshot(
+        name=w.name,
+        spec=w.spec,
+        fn=w.fn_ref,
+        state=state,
+        reason=waiting_reason(w, world, now_t),
+        health=Health(w.health),
+        health_reasons=w.health_reasons,
+        enabled=w.enabled,
+        circuit=w.circuit,
+        may_run=w.may_run,
+        consecutive_failures=w.consecutive_failures,
+        attempt=run.attempt if run is not None else None,
+        max_attempts=w.spec.max_retries + 1,
+        runs_ok=w.runs_ok,
+        runs_failed=w.runs_failed,
+        pending=len(w.pending),
+        last_start=w.last_start,
+        last_success=w.last_success,
+        last_error=w.last_error,
+        last_traceback=w.last_traceback,
+        last_duration_s=w.last_duration_s,
+        durations=tuple(w.durations),
+        next_due=wall(w.next_due, now_t, wall_now) if w.spec.mode is Mode.SCHEDULED else None,
+        running_since=wall(run.attempt_started_t, now_t, wall_now)
+        if run is not None and w.phase is Phase.RUNNING
+        else None,
+        run_id=run.record.id if run is not None else None,
+    )

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections import deque
 from collections.abc import Callable, MutableMapping
 from typing import Any
+
+from ._events import LogRecordView
 
 WORKER_LOGGER = "jobdeck.worker"
 
@@ -74,3 +78,30 @@ def ensure_level() -> None:
     logger = logging.getLogger(WORKER_LOGGER)
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.INFO)
+
+
+class WorkerLogs:
+    """The last lines of each worker's log: one bounded ring buffer per worker."""
+
+    def __init__(self, per_worker: int) -> None:
+        self.per_worker = per_worker
+        self._buffers: dict[str, deque[LogRecordView]] = {}
+        #: lines pushed out of a full buffer.
+        self.dropped = 0
+
+    def add(self, line: LogRecordView) -> None:
+        buffer = self._buffers.get(line.worker)
+        if buffer is None:
+            buffer = self._buffers[line.worker] = deque(maxlen=self.per_worker)
+        if len(buffer) == buffer.maxlen:
+            self.dropped += 1
+        buffer.append(line)
+
+    def lines(self, worker: str | None = None, limit: int = 200) -> list[LogRecordView]:
+        """The last `limit` lines of one worker, or of all workers merged by time."""
+        if worker is not None:
+            return list(self._buffers.get(worker, ()))[-limit:]
+        merged = sorted(
+            itertools.chain.from_iterable(self._buffers.values()), key=lambda line: line.ts
+        )
+        return merged[-limit:]

@@ -10,6 +10,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 
 from jobdeck._circuit import CircuitEvent, CircuitState, circuit_transition
@@ -17,6 +18,7 @@ from jobdeck._eligibility import Lifecycle, World, dispatch_key, format_seconds,
 from jobdeck._eligibility import waiting_reason as _waiting_reason
 from jobdeck._graph import dependency_order, graph_problems, symmetric_blocks
 from jobdeck._health import Health, HealthReport, overall_health, worker_health
+from jobdeck._lifecycle import RunPhase, RunState
 from jobdeck._records import Circuit, RunRecord, Source, Trigger
 from jobdeck._runtime import ActiveRun, Outcome, Phase, QueuedTrigger, WorkerRuntime
 from jobdeck._schedule import (
@@ -73,7 +75,8 @@ def running(w: WorkerRuntime, *, attempt: int = 1) -> WorkerRuntime:
     trigger = Trigger(worker=w.name, source=Source.MANUAL, accepted_at=T0)
     record = RunRecord(worker=w.name, trigger=trigger, started_at=T0)
     w.phase = Phase.RUNNING
-    w.run = ActiveRun(record=record, attempt=attempt)
+    state = RunState(w.spec.max_retries + 1, phase=RunPhase.RUNNING, attempt=attempt)
+    w.run = ActiveRun(record=record, token=1, state=state)
     return w
 
 
@@ -82,7 +85,7 @@ def retry_waiting(w: WorkerRuntime, *, failed_attempt: int, retry_at: float) -> 
     running(w, attempt=failed_attempt)
     w.phase = Phase.RETRY_WAIT
     assert w.run is not None
-    w.run.retry_at = retry_at
+    w.run.state = attrs.evolve(w.run.state, phase=RunPhase.RETRY_WAIT, retry_at=retry_at)
     return w
 
 

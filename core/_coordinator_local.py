@@ -1,0 +1,147 @@
+"""`LocalCoordinator`: what may start, decided in memory by the one process that owns its store.
+
+With SQLite or `:memory:`, one process owns the store (the store's lock makes sure), so
+the in-memory view of every worker is the truth: admission is the eligibility rules
+(`_eligibility.start_blocker`) applied to it, best first, and the store journals each
+decision. Leases still carry fencing tokens, so the engine's write path is the same as
+a cluster's, where a lease can be taken away.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from ._eligibility import start_blocker
+from ._engine import Engine
+from ._errors import LeaseLost
+from ._lifecycle import RunEvent, RunState, run_transition
+from ._records import RunRecord, Source, Trigger, WorkerState
+from ._runtime import ActiveRun, Phase, WorkerRuntime
+from ._spec import Mode
+from ._store import DeadLetterDraft
+
+
+class LocalCoordinator:
+    """Admits runs from the engine's in-memory state and journals them in its store."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._tokens = itertools.count(1)
+        #: worker -> the token of its live lease (running or waiting to retry).
+        self._leases: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ admission
+
+    async def claim(
+        self, ready: Sequence[WorkerRuntime], now: float, limit: int
+    ) -> list[ActiveRun]:
+        """Admit the ready workers that may start, in the order given, while slots last.
+
+        Each admission is applied at once (the worker holds its slot and counts as
+        running), so the next candidate is judged against it: two workers that block
+        each other are never admitted together.
+        """
+        return self.claim_ready(ready, now, limit)
+
+    def claim_ready(
+        self, ready: Sequence[WorkerRuntime], now: float, limit: int
+    ) -> list[ActiveRun]:
+        """`claim` without the await, for the dispatcher's start path."""
+        engine = self._engine
+        world = engine.world()
+        admitted: list[ActiveRun] = []
+        for w in ready:
+            if len(admitted) >= limit:
+                break
+            world.slots_used = engine.slots_used
+            if start_blocker(w, world, now) is None:
+                admitted.append(self.admit(w, now))
+        return admitted
+
+    def admit(self, w: WorkerRuntime, now: float) -> ActiveRun:
+        """Start `w`'s next attempt: a retry that is due, or a new run of its next trigger."""
+        engine = self._engine
+        run = w.run
+        if w.phase is Phase.RETRY_WAIT and run is not None:
+            run.state, _ = run_transition(run.state, RunEvent.STARTED, now=now)
+        else:
+            trigger = self._take_trigger(w, now)
+            spec = w.spec
+            state, _ = run_transition(
+                RunState(
+                    spec.max_retries + 1,
+                    trigger.source is not Source.CONTINUOUS,
+                    spec.mode is Mode.CONTINUOUS,
+                ),
+                RunEvent.STARTED,
+                now=now,
+            )
+            run = ActiveRun(
+                record=RunRecord(worker=w.name, trigger=trigger, started_at=engine.now()),
+                token=next(self._tokens),
+                state=state,
+            )
+            self._leases[w.name] = run.token
+            w.run = run
+            w.last_start_seq = next(engine.seq)
+            w.last_start = run.record.started_at
+        # The STARTED transition's effect: a slot, taken here so the next candidate of
+        # this claim is judged against it.
+        w.phase = Phase.RUNNING
+        w.stuck = False
+        engine.slots_used += 1
+        engine.attempting.add(w.name)
+        run.attempt_started_t = now
+        run.attempt_deadline_t = float("inf")
+        run.cancel_requested_t = None
+        return run
+
+    def _take_trigger(self, w: WorkerRuntime, now: float) -> Trigger:
+        """The trigger w's new run serves: the oldest of its queue and its due schedule."""
+        engine = self._engine
+        schedule_due = (
+            w.next_due
+            if w.spec.mode is Mode.SCHEDULED and w.next_due is not None and w.next_due <= now
+            else None
+        )
+        if w.pending and (schedule_due is None or w.pending[0].queued_t <= schedule_due):
+            engine.pending_count -= 1
+            return w.take().trigger
+        source = Source.SCHEDULE if schedule_due is not None else Source.CONTINUOUS
+        return Trigger(worker=w.name, source=source, accepted_at=engine.now())
+
+    # ------------------------------------------------------------------ records
+
+    async def started(self, run: ActiveRun) -> None:
+        self._check(run)
+        await self._engine.store.start_run(run.record)
+
+    async def finish(
+        self,
+        run: ActiveRun,
+        record: RunRecord,
+        *,
+        worker: WorkerState,
+        requeue: bool = False,
+        dead_letter: DeadLetterDraft | None = None,
+        triggers: Sequence[Trigger] = (),
+    ) -> int | None:
+        self._check(run)
+        entry_id = await self._engine.store.finish_run(
+            record, worker=worker, requeue=requeue, dead_letter=dead_letter, triggers=triggers
+        )
+        if self._leases.get(record.worker) == run.token:
+            del self._leases[record.worker]
+        return entry_id
+
+    def _check(self, run: ActiveRun) -> None:
+        if self._leases.get(run.record.worker) != run.token:
+            raise LeaseLost(run.record.worker, run.token)
+
+    async def change_worker(self, state: WorkerState) -> None:
+        await self._engine.store.save_worker(state)
+
+    def holds(self, worker: str) -> int | None:
+        """The token of `worker`'s live lease, if it has one."""
+        return self._leases.get(worker)

@@ -1,0 +1,221 @@
+"""The dispatcher: one task over a heap of due times, starting the best ready run first.
+
+Event-driven, never polling: the task sleeps until the earliest due time (a schedule, a
+retry, a circuit's cooldown) or until something changes (a trigger arrives, a run ends,
+a worker is enabled). On waking it marks what became due as ready, sorts the ready
+workers (priority, then due time, then config order), asks the coordinator to admit them
+while slots last, and hands each admitted run to the runner pool.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from . import _events as ev
+from ._circuit import CircuitEvent, circuit_transition
+from ._eligibility import dispatch_key
+from ._engine import Engine
+from ._persist import save_worker
+from ._records import Circuit, Source, Trigger
+from ._runner_pool import RunnerPool
+from ._runtime import ActiveRun, Phase, QueuedTrigger, WorkerRuntime
+from ._schedule import cron_period, next_cron_time, next_grid_time
+from ._spec import Mode
+from ._store import Coordinator
+
+
+class Dispatcher:
+    """Decides when to look for runs to start, and starts them."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        coordinator: Coordinator,
+        execute: Callable[[WorkerRuntime, ActiveRun], Awaitable[None]],
+    ) -> None:
+        self._engine = engine
+        self._coordinator = coordinator
+        self._execute = execute
+        self._heap: list[tuple[float, int, str]] = []
+        self._order = itertools.count()
+        #: workers that may want to start now (checked, and dropped, when looked at).
+        self.ready: set[str] = set()
+        self._pool: RunnerPool[WorkerRuntime, ActiveRun] | None = None
+
+    # ------------------------------------------------------------------ wanting
+
+    def want(self, w: WorkerRuntime) -> None:
+        """`w` may want to start now: look at it at the next dispatch."""
+        self.ready.add(w.name)
+        self._engine.notify()
+
+    async def offer(self, w: WorkerRuntime) -> None:
+        """`w` may want to start now: start it at once if nothing else is waiting.
+
+        With no other worker ready there is no order to respect, so what the dispatcher
+        would do on waking is start `w` if it may: doing it here saves waking it.
+        """
+        engine = self._engine
+        if not self.ready and engine.running:
+            self.ready.add(w.name)
+            await self._start_ready(trio.current_time())
+            if w.name not in self.ready:
+                return
+        self.want(w)
+
+    async def queue(self, w: WorkerRuntime, trigger: Trigger) -> None:
+        """Queue an accepted (stored) trigger for `w`, and start it if it may start now."""
+        engine = self._engine
+        w.queue(QueuedTrigger(trigger=trigger, queued_t=trio.current_time()))
+        engine.pending_count += 1
+        engine.publish(
+            ev.TriggerAccepted(
+                ts=trigger.accepted_at,
+                worker=w.name,
+                trigger_id=trigger.id,
+                source=trigger.source.value,
+                payload=trigger.payload,
+            )
+        )
+        await self.offer(w)
+
+    def wake_at(self, t: float, w: WorkerRuntime) -> None:
+        heapq.heappush(self._heap, (t, next(self._order), w.name))
+        self._engine.notify()
+
+    # ------------------------------------------------------------------ the loop
+
+    async def run(self, nursery: trio.Nursery) -> None:
+        """Dispatch until the orchestrator stops running."""
+        engine = self._engine
+        self._pool = RunnerPool(nursery, self._execute)
+        while engine.running:
+            changed = engine.change_event()
+            now = trio.current_time()
+            self._wake_due(now)
+            await self._start_ready(now)
+            if self._heap:
+                with trio.move_on_at(self._heap[0][0]):
+                    await changed.wait()
+            else:
+                await changed.wait()
+
+    def _wake_due(self, now: float) -> None:
+        """Pop every heap entry that is due: those workers may want to start now."""
+        heap = self._heap
+        workers = self._engine.workers
+        while heap and heap[0][0] <= now:
+            _, _, name = heapq.heappop(heap)
+            w = workers[name]
+            self.ready.add(name)
+            cooldown = w.spec.circuit_cooldown_seconds
+            opened = w.breaker.opened_at
+            if w.circuit is Circuit.OPEN and cooldown and opened is not None:
+                if opened + cooldown <= now:
+                    self._half_open(w, now)
+
+    async def _start_ready(self, now: float) -> None:
+        """Start every ready worker that may start, best first, while slots last."""
+        engine = self._engine
+        free = engine.config.max_concurrent_workers - engine.slots_used
+        if engine.paused or free <= 0:
+            return
+        candidates: list[tuple[tuple[int, float, int], WorkerRuntime]] = []
+        workers = engine.workers
+        for name in list(self.ready):
+            w = workers[name]
+            due = _due(w, now)
+            if due is None:
+                self.ready.discard(name)
+            else:
+                candidates.append((dispatch_key(w, due), w))
+        if not candidates:
+            return
+        candidates.sort(key=lambda c: c[0])
+        admitted = await self._coordinator.claim([w for _, w in candidates], now, free)
+        for run in admitted:
+            self._start(run, now)
+
+    def _start(self, run: ActiveRun, now: float) -> None:
+        w = self._engine.workers[run.record.worker]
+        self.ready.discard(w.name)
+        if run.attempt == 1 and run.trigger.source is Source.SCHEDULE:
+            self._advance_schedule(w, now)
+        assert self._pool is not None
+        self._pool.submit(w, run)
+
+    # ------------------------------------------------------------------ schedules
+
+    def init_schedule(self, w: WorkerRuntime, now: float) -> None:
+        """Set `w`'s first due time at start: continue a stored schedule, or begin one."""
+        spec = w.spec
+        if spec.mode is Mode.CONTINUOUS:
+            w.idle_since = now
+            self.ready.add(w.name)
+            return
+        if w.pending:
+            self.ready.add(w.name)
+        if spec.mode is not Mode.SCHEDULED:
+            return
+        if spec.cron is not None:
+            self._schedule_cron(w, now)
+            return
+        w.period = spec.interval_seconds
+        last_start_t = self._engine.trio_time_of(w.last_start)
+        if last_start_t is not None:
+            # Continue the stored schedule; due times missed while down coalesce into one.
+            grid = last_start_t + spec.interval_seconds
+        elif spec.run_at_start:
+            grid = now
+        else:
+            grid = now + spec.interval_seconds
+        self._set_due(w, grid)
+
+    def _set_due(self, w: WorkerRuntime, grid: float) -> None:
+        w.next_grid = grid
+        jitter = w.spec.jitter_seconds
+        w.next_due = grid + (self._engine.rng.uniform(0, jitter) if jitter > 0 else 0.0)
+        self.wake_at(w.next_due, w)
+
+    def _schedule_cron(self, w: WorkerRuntime, now: float) -> None:
+        spec = w.spec
+        assert spec.cron is not None
+        wall_now = self._engine.now()
+        fire = next_cron_time(spec.cron, spec.timezone, wall_now)
+        w.period = cron_period(spec.cron, spec.timezone, wall_now)
+        self._set_due(w, now + (fire - wall_now).total_seconds())
+
+    def _advance_schedule(self, w: WorkerRuntime, started: float) -> None:
+        """A scheduled run started: the next due time is the next one after its start
+        (every due time it overran coalesces into it)."""
+        if w.spec.cron is not None:
+            self._schedule_cron(w, started)
+        else:
+            assert w.next_grid is not None
+            self._set_due(w, next_grid_time(w.next_grid, w.spec.interval_seconds, started))
+
+    def _half_open(self, w: WorkerRuntime, now: float) -> None:
+        engine = self._engine
+        engine.health_watch.add(w.name)
+        w.breaker = circuit_transition(
+            w.breaker, CircuitEvent.COOLDOWN_ELAPSED, now=now,
+            max_consecutive_failures=w.spec.max_consecutive_failures,
+        )
+        assert engine.nursery is not None
+        engine.nursery.start_soon(save_worker, engine, self._coordinator, w)
+        engine.publish(
+            ev.WorkerEnabled(
+                ts=engine.now(), worker=w.name, reason="circuit half-open: one trial run"
+            )
+        )
+
+
+def _due(w: WorkerRuntime, now: float) -> float | None:
+    """When `w` started wanting to start (its due time), or None if it does not now."""
+    if w.phase is Phase.RETRY_WAIT and w.run is not None:
+        return w.run.retry_at if w.run.retry_at <= now else None
+    return w.demand_since(now)

@@ -1,0 +1,92 @@
+"""Writes that outlive a failing store: retried while they may succeed, never for ever.
+
+Store failures come in two kinds. Transient ones (disk full, database locked, a lost
+connection: `StoreUnavailable`, any `StoreError` or `OSError`) are retried with backoff
+while health says "failing", and nothing in memory is lost meanwhile. Permanent ones
+(`StoreRejected`: text the store cannot encode, a constraint; or an unexpected exception,
+which no retry will cure) are not retried: the write is counted as refused, health shows
+it, and the engine goes on (a run still ends). Once stopping, retries get at most what is
+left of the shutdown grace: a dead disk at stop time does not hang the exit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import trio
+
+from ._eligibility import Lifecycle
+from ._engine import Engine
+from ._errors import LeaseLost, StoreError, StoreRejected, describe
+from ._runtime import WorkerRuntime
+from ._store import Coordinator
+
+T = TypeVar("T")
+
+FIRST_DELAY_S = 0.5
+MAX_DELAY_S = 10.0
+
+
+class WriteRefused(Exception):
+    """A store write was given up on: refused by the store, or out of time at stop."""
+
+
+async def persist(engine: Engine, write: Callable[..., Awaitable[T]], *args: Any,
+                  **kwargs: Any) -> T:
+    """Await `write(*args, **kwargs)`, retrying transient store failures.
+
+    Raises:
+        WriteRefused: the write cannot succeed (permanent), or the shutdown grace ran
+            out while retrying it; it is counted in the store's health.
+        LeaseLost: the coordinator refused a run write: its lease is gone.
+    """
+    health = engine.store_health
+    delay = FIRST_DELAY_S
+    while True:
+        try:
+            result = await write(*args, **kwargs)
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            health.last_error = describe(exc)
+            if not _transient(exc):
+                health.rejected += 1
+                raise WriteRefused(health.last_error) from exc
+            health.failing += 1
+            deadline = _retry_deadline(engine)
+            if trio.current_time() + delay > deadline:
+                health.rejected += 1
+                raise WriteRefused(
+                    f"gave up at shutdown: {health.last_error}"
+                ) from exc
+            await trio.sleep(delay)
+            delay = min(delay * 2, MAX_DELAY_S)
+        else:
+            if health.failing:
+                health.failing = 0
+            return result
+
+
+def _transient(exc: Exception) -> bool:
+    if isinstance(exc, StoreRejected):
+        return False
+    return isinstance(exc, (StoreError, OSError))
+
+
+def _retry_deadline(engine: Engine) -> float:
+    """Retries go on while running; once stopping, until the grace is over."""
+    if engine.lifecycle is Lifecycle.RUNNING or engine.stopping_t is None:
+        return math.inf
+    if engine.skip_grace:
+        return engine.stopping_t
+    return engine.stopping_t + engine.grace_s()
+
+
+async def save_worker(engine: Engine, coordinator: Coordinator, w: WorkerRuntime) -> None:
+    """Record a worker's runtime state (enabled, circuit); a refused write is counted."""
+    try:
+        await persist(engine, coordinator.change_worker, engine.worker_state(w))
+    except WriteRefused:
+        pass

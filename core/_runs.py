@@ -1,0 +1,128 @@
+"""One attempt of a run: the worker's function in a cancel scope, and how it ended.
+
+The scope's deadline is the attempt's timeout; shutdown cancels the same scope (and says
+so in `cancel_requested_t`). A plain `def` worker runs in a thread, which cannot be
+interrupted: past its timeout it keeps its slot until it returns (the health monitor
+flags it stuck meanwhile), and is then recorded as timed out.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import trio
+
+from ._context import JobContext, TriggerFn, in_trio
+from ._engine import Engine
+from ._errors import describe
+from ._events import LogLine, LogRecordView
+from ._lifecycle import RunEvent
+from ._runtime import ActiveRun, WorkerRuntime
+from ._worklog import WorkerLog
+
+
+@attrs.frozen
+class AttemptEnd:
+    """How an attempt ended: the lifecycle event, and what to record of it."""
+
+    event: RunEvent
+    duration: float
+    error: str = ""
+    traceback: str = ""
+
+
+def is_async(fn: Callable[..., Any]) -> bool:
+    """Whether calling `fn` gives a coroutine (an `async def`, or an object whose
+    `__call__` is one)."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - an object whose __call__ is async
+    )
+
+
+async def run_attempt(
+    engine: Engine, w: WorkerRuntime, run: ActiveRun, trigger: TriggerFn
+) -> AttemptEnd | None:
+    """Run the current attempt of `run` to its end.
+
+    Returns:
+        How it ended, or None if shutdown gave up on it meanwhile (stuck: its end is
+        recorded already).
+    """
+    start = trio.current_time()
+    w.heartbeat_t = start
+    timeout = w.spec.timeout_seconds
+    run.attempt_started_t = start
+    run.attempt_deadline_t = deadline = start + timeout if timeout > 0 else math.inf
+    error: BaseException | None = None
+    with trio.CancelScope(deadline=deadline) as scope:
+        run.cancel_scope = scope
+        if run.cancel_requested_t is not None:
+            scope.cancel()
+        try:
+            ctx = _context(engine, w, run, trigger)
+            if w.is_async:
+                await w.fn(ctx)
+            else:
+                await trio.to_thread.run_sync(w.fn, ctx, limiter=engine.thread_limiter)
+        except BaseException as exc:
+            if _only_cancellation(exc):
+                raise
+            error = exc
+    run.cancel_scope = None
+    end = trio.current_time()
+    duration = end - start
+    if run.abandoned:
+        return None
+    if scope.cancelled_caught and run.cancel_requested_t is not None:
+        return AttemptEnd(RunEvent.INTERRUPTED, duration)
+    if scope.cancelled_caught or (error is None and scope.cancel_called):
+        # cancel_called alone: the attempt outlived its timeout without honouring the
+        # cancellation (a shield, a thread) and returned late; it still timed out.
+        return AttemptEnd(RunEvent.TIMED_OUT, duration, f"timed out after {timeout:g}s")
+    if error is not None:
+        tb = "".join(traceback.format_exception(error))
+        return AttemptEnd(RunEvent.FAILED, duration, describe(error), tb)
+    return AttemptEnd(RunEvent.SUCCEEDED, duration)
+
+
+def _only_cancellation(exc: BaseException) -> bool:
+    if isinstance(exc, trio.Cancelled):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(trio.Cancelled)[1] is None
+    return False
+
+
+def _context(engine: Engine, w: WorkerRuntime, run: ActiveRun, trigger: TriggerFn) -> JobContext:
+    record = run.record
+    source = record.trigger
+
+    def beat() -> None:
+        w.heartbeat_t = trio.current_time()
+
+    def record_log(worker: str, run_id: str | None, level: str, message: str) -> None:
+        line = LogRecordView(
+            ts=engine.now(), worker=worker, run_id=run_id, level=level, message=message
+        )
+        engine.logs.add(line)
+        engine.publish(
+            LogLine(ts=line.ts, worker=worker, run_id=run_id, level=level, message=message)
+        )
+
+    return JobContext(
+        worker=w.name,
+        run_id=record.id,
+        trigger_id=source.id,
+        source=source.source.value,
+        attempt=run.attempt,
+        payload=source.payload,
+        params=w.spec.params,
+        make_log=lambda: WorkerLog(w.name, record.id, in_trio, record_log),
+        trigger=trigger,
+        on_heartbeat=beat,
+    )
