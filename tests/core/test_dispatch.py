@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,7 +10,7 @@ import trio
 import trio.testing
 
 from jobdeck import JobContext, Orchestrator, OrchestratorConfig
-from tests.core.conftest import make_orchestrator, running, virtual_wall_clock
+from tests.core.conftest import MaxRandom, make_orchestrator, running, virtual_wall_clock
 
 Record = list[tuple[str, float]]
 
@@ -28,13 +27,6 @@ def recorder(
             raise RuntimeError(f"{ctx.worker} failed")
 
     return work
-
-
-class MaxRandom(random.Random):
-    """Full jitter at its ceiling: every backoff waits exactly min(cap, base * 2**(n-1))."""
-
-    def random(self) -> float:
-        return 1.0
 
 
 # --- priorities and ordering ----------------------------------------------------------
