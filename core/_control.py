@@ -25,6 +25,7 @@ from ._persist import save_worker
 from ._records import Source, Trigger
 from ._runtime import WorkerRuntime
 from ._store import Coordinator
+from ._text import safe_json
 
 #: Commands waiting to be carried out; `submit` raises `trio.WouldBlock` beyond this.
 QUEUE_SIZE = 1000
@@ -170,8 +171,9 @@ class Control:
         try:
             if payload is not None:
                 json.dumps(payload)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise ValueError(f"payload for {w.name!r} is not JSON: {exc}") from None
+        payload = safe_json(payload)
         engine = self._engine
         trigger = Trigger(worker=w.name, source=source, payload=payload, accepted_at=engine.now())
         await trio.lowlevel.checkpoint()

@@ -23,6 +23,7 @@ from ._errors import describe
 from ._events import LogLine, LogRecordView
 from ._lifecycle import RunEvent
 from ._runtime import ActiveRun, WorkerRuntime
+from ._text import safe_text
 from ._worklog import WorkerLog
 
 
@@ -84,9 +85,16 @@ async def run_attempt(
         # cancel_called alone: the attempt outlived its timeout without honouring the
         # cancellation (a shield, a thread) and returned late; it still timed out.
         return AttemptEnd(RunEvent.TIMED_OUT, duration, f"timed out after {timeout:g}s")
+    if end > deadline:
+        # Past its deadline yet never cancelled: its own code held the event loop (it
+        # blocked without awaiting), so no checkpoint could deliver the timeout.
+        return AttemptEnd(
+            RunEvent.TIMED_OUT, duration,
+            f"timed out after {timeout:g}s (held the event loop for {duration:.1f}s)",
+        )
     if error is not None:
         tb = "".join(traceback.format_exception(error))
-        return AttemptEnd(RunEvent.FAILED, duration, describe(error), tb)
+        return AttemptEnd(RunEvent.FAILED, duration, safe_text(describe(error)), safe_text(tb))
     return AttemptEnd(RunEvent.SUCCEEDED, duration)
 
 
@@ -106,6 +114,7 @@ def _context(engine: Engine, w: WorkerRuntime, run: ActiveRun, trigger: TriggerF
         w.heartbeat_t = trio.current_time()
 
     def record_log(worker: str, run_id: str | None, level: str, message: str) -> None:
+        message = safe_text(message)
         line = LogRecordView(
             ts=engine.now(), worker=worker, run_id=run_id, level=level, message=message
         )

@@ -14,6 +14,7 @@ from jobdeck import (
     AttemptFailed,
     Event,
     JobContext,
+    MemoryStore,
     Orchestrator,
     OrchestratorConfig,
     RunFailed,
@@ -528,3 +529,52 @@ async def test_log_ring_buffer_is_bounded(autojump_clock: trio.testing.MockClock
     assert [line.message for line in orch.logs("w")] == [f"line {i}" for i in range(3, 8)]
     assert orch.log_lines_dropped == 3
     assert orch.snapshot().log_lines_dropped == 3
+
+
+async def test_async_worker_blocking_the_loop_past_its_timeout_is_timed_out(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An `async def` that blocks (never awaits) past its deadline is timed out, and the
+    error says it held the event loop; it is not recorded as a success."""
+
+    async def blocks(ctx: JobContext) -> None:
+        autojump_clock.jump(2.0)  # what `time.sleep(2)` does to trio's clock
+
+    orch = make_orchestrator()
+    orch.register("w", blocks, mode="triggered", timeout_seconds=0.5, max_retries=0)
+    with orch.subscribe() as events:
+        async with running(orch):
+            await orch.trigger("w")
+            await trio.sleep(5)
+        failed = received(events, RunFailed)
+    (event,) = failed
+    assert event.error == "timed out after 0.5s (held the event loop for 2.0s)"
+    assert orch.snapshot().workers[0].runs_ok == 0
+
+
+async def test_undecodable_text_from_a_worker_is_escaped_where_it_enters(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An error naming an undecodable file and a log line with a lone surrogate and a
+    terminal escape are escaped once, the same way everywhere: the run still ends,
+    is dead-lettered, and every text it left encodes as UTF-8."""
+    import os
+
+    name = os.fsdecode(b"caf\xe9.csv")
+
+    async def parse(ctx: JobContext) -> None:
+        ctx.log.warning("odd \ud800 and \x1b[2J")
+        raise ValueError(f"cannot parse {name}")
+
+    store = MemoryStore()
+    orch = make_orchestrator(store=store)
+    orch.register("w", parse, mode="triggered", max_retries=0)
+    async with running(orch):
+        await orch.trigger("w", {"file": name})
+        await trio.sleep(1)
+    (entry,) = await store.dlq_list()
+    assert entry.error == "ValueError: cannot parse caf\\xe9.csv"
+    assert entry.payload == {"file": "caf\\xe9.csv"}
+    entry.traceback.encode("utf-8")
+    (line,) = orch.logs("w")
+    assert line.message == "odd \\ud800 and \\x1b[2J"
