@@ -61,7 +61,7 @@ from ._records import (
 from ._snapshot import OrchestratorSnapshot, OrchestratorState, WorkerSnapshot, WorkerStatus
 from ._spec import Mode, OrchestratorConfig, Priority, WorkerSpec
 from ._sqlite import SQLiteStore
-from ._store import Coordinator, DeadLetterDraft, Store
+from ._store import Coordinator, DeadLetterDraft, Store, WorkerChange
 from ._store_memory import MemoryStore
 
 __all__ = [
@@ -122,6 +122,7 @@ __all__ = [
     "TriggerAccepted",
     "UnknownDeadLetter",
     "UnknownWorker",
+    "WorkerChange",
     "WorkerDisabled",
     "WorkerEnabled",
     "WorkerRegistration",

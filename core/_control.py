@@ -21,10 +21,10 @@ from ._dispatcher import Dispatcher
 from ._eligibility import Lifecycle
 from ._engine import Engine
 from ._errors import JobdeckError, NotRunning, UnknownWorker
-from ._persist import save_worker
+from ._persist import change_worker
 from ._records import Source, Trigger
 from ._runtime import WorkerRuntime
-from ._store import Coordinator
+from ._store import Coordinator, WorkerChange
 from ._text import safe_json
 
 #: Commands waiting to be carried out; `submit` raises `trio.WouldBlock` beyond this.
@@ -191,7 +191,7 @@ class Control:
             max_consecutive_failures=w.spec.max_consecutive_failures,
         )
         engine.health_watch.add(name)
-        await save_worker(engine, self._coordinator, w)
+        await change_worker(engine, self._coordinator, w, WorkerChange.ENABLE)
         engine.publish(ev.WorkerEnabled(ts=engine.now(), worker=name, reason="enabled by operator"))
         await self._dispatcher.offer(w)
 
@@ -201,7 +201,7 @@ class Control:
         engine = self._engine
         w.enabled = False
         engine.health_watch.add(name)
-        await save_worker(engine, self._coordinator, w)
+        await change_worker(engine, self._coordinator, w, WorkerChange.DISABLE)
         engine.publish(
             ev.WorkerDisabled(ts=engine.now(), worker=name, reason="disabled by operator")
         )

@@ -16,10 +16,10 @@ from ._eligibility import start_blocker
 from ._engine import Engine
 from ._errors import LeaseLost
 from ._lifecycle import RunEvent, RunState, run_transition
-from ._records import RunRecord, Source, Trigger, WorkerState
+from ._records import RunRecord, Source, Trigger
 from ._runtime import ActiveRun, Phase, WorkerRuntime
 from ._spec import Mode
-from ._store import DeadLetterDraft
+from ._store import DeadLetterDraft, WorkerChange
 
 
 class LocalCoordinator:
@@ -122,13 +122,16 @@ class LocalCoordinator:
         run: ActiveRun,
         record: RunRecord,
         *,
-        worker: WorkerState,
         requeue: bool = False,
         dead_letter: DeadLetterDraft | None = None,
         triggers: Sequence[Trigger] = (),
     ) -> int | None:
         self._check(run)
-        entry_id = await self._engine.store.finish_run(
+        # One process owns the store: the in-memory row, already changed by the
+        # outcome, is the truth, and the journal takes it whole.
+        engine = self._engine
+        worker = engine.worker_state(engine.workers[record.worker])
+        entry_id = await engine.store.finish_run(
             record, worker=worker, requeue=requeue, dead_letter=dead_letter, triggers=triggers
         )
         if self._leases.get(record.worker) == run.token:
@@ -139,8 +142,10 @@ class LocalCoordinator:
         if self._leases.get(run.record.worker) != run.token:
             raise LeaseLost(run.record.worker, run.token)
 
-    async def change_worker(self, state: WorkerState) -> None:
-        await self._engine.store.save_worker(state)
+    async def change_worker(self, name: str, change: WorkerChange) -> None:
+        # Applied in memory already (one process owns the store): journal the row.
+        engine = self._engine
+        await engine.store.save_worker(engine.worker_state(engine.workers[name]))
 
     def holds(self, worker: str) -> int | None:
         """The token of `worker`'s live lease, if it has one."""

@@ -19,13 +19,13 @@ from . import _events as ev
 from ._circuit import CircuitEvent, circuit_transition
 from ._eligibility import dispatch_key
 from ._engine import Engine
-from ._persist import save_worker
+from ._persist import change_worker
 from ._records import Circuit, Source, Trigger
 from ._runner_pool import RunnerPool
 from ._runtime import ActiveRun, Phase, QueuedTrigger, WorkerRuntime
 from ._schedule import cron_period, next_cron_time, next_grid_time
 from ._spec import Mode
-from ._store import Coordinator
+from ._store import Coordinator, WorkerChange
 
 
 class Dispatcher:
@@ -206,7 +206,9 @@ class Dispatcher:
             max_consecutive_failures=w.spec.max_consecutive_failures,
         )
         assert engine.nursery is not None
-        engine.nursery.start_soon(save_worker, engine, self._coordinator, w)
+        engine.nursery.start_soon(
+            change_worker, engine, self._coordinator, w, WorkerChange.HALF_OPEN
+        )
         engine.publish(
             ev.WorkerEnabled(
                 ts=engine.now(), worker=w.name, reason="circuit half-open: one trial run"

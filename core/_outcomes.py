@@ -141,7 +141,7 @@ class Outcomes:
         )
         try:
             await persist(
-                engine, self._coordinator.finish, run, record, worker=engine.worker_state(w),
+                engine, self._coordinator.finish, run, record,
                 triggers=tuple(t for _, t in follow_ups),
             )
         except WriteRefused:
@@ -185,7 +185,7 @@ class Outcomes:
         dlq_id: int | None = None
         try:
             dlq_id = await persist(
-                engine, self._coordinator.finish, run, record, worker=engine.worker_state(w),
+                engine, self._coordinator.finish, run, record,
                 dead_letter=DeadLetterDraft(error=end.error, traceback=end.traceback),
             )
         except WriteRefused:
@@ -245,7 +245,7 @@ class Outcomes:
         engine.interrupted_count += 1
         try:
             await persist(
-                engine, self._coordinator.finish, run, record, worker=engine.worker_state(w),
+                engine, self._coordinator.finish, run, record,
                 requeue=Effect.REQUEUE in effects,
             )
         except WriteRefused:

@@ -21,7 +21,7 @@ from ._eligibility import Lifecycle
 from ._engine import Engine
 from ._errors import LeaseLost, StoreError, StoreRejected, describe
 from ._runtime import WorkerRuntime
-from ._store import Coordinator
+from ._store import Coordinator, WorkerChange
 
 T = TypeVar("T")
 
@@ -84,9 +84,11 @@ def _retry_deadline(engine: Engine) -> float:
     return engine.stopping_t + engine.grace_s()
 
 
-async def save_worker(engine: Engine, coordinator: Coordinator, w: WorkerRuntime) -> None:
-    """Record a worker's runtime state (enabled, circuit); a refused write is counted."""
+async def change_worker(
+    engine: Engine, coordinator: Coordinator, w: WorkerRuntime, change: WorkerChange
+) -> None:
+    """Record a change of a worker's shared state; a refused write is counted."""
     try:
-        await persist(engine, coordinator.change_worker, engine.worker_state(w))
+        await persist(engine, coordinator.change_worker, w.name, change)
     except WriteRefused:
         pass

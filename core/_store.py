@@ -10,6 +10,7 @@ its lease token; a write whose token is no longer the lease's changes nothing an
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -108,6 +109,21 @@ class Store(Protocol):
 
 
 
+class WorkerChange(enum.Enum):
+    """A command that changes one worker's shared runtime state.
+
+    Commands, not whole rows: a coordinator applies each as a change of the fields it
+    names (in a database, an `UPDATE ... SET` of those columns), so an operator's enable
+    on one node is never undone by a run's end recorded on another.
+    """
+
+    #: enable it, and close its circuit with the failure count reset.
+    ENABLE = "enable"
+    DISABLE = "disable"
+    #: its circuit's cooldown is over: half-open, for one trial run.
+    HALF_OPEN = "half_open"
+
+
 class Coordinator(Protocol):
     """Decides what may start, and records every run's start and end under its lease.
 
@@ -141,12 +157,14 @@ class Coordinator(Protocol):
         run: ActiveRun,
         record: RunRecord,
         *,
-        worker: WorkerState,
         requeue: bool = False,
         dead_letter: DeadLetterDraft | None = None,
         triggers: Sequence[Trigger] = (),
     ) -> int | None:
         """Record a run's end and release its lease, in one transaction.
+
+        The worker's shared state follows from the outcome (its circuit and failure
+        count, last start, success and error), applied as a change, not a whole row.
 
         Returns:
             The new DLQ entry's id, if one was added.
@@ -155,5 +173,5 @@ class Coordinator(Protocol):
             LeaseLost: the run's token no longer holds the lease; nothing was written.
         """
 
-    async def change_worker(self, state: WorkerState) -> None:
-        """Record an operator's or the circuit's change of a worker's runtime state."""
+    async def change_worker(self, name: str, change: WorkerChange) -> None:
+        """Apply an operator's or the circuit's change to a worker's shared state."""

@@ -121,7 +121,7 @@ def test_finish_with_the_lease_token_records_the_end_and_frees_the_lease() -> No
     (run,) = coordinator.claim_ready([engine.workers["a"]], now=0.0, limit=1)
     done(coordinator.started(run))
     record = run.record.finished(RunStatus.SUCCEEDED, ended_at=T0, attempts=1, duration_s=0.1)
-    done(coordinator.finish(run, record, worker=engine.worker_state(engine.workers["a"])))
+    done(coordinator.finish(run, record))
     assert coordinator.holds("a") is None
     (stored,) = done(engine.store.runs("a"))
     assert stored.status is RunStatus.SUCCEEDED
@@ -137,7 +137,7 @@ def test_a_stale_token_changes_nothing() -> None:
     record = run.record.finished(RunStatus.FAILED, ended_at=T0, attempts=1, duration_s=0.1)
     run.token += 1000  # as if the lease had been taken away and granted again
     with pytest.raises(LeaseLost):
-        done(coordinator.finish(run, record, worker=engine.worker_state(engine.workers["a"])))
+        done(coordinator.finish(run, record))
     (stored,) = done(engine.store.runs("a"))
     assert stored.status is RunStatus.RUNNING
     assert done(engine.store.dlq_list()) == []
