@@ -211,6 +211,7 @@ class Control:
         engine = self._engine
         if not engine.paused:
             engine.paused = True
+            engine.health_watch.update(engine.workers)
             engine.publish(ev.OrchestratorPaused(ts=engine.now()))
             engine.notify()
 
@@ -218,6 +219,8 @@ class Control:
         engine = self._engine
         if engine.paused:
             engine.paused = False
+            engine.resumed_t = trio.current_time()
+            engine.health_watch.update(engine.workers)
             engine.publish(ev.OrchestratorResumed(ts=engine.now()))
             self._dispatcher.ready.update(engine.workers)
             engine.notify()

@@ -72,6 +72,8 @@ class Engine:
         self.blockers: dict[str, frozenset[str]] = {}
         self.lifecycle = Lifecycle.CREATED
         self.paused = False
+        #: trio time of the last resume: lateness counts from it (a pause is intended).
+        self.resumed_t = -math.inf
         #: stop() came before run(): stop as soon as started.
         self.stop_requested = False
         #: the grace `stop(grace)` asked for, overriding the config's.

@@ -61,8 +61,18 @@ def is_stuck(run: ActiveRun, now: float, stuck_after: float) -> bool:
     return cancelled_at is not None and now >= cancelled_at + stuck_after
 
 
-def worker_health(w: WorkerRuntime, now: float) -> HealthReport:
-    """One worker's health (DESIGN.md "Health monitor"), worst condition first."""
+def worker_health(
+    w: WorkerRuntime, now: float, *, paused: bool = False, late_from: float = -math.inf
+) -> HealthReport:
+    """One worker's health (DESIGN.md "Health monitor"), worst condition first.
+
+    Args:
+        w: the worker.
+        now: trio time.
+        paused: the orchestrator is paused: an intended pause makes nothing overdue.
+        late_from: when the orchestrator last resumed: lateness counts from then, not
+            from a due time that passed while it was paused.
+    """
     spec = w.spec
     if w.stuck and w.phase is Phase.RUNNING:
         return HealthReport(Health.STUCK, ("did not return after being cancelled",))
@@ -81,12 +91,13 @@ def worker_health(w: WorkerRuntime, now: float) -> HealthReport:
         silent = format_seconds(now - w.heartbeat_t)
         return HealthReport(Health.STALLED, (f"no heartbeat for {silent}",))
     if (
-        spec.mode is Mode.SCHEDULED
+        not paused
+        and spec.mode is Mode.SCHEDULED
         and w.next_due is not None
         and w.period > 0
-        and now - w.next_due > w.period
+        and now - max(w.next_due, late_from) > w.period
     ):
-        late = format_seconds(now - w.next_due)
+        late = format_seconds(now - max(w.next_due, late_from))
         return HealthReport(Health.OVERDUE, (f"scheduled run late by {late}",))
     threshold = spec.max_consecutive_failures
     if w.consecutive_failures >= math.ceil(threshold / 2):

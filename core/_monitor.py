@@ -52,7 +52,7 @@ class Monitor:
     def refresh(self, w: WorkerRuntime, now: float) -> None:
         """Re-judge one worker's health; publish `health_changed` if it changed."""
         engine = self._engine
-        report = worker_health(w, now)
+        report = worker_health(w, now, paused=engine.paused, late_from=engine.resumed_t)
         if report.health.value != w.health:
             engine.publish(
                 ev.HealthChanged(

@@ -431,6 +431,28 @@ async def test_scheduled_worker_held_back_is_overdue(
     assert snap.health_reasons == ("scheduled run late by 11s",)
 
 
+async def test_pause_is_not_overdue_and_lateness_counts_from_resume(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Paused for many intervals, a scheduled worker stays ok (and so does the overall
+    health); after resume it is late only once more than an interval passes unstarted."""
+    orch = make_orchestrator()
+    orch.register("never", fail_always, mode="triggered", max_retries=0)
+    orch.register("w", sleeper(0), interval_seconds=2, depends_on=["never"])
+    async with running(orch):
+        await trio.sleep(0.5)
+        orch.pause()
+        await trio.sleep(10)
+        snap = orch.snapshot()
+        assert (snap.state, snap.health) == ("paused", "ok")
+        assert snap.worker("w").health == "ok"
+        orch.resume()
+        await trio.sleep(1.5)
+        assert orch.snapshot().worker("w").health == "ok"
+        await trio.sleep(1.5)
+        assert orch.snapshot().worker("w").health == "overdue"
+
+
 async def test_operator_disabled_worker_keeps_overall_health_ok(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
