@@ -56,7 +56,7 @@ from ._records import (
 )
 from ._snapshot import OrchestratorSnapshot, WorkerSnapshot
 from ._spec import Mode, OrchestratorConfig, Priority, WorkerSpec
-from ._sqlite import SQLiteStore
+from ._sqlite_store import SQLiteStore
 from ._store import DeadLetterDraft, MemoryStore, Store
 
 __all__ = [

@@ -19,7 +19,7 @@ import trio
 
 from ._errors import StoreError, UnknownDeadLetter
 from ._records import DeadLetter, Source, Trigger
-from ._sqlite import SQLiteStore, default_store_path
+from ._sqlite_store import SQLiteStore, default_store_path
 
 EXIT_OK, EXIT_USAGE = 0, 2
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import trio
 
-import jobdeck._sqlite as sqlite_module
+import jobdeck._sqlite_schema as sqlite_schema
 from jobdeck import (
     Circuit,
     MemoryStore,
@@ -33,7 +33,8 @@ from jobdeck import (
     UnknownDeadLetter,
     WorkerState,
 )
-from jobdeck._sqlite import MIGRATIONS, lock_path_of
+from jobdeck._sqlite_schema import MIGRATIONS
+from jobdeck._sqlite_store import lock_path_of
 
 from .store_contract import MakeStore, StoreContract, at, ended, started, state, trigger
 
@@ -162,7 +163,7 @@ async def test_disk_full_is_a_store_error_and_the_store_recovers(tmp_path: Path)
 
 def _limit_pages(store: SQLiteStore, *, extra: int) -> None:
     # Test-only: cap the file through the writer connection (SQLite's max_page_count).
-    conn = store._writer
+    conn = store._writer.conn
     assert conn is not None
     (pages,) = conn.execute("PRAGMA page_count").fetchone()
     conn.execute(f"PRAGMA max_page_count = {pages + extra}")
@@ -218,7 +219,7 @@ async def _same_as_one_by_one(
     store = SQLiteStore(tmp_path / "s.db", history_per_worker=history_per_worker)
     await store.open()
     if max_rows is not None:
-        store._max_rows = max_rows  # statements of a few actions each
+        store._writer.max_rows = max_rows  # statements of a few actions each
     reference = MemoryStore(history_per_worker=history_per_worker)
     await reference.open()
     for call in before:
@@ -311,14 +312,14 @@ def _hold_the_writer(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> tup
 ]:
     """Make the writer stop before its next batch: (it has stopped, let it go)."""
     stopped, go = threading.Event(), threading.Event()
-    commit = store._commit_batch
+    commit = store._writer._commit_batch
 
     def held(*args: Any) -> None:
         stopped.set()
         go.wait(10)
         commit(*args)
 
-    monkeypatch.setattr(store, "_commit_batch", held)
+    monkeypatch.setattr(store._writer, "_commit_batch", held)
     return stopped, go
 
 
@@ -444,7 +445,7 @@ async def test_version_1_file_is_migrated_forward(
         ("ALTER TABLE dlq ADD COLUMN note TEXT", "UPDATE dlq SET note = 'migrated'"),
         ("CREATE TABLE audit (line TEXT)", "INSERT INTO audit VALUES ('step 3')"),
     )
-    monkeypatch.setattr(sqlite_module, "MIGRATIONS", MIGRATIONS + later)
+    monkeypatch.setattr(sqlite_schema, "MIGRATIONS", MIGRATIONS + later)
     for _ in range(2):  # the second open finds nothing left to migrate
         store = SQLiteStore(path)
         try:
