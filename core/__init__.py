@@ -13,6 +13,8 @@ from ._errors import (
     NotRunning,
     StoreError,
     StoreInUse,
+    StoreRejected,
+    StoreUnavailable,
     UnknownDeadLetter,
     UnknownWorker,
 )
@@ -105,6 +107,8 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreInUse",
+    "StoreRejected",
+    "StoreUnavailable",
     "StoredState",
     "Subscription",
     "Trigger",

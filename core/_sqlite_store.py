@@ -31,7 +31,7 @@ from ._sqlite_batch import (
     trigger_action,
     worker_action,
 )
-from ._sqlite_errors import store_error
+from ._sqlite_errors import UNENCODABLE, store_error, unencodable
 from ._sqlite_rows import dead_letter_of, dead_letter_row, load_state, rows, run_of
 from ._sqlite_schema import migrate_forward, schema_version
 from ._sqlite_writer import Operation, Writer
@@ -251,11 +251,22 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------ the protocol
 
+    # A write whose values cannot be encoded (JSON here, UTF-8 in the writer thread)
+    # raises StoreRejected; the writer tells the other failures apart (_sqlite_errors).
+
     async def add_trigger(self, trigger: Trigger) -> None:
-        await self._writer.write(Operation(trigger_action(PUT_TRIGGER, trigger)))
+        try:
+            actions = trigger_action(PUT_TRIGGER, trigger)
+        except UNENCODABLE as exc:
+            raise unencodable(self.path, exc) from None
+        await self._writer.write(Operation(actions))
 
     async def start_run(self, run: RunRecord) -> None:
-        await self._writer.write(Operation(run_action(run)))
+        try:
+            actions = run_action(run)
+        except UNENCODABLE as exc:
+            raise unencodable(self.path, exc) from None
+        await self._writer.write(Operation(actions))
 
     async def finish_run(
         self,
@@ -266,11 +277,14 @@ class SQLiteStore:
         dead_letter: DeadLetterDraft | None = None,
         triggers: Sequence[Trigger] = (),
     ) -> int | None:
-        actions = finish_actions(run, worker, requeue, triggers)
-        if dead_letter is None:
+        try:
+            actions = finish_actions(run, worker, requeue, triggers)
+            dlq_row = None if dead_letter is None else dead_letter_row(dead_letter.with_id(0, run))
+        except UNENCODABLE as exc:
+            raise unencodable(self.path, exc) from None
+        if dlq_row is None:
             await self._writer.write(Operation(actions))
             return None
-        dlq_row = dead_letter_row(dead_letter.with_id(0, run))
 
         def add_dead_letter(conn: sqlite3.Connection) -> int | None:
             cursor = conn.execute(
@@ -285,7 +299,11 @@ class SQLiteStore:
         return entry_id
 
     async def save_worker(self, state: WorkerState) -> None:
-        await self._writer.write(Operation(worker_action(state)))
+        try:
+            actions = worker_action(state)
+        except UNENCODABLE as exc:
+            raise unencodable(self.path, exc) from None
+        await self._writer.write(Operation(actions))
 
     async def runs(self, worker: str | None = None, limit: int = 50) -> list[RunRecord]:
         # Newest start first; equal starts in the order stored, as the memory store does.
@@ -318,8 +336,12 @@ class SQLiteStore:
             if conn.execute("DELETE FROM dlq WHERE id = ?", (entry_id,)).rowcount == 0:
                 raise UnknownDeadLetter(entry_id)
 
+        try:
+            actions = trigger_action(PUT_TRIGGER, trigger)
+        except UNENCODABLE as exc:
+            raise unencodable(self.path, exc) from None
         # The trigger is stored, then the entry removed; if it is unknown, neither.
-        await self._writer.write(Operation(trigger_action(PUT_TRIGGER, trigger), remove_entry))
+        await self._writer.write(Operation(actions, remove_entry))
 
     async def dlq_delete(self, entry_id: int) -> None:
         def work(conn: sqlite3.Connection) -> None:

@@ -33,9 +33,9 @@ from typing import Any
 
 import trio
 
-from ._errors import StoreError
+from ._errors import StoreError, StoreRejected, StoreUnavailable
 from ._sqlite_batch import ACTION_WIDTH, actions_statement, run_actions, set_history_limit
-from ._sqlite_errors import store_error
+from ._sqlite_errors import store_error, write_failure
 
 _current_task = trio.lowlevel.current_task
 _wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
@@ -326,20 +326,28 @@ class Writer:
                 result = op.run(conn, self.max_rows)
                 conn.execute("RELEASE op")
             except Exception as exc:
-                failure: Exception = exc
-                if isinstance(exc, sqlite3.Error):
-                    failure = store_error(self.path, "cannot be written", exc)
+                failure = write_failure(self.path, exc)
                 if not self._roll_back_to_savepoint(conn):
                     # SQLite dropped the whole transaction (disk full, I/O error):
                     # nothing of this batch is stored, so every operation fails.
                     for other in [o for o, _ in done] + batch[index + 1 :]:
-                        other.error = StoreError(str(failure))
+                        other.error = self._lost_with(failure)
                     op.error = failure
                     return
                 op.error = failure
             else:
                 done.append((op, result))
         self._commit(conn, done)
+
+    def _lost_with(self, failure: Exception) -> StoreError:
+        """The error of an operation whose transaction `failure` of another one undid."""
+        if isinstance(failure, StoreRejected) or not isinstance(failure, StoreError):
+            return StoreUnavailable(
+                f"store {self.path} cannot be written: a write in the same transaction "
+                f"failed and SQLite undid it all ({failure})"
+            )
+        # The store's own trouble (full, I/O, corrupt): the same for every operation.
+        return type(failure)(str(failure))
 
     @staticmethod
     def _roll_back(conn: sqlite3.Connection) -> None:

@@ -21,6 +21,7 @@ import trio
 import jobdeck._sqlite_schema as sqlite_schema
 from jobdeck import (
     Circuit,
+    DeadLetterDraft,
     MemoryStore,
     RunStatus,
     Source,
@@ -29,10 +30,13 @@ from jobdeck import (
     StoredState,
     StoreError,
     StoreInUse,
+    StoreRejected,
+    StoreUnavailable,
     Trigger,
     UnknownDeadLetter,
     WorkerState,
 )
+from jobdeck._sqlite_errors import store_error
 from jobdeck._sqlite_schema import MIGRATIONS
 from jobdeck._sqlite_store import lock_path_of
 
@@ -139,15 +143,16 @@ async def test_failing_write_does_not_fail_its_batch(tmp_path: Path) -> None:
         await again.close()
 
 
-async def test_disk_full_is_a_store_error_and_the_store_recovers(tmp_path: Path) -> None:
-    """A write that does not fit fails with StoreError, stores nothing, and later writes work."""
+async def test_disk_full_is_unavailable_and_the_store_recovers(tmp_path: Path) -> None:
+    """A write that does not fit fails with StoreUnavailable, stores nothing, and later
+    writes work."""
     store = SQLiteStore(tmp_path / "s.db")
     await store.open()
     try:
         await store.add_trigger(trigger(t=0))
         _limit_pages(store, extra=0)  # the file may not grow any more: "disk full"
         big = trigger(payload="x" * 200_000, t=1)
-        with pytest.raises(StoreError, match="full"):
+        with pytest.raises(StoreUnavailable, match="full"):
             await store.add_trigger(big)
         _limit_pages(store, extra=1_000_000)
         later = trigger(t=2)
@@ -185,6 +190,159 @@ async def test_history_bound_holds_across_reopen(tmp_path: Path) -> None:
     with contextlib.closing(sqlite3.connect(path)) as conn:
         (count,) = conn.execute("SELECT count(*) FROM runs").fetchone()
     assert count == 4
+
+
+# ---------------------------------------------------------------------- errors told apart
+
+SURROGATE = "\ud800"  # a lone surrogate: no UTF-8 encoding, so SQLite cannot take it
+
+
+def _unencodable_finish(run: Any) -> Callable[[SQLiteStore], Awaitable[Any]]:
+    return lambda s: s.finish_run(
+        ended(run, RunStatus.FAILED, error=f"bad {SURROGATE} text"), worker=state()
+    )
+
+
+def _unencodable_dead_letter(run: Any) -> Callable[[SQLiteStore], Awaitable[Any]]:
+    return lambda s: s.finish_run(
+        ended(run, RunStatus.FAILED, error="ValueError"), worker=state(),
+        dead_letter=DeadLetterDraft(error="ValueError", traceback=f"line {SURROGATE}"),
+    )
+
+
+@pytest.mark.parametrize(
+    "bad_call", [_unencodable_finish, _unencodable_dead_letter], ids=["run-error", "dlq-entry"]
+)
+async def test_unencodable_write_is_rejected_alone_in_its_batch(
+    tmp_path: Path, bad_call: Callable[[Any], Callable[[SQLiteStore], Awaitable[Any]]]
+) -> None:
+    """A run's end holding a lone surrogate fails with StoreRejected; the other writes
+    of its batch are committed all the same."""
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    run = started(trigger(t=0))
+    await store.add_trigger(run.trigger)
+    await store.start_run(run)
+    triggers = [trigger("report", t=n) for n in range(1, 5)]
+    outcomes: dict[str, BaseException | None] = {}
+
+    async def attempt(name: str, call: Callable[[SQLiteStore], Awaitable[Any]]) -> None:
+        try:
+            await call(store)
+        except StoreError as exc:
+            outcomes[name] = exc
+        else:
+            outcomes[name] = None
+
+    try:
+        before = store.commits
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(attempt, "first", lambda s: s.add_trigger(triggers[0]))
+            nursery.start_soon(attempt, "bad", bad_call(run))
+            nursery.start_soon(attempt, "worker", lambda s: s.save_worker(state("report")))
+            for n, tr in enumerate(triggers[1:], 1):
+                nursery.start_soon(attempt, f"t{n}", lambda s, tr=tr: s.add_trigger(tr))
+        assert store.commits - before == 1, "the writes were meant to share one batch"
+        bad = outcomes.pop("bad")
+        assert isinstance(bad, StoreRejected)
+        str(bad).encode()  # the message itself is safe to log
+        assert set(outcomes.values()) == {None}
+    finally:
+        await store.close()
+    again = SQLiteStore(tmp_path / "s.db")
+    try:
+        stored = await again.open()
+        assert stored.pending[0] == run.trigger
+        assert set(stored.pending[1:]) == set(triggers)  # queued in any order
+        assert stored.unfinished_runs == (run,)  # its end was not stored
+        assert stored.workers == {"report": state("report")}
+        assert stored.dlq_size == 0
+    finally:
+        await again.close()
+
+
+async def test_payload_json_cannot_encode_is_rejected(tmp_path: Path) -> None:
+    """A trigger whose payload is not JSON data fails with StoreRejected; the store works on."""
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        with pytest.raises(StoreRejected, match="not JSON serializable"):
+            await store.add_trigger(trigger(payload={"ids": {1, 2}}))
+        good = trigger(t=1)
+        await store.add_trigger(good)
+        assert (await store.open()).pending == (good,)
+    finally:
+        await store.close()
+
+
+async def test_locked_store_is_unavailable_and_the_store_recovers(tmp_path: Path) -> None:
+    """While another connection holds the write lock past the busy timeout, writes fail
+    with StoreUnavailable; once it lets go they work again."""
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path)
+    await store.open()
+    conn = store._writer.conn
+    assert conn is not None
+    conn.execute("PRAGMA busy_timeout = 50")  # test-only: not 30 s
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:
+        try:
+            other.execute("BEGIN EXCLUSIVE")
+            with pytest.raises(StoreUnavailable, match="locked"):
+                await store.add_trigger(trigger(t=0))
+            other.execute("ROLLBACK")
+            later = trigger(t=1)
+            await store.add_trigger(later)
+            assert (await store.open()).pending == (later,)
+        finally:
+            await store.close()
+
+
+def _failure(path: Path, provoke: str) -> sqlite3.Error:
+    """The sqlite3 exception `provoke` names, raised by real SQLite on a file at `path`."""
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None, timeout=0)) as conn:
+        conn.execute("CREATE TABLE t (n INTEGER PRIMARY KEY, name TEXT UNIQUE)")
+        conn.execute("INSERT INTO t VALUES (1, 'a')")
+        statements = {
+            "constraint": "INSERT INTO t VALUES (2, 'a')",
+            "mismatch": "INSERT INTO t VALUES ('x', 'b')",
+            "no such table": "INSERT INTO nope VALUES (1)",
+            "full": "INSERT INTO t VALUES (3, zeroblob(100000))",
+        }
+        if provoke == "full":
+            (pages,) = conn.execute("PRAGMA page_count").fetchone()
+            conn.execute(f"PRAGMA max_page_count = {pages}")
+        if provoke == "busy":
+            with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:
+                other.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as exc:
+                    return exc
+        try:
+            conn.execute(statements[provoke])
+        except sqlite3.Error as exc:
+            return exc
+    raise AssertionError(f"{provoke}: no error")
+
+
+@pytest.mark.parametrize(
+    ("provoke", "kind"),
+    [
+        ("constraint", StoreRejected),
+        ("mismatch", StoreRejected),
+        ("no such table", StoreRejected),
+        ("full", StoreUnavailable),
+        ("busy", StoreUnavailable),
+    ],
+)
+def test_sqlite_failures_are_told_apart(
+    tmp_path: Path, provoke: str, kind: type[StoreError]
+) -> None:
+    """Each kind of SQLite failure is the StoreError subclass that says whether to retry."""
+    failure = _failure(tmp_path / "f.db", provoke)
+    error = store_error(tmp_path / "s.db", "cannot be written", failure)
+    assert type(error) is kind
+    assert str(error).startswith(f"store {tmp_path / 's.db'}")
 
 
 # ---------------------------------------------------------------------- batches
