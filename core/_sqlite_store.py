@@ -32,7 +32,7 @@ from ._sqlite_batch import (
     worker_action,
 )
 from ._sqlite_errors import UNENCODABLE, store_error, unencodable
-from ._sqlite_rows import dead_letter_of, dead_letter_row, load_state, rows, run_of
+from ._sqlite_rows import dead_letter_of, dead_letter_row, load_state, records, run_of
 from ._sqlite_schema import migrate_forward, schema_version
 from ._sqlite_writer import Operation, Writer
 from ._store import DeadLetterDraft
@@ -68,6 +68,8 @@ class SQLiteStore:
     Attributes:
         commits: transactions committed so far (one per batch of writes).
         writes: write operations committed so far.
+        quarantined: the damaged rows the latest read (`open`, `runs`, `dlq_list`)
+            skipped, one message each naming table and id; they stay in the file.
 
     Its writes go through a thread started by `open` that wakes their callers through
     the trio run that called `open`: a store is used within that run, and closed in it.
@@ -79,6 +81,7 @@ class SQLiteStore:
         self._reader: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
         self._read_lock = trio.Lock()
+        self.quarantined: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -112,8 +115,10 @@ class SQLiteStore:
         if self._writer.conn is None:
             state = await trio.to_thread.run_sync(self._open_sync)
             self._writer.start()
-            return state
-        return await self._read(load_state)
+        else:
+            state = await self._read(load_state)
+        self.quarantined = state.quarantined
+        return state
 
     async def close(self) -> None:
         """Wait for queued writes to commit, then close the files and give up ownership."""
@@ -312,24 +317,37 @@ class SQLiteStore:
         else:
             query = "SELECT * FROM runs WHERE worker = ? ORDER BY started_ts DESC, seq LIMIT ?"
             args = (worker, limit)  # type: ignore[assignment]
-        return await self._read(lambda conn: [run_of(r) for r in rows(conn, query, args)])
+        found, damaged = await self._read(
+            lambda conn: records(conn, "runs", "id", run_of, query, args)
+        )
+        self.quarantined = tuple(damaged)
+        return found
 
     async def dlq_list(self, limit: int | None = None) -> list[DeadLetter]:
         count = -1 if limit is None else limit
-        return await self._read(
-            lambda conn: [
-                dead_letter_of(r)
-                for r in rows(conn, "SELECT * FROM dlq ORDER BY id DESC LIMIT ?", (count,))
-            ]
+        query = "SELECT * FROM dlq ORDER BY id DESC LIMIT ?"
+        found, damaged = await self._read(
+            lambda conn: records(conn, "dlq", "id", dead_letter_of, query, (count,))
         )
+        self.quarantined = tuple(damaged)
+        return found
 
     async def dlq_get(self, entry_id: int) -> DeadLetter:
-        found = await self._read(
-            lambda conn: rows(conn, "SELECT * FROM dlq WHERE id = ?", (entry_id,))
+        """One DLQ entry.
+
+        Raises:
+            UnknownDeadLetter: no entry has that id.
+            StoreError: the entry's row is damaged (it stays in the store).
+        """
+        query = "SELECT * FROM dlq WHERE id = ?"
+        found, damaged = await self._read(
+            lambda conn: records(conn, "dlq", "id", dead_letter_of, query, (entry_id,))
         )
+        if damaged:
+            raise StoreError(f"store {self.path}: damaged {damaged[0]}")
         if not found:
             raise UnknownDeadLetter(entry_id)
-        return dead_letter_of(found[0])
+        return found[0]
 
     async def dlq_replay(self, entry_id: int, trigger: Trigger) -> None:
         def remove_entry(conn: sqlite3.Connection) -> None:

@@ -537,6 +537,182 @@ async def test_write_cancelled_once_taken_returns_and_is_written(
         await again.close()
 
 
+# ---------------------------------------------------------------------- damaged rows
+
+T = "'2026-01-01T12:00:00+00:00'"
+_PENDING = "INSERT INTO pending (id, worker, source, payload, accepted_at) VALUES "
+_RUNNING = (
+    "INSERT INTO runs (id, worker, trigger_id, trigger_source, trigger_payload,"
+    " trigger_accepted_at, status, started_at, started_ts, attempts) VALUES "
+)
+_DEAD_LETTER = (
+    "INSERT INTO dlq (worker, trigger_id, source, payload, error, traceback, attempts,"
+    " started_at, failed_at, run_id) VALUES "
+)
+
+#: A damaged row written behind the store's back, and the start of what open reports.
+DAMAGED_AT_OPEN = {
+    "payload-not-json": (
+        _PENDING + f"('bad', 'fetch', 'manual', '{{not json', {T})",
+        "pending row id 'bad': payload is not JSON",
+    ),
+    "unknown-source": (
+        _PENDING + f"('bad', 'fetch', 'telepathy', 'null', {T})",
+        "pending row id 'bad': source 'telepathy' is not one of schedule, manual,",
+    ),
+    "garbled-date": (
+        _PENDING + "('bad', 'fetch', 'manual', 'null', '2026-13-45 25:61')",
+        "pending row id 'bad': accepted_at '2026-13-45 25:61' is not an ISO 8601 time",
+    ),
+    "date-without-offset": (
+        _PENDING + "('bad', 'fetch', 'manual', 'null', '2026-01-01T12:00:00')",
+        "pending row id 'bad': accepted_at '2026-01-01T12:00:00' is not an ISO 8601 time",
+    ),
+    "text-not-utf8": (
+        _PENDING + f"('bad', CAST(x'66ff' AS TEXT), 'manual', 'null', {T})",
+        "pending row id 'bad': worker holds bytes that are not UTF-8 text",
+    ),
+    "unknown-circuit": (
+        "INSERT INTO workers VALUES ('bad', 1, 'melted', NULL, 0, NULL, NULL, NULL)",
+        "workers row name 'bad': circuit 'melted' is not one of closed, open, half_open",
+    ),
+    "count-not-integer": (
+        "INSERT INTO workers VALUES ('bad', 1, 'closed', NULL, 'many', NULL, NULL, NULL)",
+        "workers row name 'bad': consecutive_failures 'many' is not an integer",
+    ),
+    "running-run-garbled-start": (
+        _RUNNING + f"('bad', 'fetch', 't-bad', 'manual', 'null', {T}, 'running',"
+        " 'noon', 0, 1)",
+        "runs row id 'bad': started_at 'noon' is not an ISO 8601 time",
+    ),
+}
+
+
+async def _store_with_good_rows(path: Path) -> StoredState:
+    """A store at `path` holding two pending triggers, a running run, a worker's state and
+    two dead letters; what it holds, as open returns it."""
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        good = [trigger(payload={"n": n}, t=n) for n in range(2)]
+        for tr in good:
+            await store.add_trigger(tr)
+        await store.start_run(started(good[0], t=5))
+        await store.save_worker(state(consecutive_failures=2))
+        for n in range(2):
+            failed = ended(started(trigger(payload=n, t=10 + n)), RunStatus.FAILED, error="boom")
+            await store.finish_run(
+                failed, worker=state(consecutive_failures=2),
+                dead_letter=DeadLetterDraft(error="boom", traceback="Traceback"),
+            )
+    finally:
+        await store.close()
+    again = SQLiteStore(path)
+    try:
+        return await again.open()
+    finally:
+        await again.close()
+
+
+def _damage(path: Path, *statements: str) -> None:
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def _dump(path: Path) -> list[tuple[Any, ...]]:
+    """Every row of every table, as stored."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.text_factory = bytes
+        return [
+            row
+            for table in ("workers", "pending", "runs", "dlq")
+            for row in conn.execute(f"SELECT * FROM {table} ORDER BY rowid")
+        ]
+
+
+@pytest.mark.parametrize("damage", DAMAGED_AT_OPEN.values(), ids=DAMAGED_AT_OPEN.keys())
+async def test_damaged_row_is_quarantined_at_open(tmp_path: Path, damage: tuple[str, str]) -> None:
+    """A damaged row does not stop open: every good row is there, the damaged one is
+    named by table and id in `quarantined` and left in the file as it was."""
+    statement, reported = damage
+    path = tmp_path / "s.db"
+    good = await _store_with_good_rows(path)
+    _damage(path, statement)
+    rows_before = _dump(path)
+    store = SQLiteStore(path)
+    try:
+        stored = await store.open()
+        assert (stored.workers, stored.pending) == (good.workers, good.pending)
+        assert (stored.unfinished_runs, stored.dlq_size) == (good.unfinished_runs, 2)
+        [message] = stored.quarantined
+        assert message.startswith(reported), message
+        assert store.quarantined == stored.quarantined
+        str(message).encode()  # safe to log, whatever the row holds
+    finally:
+        await store.close()
+    assert _dump(path) == rows_before
+
+
+async def test_damaged_dead_letter_is_skipped_in_the_list(tmp_path: Path) -> None:
+    """dlq_list skips a damaged entry, names it in `quarantined`, lists every good one."""
+    path = tmp_path / "s.db"
+    await _store_with_good_rows(path)
+    _damage(path, _DEAD_LETTER + f"('fetch', 't', 'bogus', 'null', 'e', 'tb', 1, {T}, {T}, 'r')")
+    store = SQLiteStore(path)
+    try:
+        assert (await store.open()).dlq_size == 3
+        assert [entry.id for entry in await store.dlq_list()] == [2, 1]
+        assert store.quarantined == (
+            "dlq row id 3: source 'bogus' is not one of schedule, manual, dependency, "
+            "replay, continuous",
+        )
+        assert [entry.id for entry in await store.dlq_list(limit=1)] == []  # newest: id 3
+        await store.dlq_delete(3)  # a damaged entry can still be removed
+        assert [entry.id for entry in await store.dlq_list()] == [2, 1]
+        assert store.quarantined == ()
+    finally:
+        await store.close()
+
+
+async def test_getting_a_damaged_dead_letter_names_its_row(tmp_path: Path) -> None:
+    """dlq_get of a damaged entry raises StoreError naming table and id; others still load."""
+    path = tmp_path / "s.db"
+    await _store_with_good_rows(path)
+    _damage(path, _DEAD_LETTER + f"('fetch', 't', 'manual', 'null', 'e', 'tb', 1, {T},"
+            " 'later', 'r')")
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        with pytest.raises(StoreError, match=r"dlq row id 3: failed_at 'later' is not an ISO"):
+            await store.dlq_get(3)
+        assert (await store.dlq_get(2)).id == 2
+        with pytest.raises(UnknownDeadLetter):
+            await store.dlq_get(4)
+    finally:
+        await store.close()
+
+
+async def test_damaged_run_is_skipped_in_history(tmp_path: Path) -> None:
+    """runs() skips a damaged run and names it in `quarantined`; the good runs are listed."""
+    path = tmp_path / "s.db"
+    good = await _store_with_good_rows(path)
+    _damage(path, _RUNNING + f"('bad', 'fetch', 't-bad', 'manual', 'null', {T}, 'exploded', {T},"
+            " 1e12, 1)")  # the newest start: first in the history, were it not damaged
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        found = await store.runs("fetch")
+        assert good.unfinished_runs[0] in found
+        assert len(found) == 3  # the running run and the two failed ones
+        assert store.quarantined == (
+            "runs row id 'bad': status 'exploded' is not one of running, succeeded, failed, "
+            "interrupted",
+        )
+    finally:
+        await store.close()
+
+
 # ---------------------------------------------------------------------- schema versions
 
 
