@@ -21,7 +21,7 @@ from typing import TypeVar
 import platformdirs
 import trio
 
-from ._errors import StoreError, StoreInUse, UnknownDeadLetter
+from ._errors import StoreError, StoreInUse, StoreUnavailable, UnknownDeadLetter
 from ._records import DeadLetter, RunRecord, StoredState, Trigger, WorkerState
 from ._sqlite_batch import (
     PUT_TRIGGER,
@@ -135,7 +135,7 @@ class SQLiteStore:
             writer = self._writer.conn = self._connect()
             history = self._writer.history_per_worker
             max_rows = self._prepare_writer(writer, history)
-            self._writer.attach(writer, max_rows, history)
+            self._writer.attach(writer, max_rows, history, self._file_id())
             self._reader = self._connect()
             self._reader.execute("PRAGMA query_only = ON")
             return self._translate_sync(load_state, self._reader, "cannot be read")
@@ -231,6 +231,14 @@ class SQLiteStore:
             return create_batch_view(conn, history_limit)
         except sqlite3.Error as exc:
             raise store_error(self.path, "cannot be opened", exc) from None
+
+    def _file_id(self) -> tuple[int, int]:
+        """The (device, inode) of the store file, which the writer checks before each batch."""
+        try:
+            found = os.stat(self.path)
+        except OSError as exc:
+            raise StoreUnavailable(f"store {self.path} cannot be opened: {exc.strerror}") from None
+        return found.st_dev, found.st_ino
 
     def _translate_sync(
         self, work: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection, what: str

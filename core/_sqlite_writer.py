@@ -24,6 +24,7 @@ still be committed.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -100,6 +101,7 @@ class Writer:
         self.commits = 0
         self.writes = 0
         self._history_limit = history_per_worker  # the one the batch view applies
+        self._file_id = (0, 0)  # device and inode of the file `conn` writes
         # The thread and what it shares with the trio thread (under `_lock`): the queue,
         # whether the writer waits for work, and how many batches it took.
         self._thread: threading.Thread | None = None
@@ -113,11 +115,19 @@ class Writer:
         self._stopping = False
         self._stopped = True
 
-    def attach(self, conn: sqlite3.Connection, max_rows: int, history_limit: int) -> None:
-        """Write through `conn`, whose batch view keeps `history_limit` runs per worker."""
+    def attach(
+        self,
+        conn: sqlite3.Connection,
+        max_rows: int,
+        history_limit: int,
+        file_id: tuple[int, int],
+    ) -> None:
+        """Write through `conn`, whose batch view keeps `history_limit` runs per worker,
+        to the file whose (device, inode) is `file_id`."""
         self.conn = conn
         self.max_rows = max_rows
         self._history_limit = history_limit
+        self._file_id = file_id
 
     def start(self) -> None:
         """Start the writer thread; it wakes callers through the current trio run."""
@@ -254,6 +264,11 @@ class Writer:
         """
         conn = self.conn
         assert conn is not None
+        lost = self._file_lost()
+        if lost is not None:
+            for op in batch:
+                op.error = StoreUnavailable(lost)
+            return
         if self._history_limit != self.history_per_worker:
             try:
                 set_history_limit(conn, self.history_per_worker)
@@ -264,6 +279,23 @@ class Writer:
             self._history_limit = self.history_per_worker
         if not self._write_together(conn, batch, actions, ready):
             self._write_isolated(conn, batch)
+
+    def _file_lost(self) -> str | None:
+        """Why the path no longer names the file `conn` writes, if it does not.
+
+        SQLite writes on through its open descriptor into a file deleted or replaced
+        under it: acknowledged writes that the next start would not find. One `stat`
+        per batch tells.
+        """
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError:
+            found = None
+        except OSError as exc:
+            return f"store {self.path} cannot be checked: {exc.strerror}"
+        if found is None or (found.st_dev, found.st_ino) != self._file_id:
+            return f"store {self.path} was deleted or replaced while jobdeck ran"
+        return None
 
     def _write_together(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable
@@ -295,6 +296,34 @@ async def test_locked_store_is_unavailable_and_the_store_recovers(tmp_path: Path
             assert (await store.open()).pending == (later,)
         finally:
             await store.close()
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+async def test_writes_fail_once_the_store_file_is_deleted_or_replaced(
+    tmp_path: Path, how: str
+) -> None:
+    """Writes after the store file was deleted or replaced fail with StoreUnavailable
+    instead of being acknowledged into a file the next start would not find."""
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        await store.add_trigger(trigger(t=0))
+        if how == "deleted":
+            path.unlink()
+        else:
+            other = tmp_path / "other.db"
+            with contextlib.closing(sqlite3.connect(other)) as conn:
+                conn.execute("CREATE TABLE unrelated (n INTEGER)")
+                conn.commit()
+            os.replace(other, path)
+        message = re.escape(f"store {path} was deleted or replaced while jobdeck ran")
+        with pytest.raises(StoreUnavailable, match=message):
+            await store.add_trigger(trigger(t=1))
+        with pytest.raises(StoreUnavailable, match=message):
+            await store.save_worker(state())
+    finally:
+        await store.close()
 
 
 def _failure(path: Path, provoke: str) -> sqlite3.Error:
