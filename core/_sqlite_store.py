@@ -2,9 +2,10 @@
 
 `SQLiteStore` is the Store protocol on a SQLite file in WAL mode. It owns the file
 through a lock on a sidecar file, opens it (creating or migrating the schema:
-`_sqlite_schema`), reads through its own connection (`_sqlite_rows`), and writes
-through the writer thread (`_sqlite_writer`), every write encoded as actions of the
-batch view (`_sqlite_batch`).
+`_sqlite_schema`), reads through its own connection (`_sqlite_rows`, which quarantines
+damaged rows), and writes through the writer thread (`_sqlite_writer`), every write
+encoded as actions of the batch view (`_sqlite_batch`). Failures are StoreErrors of the
+kind `_sqlite_errors` tells.
 """
 
 from __future__ import annotations
@@ -71,6 +72,11 @@ class SQLiteStore:
         quarantined: the damaged rows the latest read (`open`, `runs`, `dlq_list`)
             skipped, one message each naming table and id; they stay in the file.
 
+    A write that fails raises StoreUnavailable (the store cannot take it now: disk
+    full, locked, I/O error, the file deleted or replaced) or StoreRejected (it can
+    never be stored: text that cannot be encoded, a constraint); the other writes of
+    its batch are not affected.
+
     Its writes go through a thread started by `open` that wakes their callers through
     the trio run that called `open`: a store is used within that run, and closed in it.
     """
@@ -132,7 +138,7 @@ class SQLiteStore:
         self._check_location()
         self._lock_fd = self._take_lock()
         try:
-            writer = self._writer.conn = self._connect()
+            writer = self._writer.conn = self._connect()  # closed by _close_sync if need be
             history = self._writer.history_per_worker
             max_rows = self._prepare_writer(writer, history)
             self._writer.attach(writer, max_rows, history, self._file_id())
