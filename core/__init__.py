@@ -40,6 +40,7 @@ from ._events import (
     RunInterrupted,
     RunStarted,
     RunSucceeded,
+    StoreRowsSkipped,
     Subscription,
     TriggerAccepted,
     WorkerDisabled,
@@ -60,7 +61,7 @@ from ._records import (
 )
 from ._snapshot import OrchestratorSnapshot, OrchestratorState, WorkerSnapshot, WorkerStatus
 from ._spec import Mode, OrchestratorConfig, Priority, WorkerSpec
-from ._sqlite import SQLiteStore
+from ._sqlite_store import SQLiteStore
 from ._store import Coordinator, DeadLetterDraft, Store, WorkerChange
 from ._store_memory import MemoryStore
 
@@ -115,6 +116,7 @@ __all__ = [
     "StoreError",
     "StoreInUse",
     "StoreRejected",
+    "StoreRowsSkipped",
     "StoreUnavailable",
     "StoredState",
     "Subscription",

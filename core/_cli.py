@@ -30,7 +30,7 @@ from ._graph import dependency_order
 from ._logformat import STATUS_INTERVAL_S, status_line, text_line, use_colour
 from ._orchestrator import Orchestrator
 from ._spec import Mode
-from ._sqlite import SQLiteStore, default_store_path
+from ._sqlite_store import SQLiteStore, default_store_path
 from ._store import Store
 from ._store_memory import MemoryStore
 from ._worklog import WORKER_LOGGER

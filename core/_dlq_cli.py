@@ -19,7 +19,7 @@ import trio
 
 from ._errors import StoreError, UnknownDeadLetter
 from ._records import DeadLetter, Source, Trigger
-from ._sqlite import SQLiteStore, default_store_path
+from ._sqlite_store import SQLiteStore, default_store_path
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
@@ -38,8 +38,9 @@ def dlq_main(args: Sequence[str], *, stdin: IO[str] | None = None) -> int:
     if options.command == "purge" and not options.yes:
         if not _confirmed(path, stdin if stdin is not None else sys.stdin):
             return EXIT_USAGE
+    skipped: list[str] = []
     try:
-        result = trio.run(_act, options, path)
+        result = trio.run(_act, options, path, skipped)
     except UnknownDeadLetter as exc:
         print(f"jobdeck: {exc} in store {path}", file=sys.stderr)
         return EXIT_USAGE
@@ -47,6 +48,15 @@ def dlq_main(args: Sequence[str], *, stdin: IO[str] | None = None) -> int:
         print(f"jobdeck: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(_as_json(result) if options.json else _as_text(options.command, result, path))
+    if skipped:
+        count = len(skipped)
+        print(
+            f"jobdeck: skipped {count} damaged dead letter{'s' * (count != 1)} "
+            f"(left untouched in store {path}):",
+            file=sys.stderr,
+        )
+        for message in skipped:
+            print(f"  {message}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -130,12 +140,15 @@ def _confirmed(path: Path, stdin: IO[str]) -> bool:
     return False
 
 
-async def _act(options: argparse.Namespace, path: Path) -> Any:
+async def _act(options: argparse.Namespace, path: Path, skipped: list[str]) -> Any:
+    """Do the command on the store at `path`; the damaged rows it skipped go in `skipped`."""
     store = SQLiteStore(path)
     await store.open()
     try:
         if options.command == "list":
-            return await store.dlq_list(options.limit)
+            entries = await store.dlq_list(options.limit)
+            skipped += store.quarantined
+            return entries
         if options.command == "show":
             return await store.dlq_get(options.id)
         if options.command == "replay":

@@ -35,6 +35,8 @@ class StoreHealth:
         self.failing = 0
         #: writes the store refused for good (recorded and dropped; health: degraded).
         self.rejected = 0
+        #: damaged rows the store skipped when it was opened (health: degraded).
+        self.skipped_rows = 0
         self.last_error: str | None = None
 
     @property

@@ -51,7 +51,30 @@ class NotRunning(JobdeckError, RuntimeError):
 
 
 class StoreError(JobdeckError, OSError):
-    """The store cannot be opened, read or written."""
+    """The store cannot be opened, read or written.
+
+    A failing write raises one of the two subclasses below when its cause is known;
+    StoreError itself means the store as a whole is unusable: corrupt, not a jobdeck
+    store, written by a newer jobdeck, or not open.
+    """
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot take this write now, through no fault of the write.
+
+    Transient: the disk is full, the database is locked or busy, an I/O error, the store
+    file is read-only or was deleted or replaced. A caller may retry it later, once the
+    cause is gone.
+    """
+
+
+class StoreRejected(StoreError):
+    """The store can never take this write: retrying it is pointless.
+
+    Text it cannot encode (a lone surrogate such as "\\ud800" in an error message, a payload
+    JSON cannot encode), a constraint violation, a datatype or schema mismatch.
+    The other writes of the same batch are not affected.
+    """
 
 
 class StoreInUse(StoreError):
@@ -70,11 +93,3 @@ class LeaseLost(JobdeckError, RuntimeError):
         self.token = token
         super().__init__(f"run of {worker!r} lost its lease (token {token})")
 
-
-class StoreUnavailable(StoreError):
-    """The store cannot take a write now (disk full, locked, I/O error, gone): retry later."""
-
-
-class StoreRejected(StoreError):
-    """The store refuses this write for good (text it cannot encode, a constraint, a
-    schema mismatch): retrying cannot help."""

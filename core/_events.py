@@ -76,6 +76,15 @@ class OrchestratorResumed(Event):
 
 
 @attrs.frozen(kw_only=True)
+class StoreRowsSkipped(Event):
+    """The store holds damaged rows: skipped (and left untouched in the store) at open."""
+
+    name: ClassVar[str] = "store_rows_skipped"
+    #: one message per row, naming its table and id and what is wrong with it.
+    rows: tuple[str, ...]
+
+
+@attrs.frozen(kw_only=True)
 class ControlFailed(Event):
     """A control action requested without awaiting it (`Orchestrator.request`) failed."""
 

@@ -127,6 +127,7 @@ def overall_health(
     events_dropped: int,
     last_store_error: str | None = None,
     store_rejected: int = 0,
+    store_rows_skipped: int = 0,
 ) -> HealthReport:
     """The worst of every worker's health and the orchestrator's own conditions.
 
@@ -139,6 +140,7 @@ def overall_health(
         last_store_error: the latest store error, named in the reason.
         store_rejected: writes the store refused for good since start (degraded: what
             they held is lost, and an operator should look, but the store works).
+        store_rows_skipped: damaged rows the store skipped at open (degraded).
     """
     worst = Health.OK
     reasons: list[str] = []
@@ -163,5 +165,8 @@ def overall_health(
             f"store refused {store_rejected} write{'s' if store_rejected != 1 else ''}"
             + ("" if store_errors else latest)
         )
+        worst = max(worst, Health.DEGRADED, key=lambda h: h.severity)
+    if store_rows_skipped:
+        reasons.append(f"{store_rows_skipped} damaged store rows skipped at start")
         worst = max(worst, Health.DEGRADED, key=lambda h: h.severity)
     return HealthReport(worst, tuple(reasons))

@@ -53,7 +53,7 @@ from ._metrics import Metrics
 from ._orchestrator import Orchestrator
 from ._records import DeadLetter
 from ._snapshot import OrchestratorSnapshot, WorkerSnapshot
-from ._sqlite import SQLiteStore, default_store_path
+from ._sqlite_store import SQLiteStore, default_store_path
 from ._store import Store
 
 DEFAULT_HOST = "127.0.0.1"

@@ -97,6 +97,7 @@ class Monitor:
             loop_lag_s=max(self.loop_lags, default=0.0),
             store_errors=store.failing,
             store_rejected=store.rejected,
+            store_rows_skipped=store.skipped_rows,
             events_dropped=recent_drops,
             last_store_error=store.last_error,
         )

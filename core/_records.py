@@ -121,9 +121,16 @@ class WorkerState:
 
 @attrs.frozen(kw_only=True)
 class StoredState:
-    """What a store holds when it is opened."""
+    """What a store holds when it is opened.
+
+    Attributes:
+        quarantined: one message per damaged row the store skipped (a payload that is
+            not JSON, an unknown status, a garbled date...), naming its table and id.
+            Such rows are left in the store untouched; everything else is here.
+    """
 
     workers: dict[str, WorkerState] = attrs.field(factory=dict)
     pending: tuple[Trigger, ...] = ()
     unfinished_runs: tuple[RunRecord, ...] = ()
     dlq_size: int = 0
+    quarantined: tuple[str, ...] = ()

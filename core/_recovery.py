@@ -40,6 +40,9 @@ async def restore(engine: Engine, dispatcher: Dispatcher, stored: StoredState) -
         w.last_start, w.last_success, w.last_error = (
             state.last_start, state.last_success, state.last_error,
         )
+    if stored.quarantined:
+        engine.store_health.skipped_rows = len(stored.quarantined)
+        engine.publish(ev.StoreRowsSkipped(ts=engine.now(), rows=stored.quarantined))
     _seed_sequence(engine)
     engine.dlq_size = stored.dlq_size
     queued = {t.id for t in stored.pending}

@@ -284,7 +284,7 @@ async def test_full_disk_degrades_health_and_the_write_is_retried(tmp_path: Path
 
 def _cap_file(store: SQLiteStore, *, extra_pages: int) -> None:
     # Test-only: a "disk" that is full once the file has grown by `extra_pages`.
-    conn = store._writer
+    conn = store._writer.conn
     assert conn is not None
     (pages,) = conn.execute("PRAGMA page_count").fetchone()
     conn.execute(f"PRAGMA max_page_count = {pages + extra_pages}")

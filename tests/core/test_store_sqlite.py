@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable
@@ -18,9 +19,10 @@ from typing import Any
 import pytest
 import trio
 
-import jobdeck._sqlite as sqlite_module
+import jobdeck._sqlite_schema as sqlite_schema
 from jobdeck import (
     Circuit,
+    DeadLetterDraft,
     MemoryStore,
     RunStatus,
     Source,
@@ -29,11 +31,15 @@ from jobdeck import (
     StoredState,
     StoreError,
     StoreInUse,
+    StoreRejected,
+    StoreUnavailable,
     Trigger,
     UnknownDeadLetter,
     WorkerState,
 )
-from jobdeck._sqlite import MIGRATIONS, lock_path_of
+from jobdeck._sqlite_errors import store_error
+from jobdeck._sqlite_schema import MIGRATIONS
+from jobdeck._sqlite_store import lock_path_of
 
 from .store_contract import MakeStore, StoreContract, at, ended, started, state, trigger
 
@@ -138,15 +144,16 @@ async def test_failing_write_does_not_fail_its_batch(tmp_path: Path) -> None:
         await again.close()
 
 
-async def test_disk_full_is_a_store_error_and_the_store_recovers(tmp_path: Path) -> None:
-    """A write that does not fit fails with StoreError, stores nothing, and later writes work."""
+async def test_disk_full_is_unavailable_and_the_store_recovers(tmp_path: Path) -> None:
+    """A write that does not fit fails with StoreUnavailable, stores nothing, and later
+    writes work."""
     store = SQLiteStore(tmp_path / "s.db")
     await store.open()
     try:
         await store.add_trigger(trigger(t=0))
         _limit_pages(store, extra=0)  # the file may not grow any more: "disk full"
         big = trigger(payload="x" * 200_000, t=1)
-        with pytest.raises(StoreError, match="full"):
+        with pytest.raises(StoreUnavailable, match="full"):
             await store.add_trigger(big)
         _limit_pages(store, extra=1_000_000)
         later = trigger(t=2)
@@ -162,7 +169,7 @@ async def test_disk_full_is_a_store_error_and_the_store_recovers(tmp_path: Path)
 
 def _limit_pages(store: SQLiteStore, *, extra: int) -> None:
     # Test-only: cap the file through the writer connection (SQLite's max_page_count).
-    conn = store._writer
+    conn = store._writer.conn
     assert conn is not None
     (pages,) = conn.execute("PRAGMA page_count").fetchone()
     conn.execute(f"PRAGMA max_page_count = {pages + extra}")
@@ -184,6 +191,187 @@ async def test_history_bound_holds_across_reopen(tmp_path: Path) -> None:
     with contextlib.closing(sqlite3.connect(path)) as conn:
         (count,) = conn.execute("SELECT count(*) FROM runs").fetchone()
     assert count == 4
+
+
+# ---------------------------------------------------------------------- errors told apart
+
+SURROGATE = "\ud800"  # a lone surrogate: no UTF-8 encoding, so SQLite cannot take it
+
+
+def _unencodable_finish(run: Any) -> Callable[[SQLiteStore], Awaitable[Any]]:
+    return lambda s: s.finish_run(
+        ended(run, RunStatus.FAILED, error=f"bad {SURROGATE} text"), worker=state()
+    )
+
+
+def _unencodable_dead_letter(run: Any) -> Callable[[SQLiteStore], Awaitable[Any]]:
+    return lambda s: s.finish_run(
+        ended(run, RunStatus.FAILED, error="ValueError"), worker=state(),
+        dead_letter=DeadLetterDraft(error="ValueError", traceback=f"line {SURROGATE}"),
+    )
+
+
+@pytest.mark.parametrize(
+    "bad_call", [_unencodable_finish, _unencodable_dead_letter], ids=["run-error", "dlq-entry"]
+)
+async def test_unencodable_write_is_rejected_alone_in_its_batch(
+    tmp_path: Path, bad_call: Callable[[Any], Callable[[SQLiteStore], Awaitable[Any]]]
+) -> None:
+    """A run's end holding a lone surrogate fails with StoreRejected; the other writes
+    of its batch are committed all the same."""
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    run = started(trigger(t=0))
+    await store.add_trigger(run.trigger)
+    await store.start_run(run)
+    triggers = [trigger("report", t=n) for n in range(1, 5)]
+    outcomes: dict[str, BaseException | None] = {}
+
+    async def attempt(name: str, call: Callable[[SQLiteStore], Awaitable[Any]]) -> None:
+        try:
+            await call(store)
+        except StoreError as exc:
+            outcomes[name] = exc
+        else:
+            outcomes[name] = None
+
+    try:
+        before = store.commits
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(attempt, "first", lambda s: s.add_trigger(triggers[0]))
+            nursery.start_soon(attempt, "bad", bad_call(run))
+            nursery.start_soon(attempt, "worker", lambda s: s.save_worker(state("report")))
+            for n, tr in enumerate(triggers[1:], 1):
+                nursery.start_soon(attempt, f"t{n}", lambda s, tr=tr: s.add_trigger(tr))
+        assert store.commits - before == 1, "the writes were meant to share one batch"
+        bad = outcomes.pop("bad")
+        assert isinstance(bad, StoreRejected)
+        str(bad).encode()  # the message itself is safe to log
+        assert set(outcomes.values()) == {None}
+    finally:
+        await store.close()
+    again = SQLiteStore(tmp_path / "s.db")
+    try:
+        stored = await again.open()
+        assert stored.pending[0] == run.trigger
+        assert set(stored.pending[1:]) == set(triggers)  # queued in any order
+        assert stored.unfinished_runs == (run,)  # its end was not stored
+        assert stored.workers == {"report": state("report")}
+        assert stored.dlq_size == 0
+    finally:
+        await again.close()
+
+
+async def test_payload_json_cannot_encode_is_rejected(tmp_path: Path) -> None:
+    """A trigger whose payload is not JSON data fails with StoreRejected; the store works on."""
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        with pytest.raises(StoreRejected, match="not JSON serializable"):
+            await store.add_trigger(trigger(payload={"ids": {1, 2}}))
+        good = trigger(t=1)
+        await store.add_trigger(good)
+        assert (await store.open()).pending == (good,)
+    finally:
+        await store.close()
+
+
+async def test_locked_store_is_unavailable_and_the_store_recovers(tmp_path: Path) -> None:
+    """While another connection holds the write lock past the busy timeout, writes fail
+    with StoreUnavailable; once it lets go they work again."""
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path)
+    await store.open()
+    conn = store._writer.conn
+    assert conn is not None
+    conn.execute("PRAGMA busy_timeout = 50")  # test-only: not 30 s
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:
+        try:
+            other.execute("BEGIN EXCLUSIVE")
+            with pytest.raises(StoreUnavailable, match="locked"):
+                await store.add_trigger(trigger(t=0))
+            other.execute("ROLLBACK")
+            later = trigger(t=1)
+            await store.add_trigger(later)
+            assert (await store.open()).pending == (later,)
+        finally:
+            await store.close()
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+async def test_writes_fail_once_the_store_file_is_deleted_or_replaced(
+    tmp_path: Path, how: str
+) -> None:
+    """Writes after the store file was deleted or replaced fail with StoreUnavailable
+    instead of being acknowledged into a file the next start would not find."""
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        await store.add_trigger(trigger(t=0))
+        if how == "deleted":
+            path.unlink()
+        else:
+            other = tmp_path / "other.db"
+            with contextlib.closing(sqlite3.connect(other)) as conn:
+                conn.execute("CREATE TABLE unrelated (n INTEGER)")
+                conn.commit()
+            os.replace(other, path)
+        message = re.escape(f"store {path} was deleted or replaced while jobdeck ran")
+        with pytest.raises(StoreUnavailable, match=message):
+            await store.add_trigger(trigger(t=1))
+        with pytest.raises(StoreUnavailable, match=message):
+            await store.save_worker(state())
+    finally:
+        await store.close()
+
+
+def _failure(path: Path, provoke: str) -> sqlite3.Error:
+    """The sqlite3 exception `provoke` names, raised by real SQLite on a file at `path`."""
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None, timeout=0)) as conn:
+        conn.execute("CREATE TABLE t (n INTEGER PRIMARY KEY, name TEXT UNIQUE)")
+        conn.execute("INSERT INTO t VALUES (1, 'a')")
+        statements = {
+            "constraint": "INSERT INTO t VALUES (2, 'a')",
+            "mismatch": "INSERT INTO t VALUES ('x', 'b')",
+            "no such table": "INSERT INTO nope VALUES (1)",
+            "full": "INSERT INTO t VALUES (3, zeroblob(100000))",
+        }
+        if provoke == "full":
+            (pages,) = conn.execute("PRAGMA page_count").fetchone()
+            conn.execute(f"PRAGMA max_page_count = {pages}")
+        if provoke == "busy":
+            with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:
+                other.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as exc:
+                    return exc
+        try:
+            conn.execute(statements[provoke])
+        except sqlite3.Error as exc:
+            return exc
+    raise AssertionError(f"{provoke}: no error")
+
+
+@pytest.mark.parametrize(
+    ("provoke", "kind"),
+    [
+        ("constraint", StoreRejected),
+        ("mismatch", StoreRejected),
+        ("no such table", StoreRejected),
+        ("full", StoreUnavailable),
+        ("busy", StoreUnavailable),
+    ],
+)
+def test_sqlite_failures_are_told_apart(
+    tmp_path: Path, provoke: str, kind: type[StoreError]
+) -> None:
+    """Each kind of SQLite failure is the StoreError subclass that says whether to retry."""
+    failure = _failure(tmp_path / "f.db", provoke)
+    error = store_error(tmp_path / "s.db", "cannot be written", failure)
+    assert type(error) is kind
+    assert str(error).startswith(f"store {tmp_path / 's.db'}")
 
 
 # ---------------------------------------------------------------------- batches
@@ -218,7 +406,7 @@ async def _same_as_one_by_one(
     store = SQLiteStore(tmp_path / "s.db", history_per_worker=history_per_worker)
     await store.open()
     if max_rows is not None:
-        store._max_rows = max_rows  # statements of a few actions each
+        store._writer.max_rows = max_rows  # statements of a few actions each
     reference = MemoryStore(history_per_worker=history_per_worker)
     await reference.open()
     for call in before:
@@ -311,14 +499,14 @@ def _hold_the_writer(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> tup
 ]:
     """Make the writer stop before its next batch: (it has stopped, let it go)."""
     stopped, go = threading.Event(), threading.Event()
-    commit = store._commit_batch
+    commit = store._writer._commit_batch
 
     def held(*args: Any) -> None:
         stopped.set()
         go.wait(10)
         commit(*args)
 
-    monkeypatch.setattr(store, "_commit_batch", held)
+    monkeypatch.setattr(store._writer, "_commit_batch", held)
     return stopped, go
 
 
@@ -376,6 +564,182 @@ async def test_write_cancelled_once_taken_returns_and_is_written(
         assert (await again.open()).pending == (first,)
     finally:
         await again.close()
+
+
+# ---------------------------------------------------------------------- damaged rows
+
+T = "'2026-01-01T12:00:00+00:00'"
+_PENDING = "INSERT INTO pending (id, worker, source, payload, accepted_at) VALUES "
+_RUNNING = (
+    "INSERT INTO runs (id, worker, trigger_id, trigger_source, trigger_payload,"
+    " trigger_accepted_at, status, started_at, started_ts, attempts) VALUES "
+)
+_DEAD_LETTER = (
+    "INSERT INTO dlq (worker, trigger_id, source, payload, error, traceback, attempts,"
+    " started_at, failed_at, run_id) VALUES "
+)
+
+#: A damaged row written behind the store's back, and the start of what open reports.
+DAMAGED_AT_OPEN = {
+    "payload-not-json": (
+        _PENDING + f"('bad', 'fetch', 'manual', '{{not json', {T})",
+        "pending row id 'bad': payload is not JSON",
+    ),
+    "unknown-source": (
+        _PENDING + f"('bad', 'fetch', 'telepathy', 'null', {T})",
+        "pending row id 'bad': source 'telepathy' is not one of schedule, manual,",
+    ),
+    "garbled-date": (
+        _PENDING + "('bad', 'fetch', 'manual', 'null', '2026-13-45 25:61')",
+        "pending row id 'bad': accepted_at '2026-13-45 25:61' is not an ISO 8601 time",
+    ),
+    "date-without-offset": (
+        _PENDING + "('bad', 'fetch', 'manual', 'null', '2026-01-01T12:00:00')",
+        "pending row id 'bad': accepted_at '2026-01-01T12:00:00' is not an ISO 8601 time",
+    ),
+    "text-not-utf8": (
+        _PENDING + f"('bad', CAST(x'66ff' AS TEXT), 'manual', 'null', {T})",
+        "pending row id 'bad': worker holds bytes that are not UTF-8 text",
+    ),
+    "unknown-circuit": (
+        "INSERT INTO workers VALUES ('bad', 1, 'melted', NULL, 0, NULL, NULL, NULL)",
+        "workers row name 'bad': circuit 'melted' is not one of closed, open, half_open",
+    ),
+    "count-not-integer": (
+        "INSERT INTO workers VALUES ('bad', 1, 'closed', NULL, 'many', NULL, NULL, NULL)",
+        "workers row name 'bad': consecutive_failures 'many' is not an integer",
+    ),
+    "running-run-garbled-start": (
+        _RUNNING + f"('bad', 'fetch', 't-bad', 'manual', 'null', {T}, 'running',"
+        " 'noon', 0, 1)",
+        "runs row id 'bad': started_at 'noon' is not an ISO 8601 time",
+    ),
+}
+
+
+async def _store_with_good_rows(path: Path) -> StoredState:
+    """A store at `path` holding two pending triggers, a running run, a worker's state and
+    two dead letters; what it holds, as open returns it."""
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        good = [trigger(payload={"n": n}, t=n) for n in range(2)]
+        for tr in good:
+            await store.add_trigger(tr)
+        await store.start_run(started(good[0], t=5))
+        await store.save_worker(state(consecutive_failures=2))
+        for n in range(2):
+            failed = ended(started(trigger(payload=n, t=10 + n)), RunStatus.FAILED, error="boom")
+            await store.finish_run(
+                failed, worker=state(consecutive_failures=2),
+                dead_letter=DeadLetterDraft(error="boom", traceback="Traceback"),
+            )
+    finally:
+        await store.close()
+    again = SQLiteStore(path)
+    try:
+        return await again.open()
+    finally:
+        await again.close()
+
+
+def _damage(path: Path, *statements: str) -> None:
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def _dump(path: Path) -> list[tuple[Any, ...]]:
+    """Every row of every table, as stored."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.text_factory = bytes
+        return [
+            row
+            for table in ("workers", "pending", "runs", "dlq")
+            for row in conn.execute(f"SELECT * FROM {table} ORDER BY rowid")
+        ]
+
+
+@pytest.mark.parametrize("damage", DAMAGED_AT_OPEN.values(), ids=DAMAGED_AT_OPEN.keys())
+async def test_damaged_row_is_quarantined_at_open(tmp_path: Path, damage: tuple[str, str]) -> None:
+    """A damaged row does not stop open: every good row is there, the damaged one is
+    named by table and id in `quarantined` and left in the file as it was."""
+    statement, reported = damage
+    path = tmp_path / "s.db"
+    good = await _store_with_good_rows(path)
+    _damage(path, statement)
+    rows_before = _dump(path)
+    store = SQLiteStore(path)
+    try:
+        stored = await store.open()
+        assert (stored.workers, stored.pending) == (good.workers, good.pending)
+        assert (stored.unfinished_runs, stored.dlq_size) == (good.unfinished_runs, 2)
+        [message] = stored.quarantined
+        assert message.startswith(reported), message
+        assert store.quarantined == stored.quarantined
+        str(message).encode()  # safe to log, whatever the row holds
+    finally:
+        await store.close()
+    assert _dump(path) == rows_before
+
+
+async def test_damaged_dead_letter_is_skipped_in_the_list(tmp_path: Path) -> None:
+    """dlq_list skips a damaged entry, names it in `quarantined`, lists every good one."""
+    path = tmp_path / "s.db"
+    await _store_with_good_rows(path)
+    _damage(path, _DEAD_LETTER + f"('fetch', 't', 'bogus', 'null', 'e', 'tb', 1, {T}, {T}, 'r')")
+    store = SQLiteStore(path)
+    try:
+        assert (await store.open()).dlq_size == 3
+        assert [entry.id for entry in await store.dlq_list()] == [2, 1]
+        assert store.quarantined == (
+            "dlq row id 3: source 'bogus' is not one of schedule, manual, dependency, "
+            "replay, continuous",
+        )
+        assert [entry.id for entry in await store.dlq_list(limit=1)] == []  # newest: id 3
+        await store.dlq_delete(3)  # a damaged entry can still be removed
+        assert [entry.id for entry in await store.dlq_list()] == [2, 1]
+        assert store.quarantined == ()
+    finally:
+        await store.close()
+
+
+async def test_getting_a_damaged_dead_letter_names_its_row(tmp_path: Path) -> None:
+    """dlq_get of a damaged entry raises StoreError naming table and id; others still load."""
+    path = tmp_path / "s.db"
+    await _store_with_good_rows(path)
+    _damage(path, _DEAD_LETTER + f"('fetch', 't', 'manual', 'null', 'e', 'tb', 1, {T},"
+            " 'later', 'r')")
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        with pytest.raises(StoreError, match=r"dlq row id 3: failed_at 'later' is not an ISO"):
+            await store.dlq_get(3)
+        assert (await store.dlq_get(2)).id == 2
+        with pytest.raises(UnknownDeadLetter):
+            await store.dlq_get(4)
+    finally:
+        await store.close()
+
+
+async def test_damaged_run_is_skipped_in_history(tmp_path: Path) -> None:
+    """runs() skips a damaged run and names it in `quarantined`; the good runs are listed."""
+    path = tmp_path / "s.db"
+    good = await _store_with_good_rows(path)
+    _damage(path, _RUNNING + f"('bad', 'fetch', 't-bad', 'manual', 'null', {T}, 'exploded', {T},"
+            " 1e12, 1)")  # the newest start: first in the history, were it not damaged
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        found = await store.runs("fetch")
+        assert good.unfinished_runs[0] in found
+        assert len(found) == 3  # the running run and the two failed ones
+        assert store.quarantined == (
+            "runs row id 'bad': status 'exploded' is not one of running, succeeded, failed, "
+            "interrupted",
+        )
+    finally:
+        await store.close()
 
 
 # ---------------------------------------------------------------------- schema versions
@@ -444,7 +808,7 @@ async def test_version_1_file_is_migrated_forward(
         ("ALTER TABLE dlq ADD COLUMN note TEXT", "UPDATE dlq SET note = 'migrated'"),
         ("CREATE TABLE audit (line TEXT)", "INSERT INTO audit VALUES ('step 3')"),
     )
-    monkeypatch.setattr(sqlite_module, "MIGRATIONS", MIGRATIONS + later)
+    monkeypatch.setattr(sqlite_schema, "MIGRATIONS", MIGRATIONS + later)
     for _ in range(2):  # the second open finds nothing left to migrate
         store = SQLiteStore(path)
         try:

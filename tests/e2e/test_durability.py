@@ -342,6 +342,63 @@ def test_dlq_purge_confirmed(dlq_store: Path) -> None:
     assert json.loads(result.stdout) == {"purged": 0}
 
 
+def test_dlq_list_skips_a_damaged_entry(dlq_store: Path) -> None:
+    """`dlq list` on a store with a damaged entry lists the good ones, names the damaged
+    one on stderr and exits 0; `dlq show` of it exits 2 naming it. No traceback."""
+    with closing(sqlite3.connect(dlq_store)) as conn:
+        conn.execute(
+            "INSERT INTO dlq (worker, trigger_id, source, payload, error, traceback, attempts,"
+            " started_at, failed_at, run_id) VALUES ('broken', 't', 'manual', '{oops', 'e',"
+            " 'tb', 1, '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00', 'r')"
+        )
+        conn.commit()
+    result = dlq("list", "--store", str(dlq_store))
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[0] for line in result.stdout.splitlines()[1:3]] == ["2", "1"]
+    assert "dlq row id 3: payload is not JSON" in result.stderr
+    as_json = json.loads(dlq("list", "--store", str(dlq_store), "--json").stdout)
+    assert [e["id"] for e in as_json] == [2, 1]
+    shown = dlq("show", "3", "--store", str(dlq_store))
+    assert shown.returncode == 2
+    assert "dlq row id 3: payload is not JSON" in shown.stderr
+    assert "Traceback" not in result.stderr + shown.stderr
+
+
+def test_damaged_pending_trigger_is_skipped_and_the_rest_runs(
+    start_jobdeck, tmp_path: Path
+) -> None:
+    """jobdeck starts on a store with a damaged pending trigger: the good one runs, the
+    damaged row stays in the file, exit 0, no traceback."""
+    config, store = idle_config(tmp_path), tmp_path / "s.db"
+    good = Trigger(worker="idle", source=Source.MANUAL, accepted_at=datetime.now(UTC))
+    trio.run(_add_pending, store, good)
+    damaged = ("bad", "idle", "manual", "null", "the day before yesterday")
+    with closing(sqlite3.connect(store)) as conn:
+        conn.execute(
+            "INSERT INTO pending (id, worker, source, payload, accepted_at)"
+            " VALUES (?, ?, ?, ?, ?)", damaged,
+        )
+        conn.commit()
+    proc = start_jobdeck("--no-ui", "--log-format", "json", "--config", str(config),
+                         "--store", str(store))
+    events = proc.wait_for(has("run_succeeded", worker="idle", trigger_id=good.id))
+    (skipped,) = [e for e in events if e["event"] == "store_rows_skipped"]
+    assert len(skipped["rows"]) == 1 and "pending" in skipped["rows"][0]
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert "Traceback" not in proc.stderr()
+    assert store_rows(store, "SELECT id, worker, source, payload, accepted_at FROM pending") == [
+        damaged
+    ]
+
+
+async def _add_pending(path: Path, trigger: Trigger) -> None:
+    store = SQLiteStore(path)
+    await store.open()
+    await store.add_trigger(trigger)
+    await store.close()
+
+
 def test_dlq_on_a_missing_store_exits_2(tmp_path: Path) -> None:
     """A store path that does not exist is an error, not an empty DLQ."""
     result = dlq("list", "--store", str(tmp_path / "typo.db"))
