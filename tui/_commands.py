@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from jobdeck import OrchestratorState
+
 if TYPE_CHECKING:
     from .app import DeckApp
 
@@ -27,7 +29,7 @@ class DeckCommands(Provider):
         snapshot = app.snapshot
         if snapshot is None or app.stopping:
             return
-        if snapshot.state == "paused":
+        if snapshot.state == OrchestratorState.PAUSED:
             yield ("Resume all workers", app.resume_all, "Start runs again")
         else:
             yield ("Pause all workers", app.pause_all, "No new runs start until resumed")
@@ -52,7 +54,7 @@ class DeckCommands(Provider):
                     f"Trigger {name} with a payload…", partial(app.ask_payload, name),
                     "Type a JSON payload for one run",
                 )
-                if not worker.enabled or worker.circuit == "open":
+                if not worker.may_run:
                     yield (
                         f"Enable {name}", partial(app.enable_worker, name),
                         "Enable it; closes an open circuit",

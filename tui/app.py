@@ -30,6 +30,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from jobdeck import (
+    Circuit,
     ConfigError,
     ControlFailed,
     DeadLetter,
@@ -474,7 +475,7 @@ class DeckApp(App[Any]):
 
     def enable_worker(self, name: str) -> None:
         """Enable `name`; closes an open circuit and resets its failure count."""
-        circuit_open = self._worker_circuit(name) == "open"
+        circuit_open = self._worker_circuit(name) == Circuit.OPEN
         if self._control("enable", name):
             note = ": circuit closed" if circuit_open else ""
             self.notify(f"Enabled {name}{note}", timeout=3)

@@ -67,24 +67,26 @@ def test_durations_read_like_people_write_them() -> None:
 
 def test_display_state_sharpens_idle_workers_with_their_health() -> None:
     """Running/retrying/disabled/stuck show as such; an idle worker shows its health."""
-    assert display_state(snapshot(state="running")) == "running"
-    assert display_state(snapshot(state="disabled", health="disabled")) == "disabled"
-    assert display_state(snapshot(health="failing")) == "failing"
-    assert display_state(snapshot(state="waiting")) == "waiting"
-    assert display_state(snapshot()) == "ok"
+    running = snapshot(state=WorkerStatus.RUNNING)
+    assert display_state(running) is WorkerStatus.RUNNING
+    disabled = snapshot(state=WorkerStatus.DISABLED, health=Health.DISABLED, may_run=False)
+    assert display_state(disabled) is WorkerStatus.DISABLED
+    assert display_state(snapshot(health=Health.FAILING)) is Health.FAILING
+    assert display_state(snapshot(state=WorkerStatus.WAITING)) is WorkerStatus.WAITING
+    assert display_state(snapshot()) is Health.OK
 
 
 def test_filter_matches_a_name_fragment_or_a_state_word() -> None:
     """`etc` keeps fetch; `failing` keeps failing workers; other words do not."""
     assert matches(snapshot(), "ETC")
-    assert matches(snapshot(health="failing"), "failing")
+    assert matches(snapshot(health=Health.FAILING), "failing")
     assert not matches(snapshot(), "failing")
     assert matches(snapshot(), "  ")
 
 
 def test_sorts_put_what_needs_a_person_first() -> None:
     """State sort ranks stuck and failing before ok; failures sort most first."""
-    stuck, ok = snapshot(state="stuck"), snapshot()
+    stuck, ok = snapshot(state=WorkerStatus.STUCK), snapshot()
     assert sort_key("state", stuck, 5) < sort_key("state", ok, 0)
     many = snapshot(consecutive_failures=4)
     assert sort_key("failures", many, 3) < sort_key("failures", ok, 0)
@@ -94,7 +96,7 @@ def test_sorts_put_what_needs_a_person_first() -> None:
 def test_disabled_row_drops_the_redundant_prefix_of_its_reason() -> None:
     """The why column of a disabled worker does not repeat `disabled: `."""
     row = worker_row(
-        snapshot(state="disabled", enabled=True, circuit="open",
+        snapshot(state=WorkerStatus.DISABLED, enabled=True, circuit=Circuit.OPEN, may_run=False,
                  reason="disabled: circuit open after 3 failures"),
         NOW,
     )

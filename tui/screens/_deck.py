@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, TabbedContent, TabPane
 
-from jobdeck import DeadLetter, OrchestratorSnapshot, RunRecord, WorkerSnapshot
+from jobdeck import DeadLetter, OrchestratorSnapshot, OrchestratorState, RunRecord, WorkerSnapshot
 
 from .._cells import SORTS
 from ..widgets import (
@@ -244,7 +244,7 @@ class DeckScreen(Screen[None]):
         if action == "restore":
             return self.maximized is not None
         snapshot = app.snapshot
-        paused = snapshot is not None and snapshot.state == "paused"
+        paused = snapshot is not None and snapshot.state == OrchestratorState.PAUSED
         if action == "pause":
             return None if app.stopping else (True if not paused else False)
         if action == "resume":
@@ -256,7 +256,7 @@ class DeckScreen(Screen[None]):
             if worker is None:
                 return None
             if action == "enable":
-                return True if (not worker.enabled or worker.circuit == "open") else None
+                return True if not worker.may_run else None
             if action == "disable":
                 return True if worker.enabled else None
             return True

@@ -78,7 +78,7 @@ class DetailScreen(Screen[None]):
             if worker is None or app.stopping or not app.bridge.running:
                 return None
             if action == "enable":
-                return True if (not worker.enabled or worker.circuit == "open") else None
+                return True if not worker.may_run else None
             if action == "disable":
                 return True if worker.enabled else None
         return True
