@@ -450,7 +450,10 @@ def status_line(
     filter_text: str,
     shown: int,
 ) -> Text:
-    """The status bar: state, health, slots, pending, DLQ, uptime, sort and filter."""
+    """The status bar: state, health, slots, pending, DLQ, uptime, sort and filter.
+
+    Log lines dropped from the workers' buffers show after the DLQ, when there are any.
+    """
     sep = ("  │  ", DIM)
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(" jobdeck", style="bold")
@@ -473,6 +476,12 @@ def status_line(
     text.append(*sep)
     text.append("DLQ ", style=DIM)
     text.append(str(snapshot.dlq_size), style="bold red" if snapshot.dlq_size else "bold")
+    if snapshot.log_lines_dropped:
+        # Lines that fell out of the workers' log buffers: the Logs tab no longer has them.
+        text.append(*sep)
+        text.append("log ", style=DIM)
+        text.append(str(snapshot.log_lines_dropped), style="bold yellow")
+        text.append(" dropped", style=DIM)
     text.append(*sep)
     text.append("up ", style=DIM)
     text.append(format_seconds(math.floor(snapshot.uptime_s)))

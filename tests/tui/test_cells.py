@@ -6,7 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import attrs
 
-from jobdeck import Circuit, Health, WorkerSnapshot, WorkerSpec, WorkerStatus
+from jobdeck import (
+    Circuit,
+    Health,
+    OrchestratorSnapshot,
+    OrchestratorState,
+    WorkerSnapshot,
+    WorkerSpec,
+    WorkerStatus,
+)
 from jobdeck.tui._cells import (
     ago,
     display_state,
@@ -16,6 +24,7 @@ from jobdeck.tui._cells import (
     sort_key,
     sparkline,
     spec_seconds,
+    status_line,
     until,
     worker_row,
 )
@@ -34,6 +43,27 @@ def snapshot(**changes: object) -> WorkerSnapshot:
         next_due=NOW + timedelta(seconds=42), running_since=None, run_id=None,
     )
     return attrs.evolve(base, **changes)
+
+
+def orchestrator(**changes: object) -> OrchestratorSnapshot:
+    base = OrchestratorSnapshot(
+        state=OrchestratorState.RUNNING, health=Health.OK, health_reasons=(), running=1,
+        max_concurrent_workers=5, pending=0, dlq_size=2, started_at=NOW, uptime_s=75.0,
+        loop_lag_s=0.0, events_published=10, events_dropped=0, store_errors=0,
+        log_lines_dropped=0, grace_left_s=None, taken_at=NOW, workers=(snapshot(),),
+    )
+    return attrs.evolve(base, **changes)
+
+
+def header(snapshot: OrchestratorSnapshot) -> str:
+    return status_line(snapshot, title="t", sort_label="name", filter_text="", shown=1).plain
+
+
+def test_status_line_shows_log_lines_dropped_only_when_some_were() -> None:
+    """`log 123 dropped` follows the DLQ count when log lines fell out of the buffers."""
+    assert "dropped" not in header(orchestrator())
+    text = header(orchestrator(log_lines_dropped=123))
+    assert "DLQ 2  │  log 123 dropped  │  up 1m 15s" in text
 
 
 def test_sparkline_scales_between_min_and_max() -> None:
