@@ -13,7 +13,7 @@ import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import Any, TypeAlias
 
 import humanize
 from rich.text import Text
@@ -33,7 +33,7 @@ from jobdeck import (
 )
 
 #: What the state column shows: the worker's own state, or its health (`display_state`).
-DisplayState = WorkerStatus | Health
+DisplayState: TypeAlias = WorkerStatus | Health
 
 #: The state a person reads in the table, and its colour. Problems are loud, calm is dim.
 STATE_STYLES: dict[DisplayState, str] = {
