@@ -13,92 +13,115 @@ import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import Any, TypeAlias
 
 import humanize
 from rich.text import Text
 
 import jobdeck
-from jobdeck import OrchestratorSnapshot, WorkerSnapshot, format_seconds
+from jobdeck import (
+    Circuit,
+    Health,
+    Mode,
+    OrchestratorSnapshot,
+    OrchestratorState,
+    Priority,
+    RunStatus,
+    WorkerSnapshot,
+    WorkerStatus,
+    format_seconds,
+)
+
+#: What the state column shows: the worker's own state, or its health (`display_state`).
+DisplayState: TypeAlias = WorkerStatus | Health
 
 #: The state a person reads in the table, and its colour. Problems are loud, calm is dim.
-STATE_STYLES: dict[str, str] = {
-    "running": "bold green",
-    "ok": "green",
-    "waiting": "cyan",
-    "retrying": "bold yellow",
-    "degraded": "yellow",
-    "failing": "bold red",
-    "overdue": "red",
-    "stalled": "bold red",
-    "disabled": "bright_black",
-    "stuck": "bold magenta",
+STATE_STYLES: dict[DisplayState, str] = {
+    WorkerStatus.RUNNING: "bold green",
+    Health.OK: "green",
+    WorkerStatus.WAITING: "cyan",
+    WorkerStatus.RETRYING: "bold yellow",
+    Health.DEGRADED: "yellow",
+    Health.FAILING: "bold red",
+    Health.OVERDUE: "red",
+    Health.STALLED: "bold red",
+    WorkerStatus.DISABLED: "bright_black",
+    WorkerStatus.STUCK: "bold magenta",
 }
 
 #: Sort rank of each displayed state: the ones that need a person come first.
-STATE_RANK: dict[str, int] = {
-    "stuck": 0,
-    "failing": 1,
-    "stalled": 2,
-    "overdue": 3,
-    "disabled": 4,
-    "retrying": 5,
-    "degraded": 6,
-    "running": 7,
-    "waiting": 8,
-    "ok": 9,
+STATE_RANK: dict[DisplayState, int] = {
+    WorkerStatus.STUCK: 0,
+    Health.FAILING: 1,
+    Health.STALLED: 2,
+    Health.OVERDUE: 3,
+    WorkerStatus.DISABLED: 4,
+    WorkerStatus.RETRYING: 5,
+    Health.DEGRADED: 6,
+    WorkerStatus.RUNNING: 7,
+    WorkerStatus.WAITING: 8,
+    Health.OK: 9,
 }
 
-ORCHESTRATOR_STYLES: dict[str, str] = {
-    "created": "bright_black",
-    "running": "bold green",
-    "paused": "bold yellow",
-    "stopping": "bold red",
-    "stopped": "bright_black",
+ORCHESTRATOR_STYLES: dict[OrchestratorState, str] = {
+    OrchestratorState.CREATED: "bright_black",
+    OrchestratorState.RUNNING: "bold green",
+    OrchestratorState.PAUSED: "bold yellow",
+    OrchestratorState.STOPPING: "bold red",
+    OrchestratorState.STOPPED: "bright_black",
 }
 
-HEALTH_STYLES: dict[str, str] = {
-    "ok": "bold green",
-    "degraded": "bold yellow",
-    "failing": "bold red",
-    "overdue": "bold red",
-    "stalled": "bold red",
-    "disabled": "bold red",
-    "stuck": "bold magenta",
+HEALTH_STYLES: dict[Health, str] = {
+    Health.OK: "bold green",
+    Health.DEGRADED: "bold yellow",
+    Health.FAILING: "bold red",
+    Health.OVERDUE: "bold red",
+    Health.STALLED: "bold red",
+    Health.DISABLED: "bold red",
+    Health.STUCK: "bold magenta",
 }
 
-RUN_STATUS_STYLES: dict[str, str] = {
-    "running": "bold green",
-    "succeeded": "green",
-    "failed": "bold red",
-    "interrupted": "yellow",
+RUN_STATUS_STYLES: dict[RunStatus, str] = {
+    RunStatus.RUNNING: "bold green",
+    RunStatus.SUCCEEDED: "green",
+    RunStatus.FAILED: "bold red",
+    RunStatus.INTERRUPTED: "yellow",
 }
 
-CIRCUIT_STYLES: dict[str, str] = {
-    "closed": "bright_black",
-    "open": "bold red",
-    "half_open": "bold yellow",
+CIRCUIT_STYLES: dict[Circuit, str] = {
+    Circuit.CLOSED: "bright_black",
+    Circuit.OPEN: "bold red",
+    Circuit.HALF_OPEN: "bold yellow",
 }
 
-MODE_LABELS = {"scheduled": "sched", "triggered": "trig", "continuous": "loop"}
-PRIORITY_LABELS = {"low": "low", "normal": "norm", "high": "high", "critical": "crit"}
+MODE_LABELS = {Mode.SCHEDULED: "sched", Mode.TRIGGERED: "trig", Mode.CONTINUOUS: "loop"}
+PRIORITY_LABELS = {
+    Priority.LOW: "low", Priority.NORMAL: "norm", Priority.HIGH: "high", Priority.CRITICAL: "crit",
+}
 
 SPARK_BARS = "▁▂▃▄▅▆▇█"
 DIM = "bright_black"
 
 
-def display_state(worker: WorkerSnapshot) -> str:
+#: Worker states the state column always shows as they are.
+_OWN_STATES = (WorkerStatus.RUNNING, WorkerStatus.STUCK, WorkerStatus.RETRYING,
+               WorkerStatus.DISABLED)
+#: Health that an idle or waiting worker shows instead of its state.
+_TELLING_HEALTH = (Health.FAILING, Health.DEGRADED, Health.OVERDUE, Health.STALLED)
+
+
+def display_state(worker: WorkerSnapshot) -> DisplayState:
     """The one word the state column shows: what the core says, sharpened by health.
 
     running, stuck, retrying and disabled come from the worker's state; an idle or waiting
     worker shows its health when that is not ok (failing, degraded, overdue, stalled),
     else `waiting` (it wants to run but may not yet) or `ok`.
     """
-    if worker.state in ("running", "stuck", "retrying", "disabled"):
+    if worker.state in _OWN_STATES:
         return worker.state
-    if worker.health in ("failing", "degraded", "overdue", "stalled"):
+    if worker.health in _TELLING_HEALTH:
         return worker.health
-    return "waiting" if worker.state == "waiting" else "ok"
+    return WorkerStatus.WAITING if worker.state == WorkerStatus.WAITING else Health.OK
 
 
 def seconds_text(seconds: float) -> str:
@@ -269,9 +292,9 @@ def worker_row(worker: WorkerSnapshot, now: datetime) -> tuple[Cell, ...]:
     """Every cell of a worker's row, in `WORKER_COLUMNS` order."""
     state = display_state(worker)
     return (
-        (worker.name, "bold" if state in ("running", "stuck") else ""),
-        (MODE_LABELS.get(worker.mode, worker.mode), DIM),
-        _priority_cell(worker.priority),
+        (worker.name, "bold" if state in (WorkerStatus.RUNNING, WorkerStatus.STUCK) else ""),
+        (MODE_LABELS[worker.spec.mode], DIM),
+        _priority_cell(worker.spec.priority),
         (state, STATE_STYLES.get(state, "")),
         _why_cell(worker, state),
         _last_cell(worker, now),
@@ -290,17 +313,19 @@ def cell_text(cell: Cell) -> Text:
     return Text(text, style=style, no_wrap=True, overflow="ellipsis")
 
 
-def _priority_cell(priority: str) -> Cell:
-    style = {"critical": "bold red", "high": "yellow", "low": DIM}.get(priority, "")
-    return (PRIORITY_LABELS.get(priority, priority), style)
+_PRIORITY_STYLES = {Priority.CRITICAL: "bold red", Priority.HIGH: "yellow", Priority.LOW: DIM}
 
 
-def _why_cell(worker: WorkerSnapshot, state: str) -> Cell:
+def _priority_cell(priority: Priority) -> Cell:
+    return (PRIORITY_LABELS[priority], _PRIORITY_STYLES.get(priority, ""))
+
+
+def _why_cell(worker: WorkerSnapshot, state: DisplayState) -> Cell:
     reason = worker.reason
-    if state == "disabled" and reason.startswith("disabled: "):
+    if state == WorkerStatus.DISABLED and reason.startswith("disabled: "):
         reason = reason.removeprefix("disabled: ")  # the state column says it already
-    if state in ("running", "ok", "waiting"):
-        return (reason, "" if state == "waiting" else DIM)
+    if state in (WorkerStatus.RUNNING, Health.OK, WorkerStatus.WAITING):
+        return (reason, "" if state == WorkerStatus.WAITING else DIM)
     return (reason, STATE_STYLES.get(state, ""))
 
 
@@ -308,7 +333,7 @@ def _last_cell(worker: WorkerSnapshot, now: datetime) -> Cell:
     text = ago(worker.last_start, now)
     if not text:
         return ("never", DIM)
-    if worker.state in ("running", "stuck", "retrying"):
+    if worker.state in (WorkerStatus.RUNNING, WorkerStatus.STUCK, WorkerStatus.RETRYING):
         return (text, "")
     if worker.consecutive_failures > 0:
         return (text, "red")
@@ -316,13 +341,13 @@ def _last_cell(worker: WorkerSnapshot, now: datetime) -> Cell:
 
 
 def _next_cell(worker: WorkerSnapshot, now: datetime) -> Cell:
-    if worker.state in ("running", "stuck"):
+    if worker.state in (WorkerStatus.RUNNING, WorkerStatus.STUCK):
         return ("", "")
-    if not worker.enabled or worker.circuit == "open":
+    if not worker.may_run:
         return ("—", DIM)
-    if worker.mode == "triggered":
+    if worker.spec.mode == Mode.TRIGGERED:
         return ("on trigger", DIM) if worker.pending == 0 else (f"{worker.pending} queued", "cyan")
-    if worker.mode == "continuous":
+    if worker.spec.mode == Mode.CONTINUOUS:
         return ("loop", DIM)
     return (until(worker.next_due, now), "")
 
@@ -349,9 +374,11 @@ def _failures_cell(worker: WorkerSnapshot) -> Cell:
     return (str(count), "bold red" if near else "yellow")
 
 
-def _circuit_cell(circuit: str) -> Cell:
-    label = {"half_open": "half", "closed": "closed", "open": "open"}.get(circuit, circuit)
-    return (label, CIRCUIT_STYLES.get(circuit, ""))
+_CIRCUIT_LABELS = {Circuit.HALF_OPEN: "half", Circuit.CLOSED: "closed", Circuit.OPEN: "open"}
+
+
+def _circuit_cell(circuit: Circuit) -> Cell:
+    return (_CIRCUIT_LABELS[circuit], CIRCUIT_STYLES[circuit])
 
 
 # ---------------------------------------------------------------------- sorting
@@ -423,7 +450,10 @@ def status_line(
     filter_text: str,
     shown: int,
 ) -> Text:
-    """The status bar: state, health, slots, pending, DLQ, uptime, sort and filter."""
+    """The status bar: state, health, slots, pending, DLQ, uptime, sort and filter.
+
+    Log lines dropped from the workers' buffers show after the DLQ, when there are any.
+    """
     sep = ("  │  ", DIM)
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(" jobdeck", style="bold")
@@ -446,6 +476,12 @@ def status_line(
     text.append(*sep)
     text.append("DLQ ", style=DIM)
     text.append(str(snapshot.dlq_size), style="bold red" if snapshot.dlq_size else "bold")
+    if snapshot.log_lines_dropped:
+        # Lines that fell out of the workers' log buffers: the Logs tab no longer has them.
+        text.append(*sep)
+        text.append("log ", style=DIM)
+        text.append(str(snapshot.log_lines_dropped), style="bold yellow")
+        text.append(" dropped", style=DIM)
     text.append(*sep)
     text.append("up ", style=DIM)
     text.append(format_seconds(math.floor(snapshot.uptime_s)))

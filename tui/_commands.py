@@ -4,69 +4,80 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-if TYPE_CHECKING:
-    from .app import DeckApp
+from jobdeck import OrchestratorState
+
+from ._controller import DeckController
+from ._model import DeckModel
 
 #: (text, callback, help) of one palette command.
 Command = tuple[str, Callable[[], object], str]
+
+
+class DeckHost(Protocol):
+    """What the palette needs of the app it opens in."""
+
+    model: DeckModel
+    controller: DeckController
 
 
 class DeckCommands(Provider):
     """Worker and orchestrator commands, built from the latest snapshot."""
 
     @property
-    def deck_app(self) -> DeckApp:
-        return cast("DeckApp", self.app)
+    def host(self) -> DeckHost:
+        return cast(DeckHost, self.app)
 
     def _global_commands(self) -> Iterator[Command]:
-        app = self.deck_app
-        snapshot = app.snapshot
-        if snapshot is None or app.stopping:
+        model, controls = self.host.model, self.host.controller
+        snapshot = model.snapshot
+        if snapshot is None or model.stopping:
             return
-        if snapshot.state == "paused":
-            yield ("Resume all workers", app.resume_all, "Start runs again")
+        if snapshot.state == OrchestratorState.PAUSED:
+            yield ("Resume all workers", controls.resume_all, "Start runs again")
         else:
-            yield ("Pause all workers", app.pause_all, "No new runs start until resumed")
+            yield ("Pause all workers", controls.pause_all, "No new runs start until resumed")
         if snapshot.dlq_size:
             yield (
-                "Purge the dead-letter queue", app.ask_purge,
+                "Purge the dead-letter queue", controls.ask_purge,
                 f"Delete all {snapshot.dlq_size} dead letters (asks first)",
             )
 
     def _worker_commands(self, only: str | None = None) -> Iterator[Command]:
-        app = self.deck_app
-        snapshot = app.snapshot
+        model, controls = self.host.model, self.host.controller
+        snapshot = model.snapshot
         if snapshot is None:
             return
         for worker in snapshot.workers:
             name = worker.name
             if only is not None and name != only:
                 continue
-            if not app.stopping:
-                yield (f"Trigger {name}", partial(app.trigger_worker, name), "Run it once now")
+            if not model.stopping:
+                yield (f"Trigger {name}", partial(controls.trigger_worker, name),
+                       "Run it once now")
                 yield (
-                    f"Trigger {name} with a payload…", partial(app.ask_payload, name),
+                    f"Trigger {name} with a payload…", partial(controls.ask_payload, name),
                     "Type a JSON payload for one run",
                 )
-                if not worker.enabled or worker.circuit == "open":
+                if not worker.may_run:
                     yield (
-                        f"Enable {name}", partial(app.enable_worker, name),
+                        f"Enable {name}", partial(controls.enable_worker, name),
                         "Enable it; closes an open circuit",
                     )
                 if worker.enabled:
                     yield (
-                        f"Disable {name}", partial(app.disable_worker, name),
+                        f"Disable {name}", partial(controls.disable_worker, name),
                         "No runs start; triggers are kept",
                     )
-            yield (f"Show {name}", partial(app.open_detail, name), "Spec, runs, last error")
-            yield (f"Logs of {name}", partial(app.follow_logs, name), "Follow its log lines")
+            yield (f"Show {name}", partial(controls.open_detail, name), "Spec, runs, last error")
+            yield (f"Logs of {name}", partial(controls.follow_logs, name),
+                   "Follow its log lines")
 
     async def discover(self) -> Hits:
-        selected = self.deck_app.selected_worker_name
+        selected = self.host.controller.selected_worker_name
         for text, callback, help_text in self._global_commands():
             yield DiscoveryHit(text, callback, help=help_text)
         if selected is not None:

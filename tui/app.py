@@ -1,9 +1,10 @@
 """The jobdeck dashboard: a Textual app that runs the core in trio guest mode.
 
 `run_app` is what `jobdeck` (without `--no-ui`) calls. The app starts the core's guest
-run from `on_mount` (see `_bridge.py`), reads frozen snapshots on a timer, sends key
-actions through the core's control API, and never ends before the guest run has: quitting
-is the core's graceful stop, shown as "stopping… N runs in flight, 24 s left".
+run from `on_mount` (see `_bridge.py`), has its model (`_model.py`) read frozen snapshots
+on a timer and the screens show them; key actions go to the core through the controller
+(`_controller.py`). The app never ends before the guest run has: quitting is the core's
+graceful stop, shown as "stopping… N runs in flight, 24 s left".
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -31,32 +32,19 @@ from textual.screen import Screen
 
 from jobdeck import (
     ConfigError,
-    ControlFailed,
-    DeadLetter,
-    DeadLetterDeleted,
-    DeadLettered,
-    DeadLetterReplayed,
     Event,
     LogLine,
     Orchestrator,
     OrchestratorSnapshot,
     OrchestratorStopped,
-    RunFailed,
-    RunInterrupted,
-    RunRecord,
-    RunStarted,
-    RunSucceeded,
     StoreError,
-    Trigger,
-    WorkerDisabled,
-    WorkerEnabled,
-    WorkerSnapshot,
 )
 
-from ._bridge import CoreBridge, CoreNotRunning
-from ._cells import one_line
+from ._bridge import CoreBridge
 from ._commands import DeckCommands
-from .screens import ConfirmScreen, DeckScreen, DetailScreen, HelpScreen, PayloadScreen, Section
+from ._controller import DeckController
+from ._model import NOTABLE_EVENTS, DeckModel
+from .screens import DeckScreen, DetailScreen, HelpScreen, Section
 
 if TYPE_CHECKING:
     from jobdeck import JobdeckConfig
@@ -68,19 +56,6 @@ REFRESH_INTERVAL = 0.25
 IDLE_REFRESH = 1.0
 #: A refresh that cost t seconds is followed by at least REFRESH_SHARE * t without one.
 REFRESH_SHARE = 5.0
-#: Dead letters and history runs read per reload.
-DLQ_LIMIT = 500
-HISTORY_LIMIT = 200
-#: Seconds between two history reloads while runs keep ending.
-HISTORY_MIN_INTERVAL = 1.0
-
-#: Events that end (or start) a run: the history and a detail screen's runs are stale.
-_RUN_EVENTS = (RunStarted, RunSucceeded, RunFailed, RunInterrupted)
-#: Events that change the dead-letter queue.
-_DLQ_EVENTS = (DeadLettered, DeadLetterReplayed, DeadLetterDeleted)
-#: Events that may raise a toast (or end the app).
-_NOTABLE_EVENTS = (WorkerDisabled, WorkerEnabled, ControlFailed, DeadLettered,
-                   DeadLetterDeleted, OrchestratorStopped)
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE = 0, 1, 2
 
@@ -122,6 +97,10 @@ def describe_crash(error: BaseException) -> tuple[int, RenderableType]:
 class DeckApp(App[Any]):
     """The dashboard of one orchestrator.
 
+    The app owns the lifecycle: the screens, the core's guest run, the refresh tick,
+    and stopping. What the dashboard knows is its `model` (`_model.py`); what the keys
+    do is its `controller` (`_controller.py`).
+
     Args:
         orch: the orchestrator; the app runs it (do not start it yourself).
         title: shown in the status bar (the config's name).
@@ -131,7 +110,7 @@ class DeckApp(App[Any]):
         tz: time zone for clock times shown; None is the machine's.
         trio_clock: a trio clock for the guest run (a frozen `MockClock` in tests).
         refresh_interval: seconds between refresh ticks.
-        monotonic: the clock the stop banner counts the grace down with.
+        monotonic: the clock refreshes and history reloads are spaced with.
         on_stop: called when a stop begins (virtual time lets its clock run then).
     """
 
@@ -163,13 +142,9 @@ class DeckApp(App[Any]):
         super().__init__()
         self.orch = orch
         self.bridge = CoreBridge(orch, trio_clock=trio_clock)
-        self.clock = clock
-        self.tz = tz
         self.deck_title = title
-        self.snapshot: OrchestratorSnapshot | None = None
-        self._workers_by_name: dict[str, WorkerSnapshot] = {}
-        self.dead_letters: list[DeadLetter] = []
-        self.runs: list[RunRecord] = []
+        self.model = DeckModel(orch, self.bridge, clock=clock, tz=tz, monotonic=monotonic)
+        self.controller = DeckController(self, self.model, title=title, refresh=self.refresh_now)
         #: The cost of the last refreshes, newest last.
         self.refresh_costs: deque[RefreshCost] = deque(maxlen=200)
         #: True when the core stopped but workers that ignore cancellation still run.
@@ -183,23 +158,19 @@ class DeckApp(App[Any]):
         self._on_stop = on_stop
         self._refresh_interval = refresh_interval
         self._deck: DeckScreen | None = None
-        self._dirty = True
         self._last_refresh = -float("inf")
-        self._dlq_dirty = True
-        self._dlq_loading = False
-        self._history_dirty = True
-        self._history_loading = False
-        self._last_history_load = -float("inf")
-        self._stop_started: float | None = None
-        self._forced = False
         self._exit_request: tuple[Any, int, RenderableType | None] | None = None
-        # Events that came before the deck screen was mounted (the core starts first).
-        self._held_events: list[Event] = []
+
+    @property
+    def snapshot(self) -> OrchestratorSnapshot | None:
+        """The latest snapshot shown (the model's)."""
+        return self.model.snapshot
 
     # ------------------------------------------------------------------ start
 
     def get_default_screen(self) -> Screen[Any]:
-        self._deck = DeckScreen(self.deck_title)
+        self._deck = DeckScreen(self.model, self.controller, self.deck_title)
+        self.controller.deck = self._deck
         return self._deck
 
     @property
@@ -213,7 +184,7 @@ class DeckApp(App[Any]):
 
     def on_core_bridge_ready(self, message: CoreBridge.Ready) -> None:
         self.refresh_now()
-        self.load_logs(None)
+        self.deck.show_logs(None)
         self.call_after_refresh(self._settle_garbage_collector)
 
     def _settle_garbage_collector(self) -> None:
@@ -232,115 +203,62 @@ class DeckApp(App[Any]):
             self._gc_frozen = False
             gc.unfreeze()
 
-    def deck_mounted(self) -> None:
-        """The deck screen is up: show what happened before it was."""
-        held, self._held_events = self._held_events, []
-        self.deck.activity.add(held)
-        self.load_logs(None)
-        self.refresh_now()
-
     # ------------------------------------------------------------------ refresh
 
     def _tick(self) -> None:
         if self.bridge.finished or self._deck is None:
             return
-        if self._stop_started is not None:
-            self._show_stop_banner()
         since = self._monotonic() - self._last_refresh
         # A big table that takes long to refresh is refreshed less often: the dashboard
         # spends at most about a fifth of the thread it shares with the core.
         if self.refresh_costs and since < REFRESH_SHARE * self.refresh_costs[-1].seconds:
             return
-        if self._dirty or self.bridge.events_waiting or since >= IDLE_REFRESH:
+        # While stopping, every tick: the stop banner counts the core's grace down.
+        if (
+            self.model.dirty
+            or self.model.stopping
+            or self.bridge.events_waiting
+            or since >= IDLE_REFRESH
+        ):
             self.refresh_now()
 
     def refresh_now(self) -> None:
         """Read a snapshot and bring every visible view up to date, in one frame."""
-        if self._deck is None or not self._deck.is_mounted:
+        deck = self._deck
+        if deck is None or not deck.is_mounted:
             return
         started = time.perf_counter()
         self._absorb(self.bridge.take_events())
-        snapshot = self.orch.snapshot()
-        self.snapshot = snapshot
-        self._workers_by_name = {worker.name: worker for worker in snapshot.workers}
-        deck = self.deck
+        snapshot = self.model.read_snapshot()
         with self.batch_update():
             written = deck.show_snapshot(snapshot)
             if isinstance(self.screen, DetailScreen):
                 self._refresh_detail(self.screen, snapshot)
-            tab = deck.active_tab
-            if tab == "workers":
-                deck.activity.flush()
-            elif tab == "logs":
-                deck.log_view.flush()
-            elif tab == "dlq":
-                deck.show_dead_letters(self.dead_letters, self.clock())
-            elif tab == "history":
-                deck.show_history(self.runs, self.clock())
-        self._dirty = False
+            deck.show_active_tab()
         self._last_refresh = self._monotonic()
         self.refresh_costs.append(
             RefreshCost(len(snapshot.workers), written, time.perf_counter() - started)
         )
         self._reload_views()
 
-    def redraw(self) -> None:
-        """Show the current snapshot again after a change of view (sort, filter).
-
-        Reads nothing from the core: the snapshot is at most one tick old.
-        """
-        if self.snapshot is None or self._deck is None or not self._deck.is_mounted:
-            self.refresh_now()
-            return
-        with self.batch_update():
-            self.deck.show_snapshot(self.snapshot)
-
-    def worker_snapshot(self, name: str) -> WorkerSnapshot | None:
-        """Worker `name` as of the last snapshot (None if unknown)."""
-        return self._workers_by_name.get(name)
-
-    def tab_shown(self, tab: str) -> None:
-        """The deck's active tab changed: load what it shows."""
-        self.refresh_now()
-
     def _reload_views(self) -> None:
         if not self.bridge.running or self._deck is None:
             return
         tab = self.deck.active_tab
-        if tab == "dlq" and self._dlq_dirty and not self._dlq_loading:
-            self._dlq_dirty = False
-            self._dlq_loading = True
+        if tab == "dlq" and self.model.start_dead_letters_read():
             self.run_worker(self._load_dead_letters(), group="dlq")
-        if (
-            tab == "history"
-            and self._history_dirty
-            and not self._history_loading
-            and self._monotonic() - self._last_history_load >= HISTORY_MIN_INTERVAL
-        ):
-            self._history_dirty = False
-            self._history_loading = True
-            self._last_history_load = self._monotonic()
+        if tab == "history" and self.model.start_history_read():
             self.run_worker(self._load_history(), group="history")
 
     async def _load_dead_letters(self) -> None:
-        try:
-            self.dead_letters = await self.bridge.read(self.orch.dead_letters, DLQ_LIMIT)
-        except CoreNotRunning:
-            return
-        finally:
-            self._dlq_loading = False
-        with self.batch_update():
-            self.deck.show_dead_letters(self.dead_letters, self.clock())
+        if await self.model.read_dead_letters():
+            with self.batch_update():
+                self.deck.show_dead_letters()
 
     async def _load_history(self) -> None:
-        try:
-            self.runs = await self.bridge.read(self.orch.history, None, HISTORY_LIMIT)
-        except CoreNotRunning:
-            return
-        finally:
-            self._history_loading = False
-        with self.batch_update():
-            self.deck.show_history(self.runs, self.clock())
+        if await self.model.read_history():
+            with self.batch_update():
+                self.deck.show_history()
 
     def _refresh_detail(self, screen: DetailScreen, snapshot: OrchestratorSnapshot) -> None:
         if screen.runs_dirty and self.bridge.running:
@@ -349,12 +267,12 @@ class DeckApp(App[Any]):
         screen.show_snapshot(snapshot)
 
     async def _load_worker_runs(self, screen: DetailScreen) -> None:
-        try:
-            screen.runs = await self.bridge.read(self.orch.history, screen.worker, 20)
-        except (CoreNotRunning, LookupError):
+        runs = await self.model.read_worker_runs(screen.worker)
+        if runs is None:
             return
-        if screen.is_attached and self.snapshot is not None:
-            screen.show_snapshot(self.snapshot)
+        screen.runs = runs
+        if screen.is_attached and self.model.snapshot is not None:
+            screen.show_snapshot(self.model.snapshot)
 
     # ------------------------------------------------------------------ events
 
@@ -362,200 +280,22 @@ class DeckApp(App[Any]):
         self._absorb(self.bridge.take_events())
 
     def _absorb(self, events: list[Event]) -> None:
-        """Note what `events` change; the views show it at the next refresh.
-
-        A burst brings thousands of events at once: work per event is one `type()`
-        call, and only the kinds present are looked at further.
-        """
+        """Note what `events` change; the views show it at the next refresh."""
         if not events:
             return
-        kinds = set(map(type, events))
+        batch = self.model.note(events)
+        if isinstance(self.screen, DetailScreen) and batch.ran(self.screen.worker):
+            self.screen.runs_dirty = True
+        if self._deck is not None:
+            self._deck.add_events(events, batch.of((LogLine,)))  # type: ignore[arg-type]
+        notable = batch.of(NOTABLE_EVENTS)
+        if notable:
+            self.controller.notice(notable)
+            for event in notable:
+                if isinstance(event, OrchestratorStopped) and event.stuck:
+                    self._leave_stuck(event.stuck)
 
-        def present(wanted: tuple[type, ...]) -> bool:
-            return any(issubclass(kind, wanted) for kind in kinds)
-
-        if present(_RUN_EVENTS):
-            self._history_dirty = True
-            if isinstance(self.screen, DetailScreen):
-                name = self.screen.worker
-                if any(isinstance(e, _RUN_EVENTS) and e.worker == name for e in events):
-                    self.screen.runs_dirty = True
-        if present(_DLQ_EVENTS):
-            self._dlq_dirty = True
-        logs = [e for e in events if isinstance(e, LogLine)] if present((LogLine,)) else []
-        if self._deck is not None and self._deck.is_mounted:
-            self.deck.activity.add(events)
-            if logs:
-                self.deck.log_view.add(logs)
-        else:
-            self._held_events.extend(events)
-        self._dirty = True
-        if present(_NOTABLE_EVENTS):
-            self._notice([e for e in events if isinstance(e, _NOTABLE_EVENTS)])
-
-    def _notice(self, events: list[Event]) -> None:
-        """Toasts for the events that need a person; leave if workers are stuck at stop."""
-        dead: list[DeadLettered] = []
-        for event in events:
-            if isinstance(event, DeadLettered):
-                dead.append(event)
-            elif isinstance(event, DeadLetterDeleted) and event.dlq_id is None:
-                self.notify(f"Purged {event.count} dead letter{'s' * (event.count != 1)}")
-            self._toast(event)
-        self._toast_dead_letters(dead)
-        for event in events:
-            if isinstance(event, OrchestratorStopped) and event.stuck:
-                self._leave_stuck(event.stuck)
-
-    def pending_triggers(self, worker: str) -> Sequence[Trigger]:
-        """Triggers waiting for `worker`'s next runs, oldest first."""
-        try:
-            return self.orch.pending_triggers(worker)
-        except LookupError:
-            return []
-
-    def _toast(self, event: Event) -> None:
-        if isinstance(event, WorkerDisabled) and event.reason.startswith("circuit"):
-            self.notify(
-                f"{event.worker}: {event.reason}. Select it and press e to enable it.",
-                title="worker disabled", severity="warning", timeout=8,
-            )
-        elif isinstance(event, WorkerEnabled) and event.reason.startswith("circuit closed"):
-            self.notify(f"{event.worker}: {event.reason}", title="circuit closed")
-        elif isinstance(event, ControlFailed):
-            self.notify(f"{event.action}: {event.error}", title="not done", severity="error",
-                        timeout=8)
-
-    def _toast_dead_letters(self, dead: list[DeadLettered]) -> None:
-        if len(dead) == 1:
-            event = dead[0]
-            self.notify(f"{event.worker}: {one_line(event.error, 100)} (DLQ #{event.dlq_id})",
-                        title="run dead-lettered", severity="error", timeout=5)
-        elif dead:
-            names = ", ".join(sorted({event.worker for event in dead}))
-            self.notify(f"{len(dead)} runs: {names}", title="runs dead-lettered",
-                        severity="error", timeout=5)
-
-    # ------------------------------------------------------------------ actions
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop_started is not None
-
-    @property
-    def selected_worker_name(self) -> str | None:
-        if isinstance(self.screen, DetailScreen):
-            return self.screen.worker
-        if self._deck is None or not self._deck.is_mounted:
-            return None
-        return self.deck.worker_table.selected_worker
-
-    def _control(self, action: str, *args: Any) -> bool:
-        if self.bridge.control(action, *args):
-            self._dirty = True
-            return True
-        self.notify("jobdeck is not taking requests right now", severity="error")
-        return False
-
-    def trigger_worker(self, name: str, *payload: Any) -> None:
-        """Ask for one run of `name` (with a payload, if one is given)."""
-        if self._control("trigger", name, *payload):
-            with_payload = " with a payload" if payload else ""
-            self.notify(f"Triggered {name}{with_payload}", timeout=3)
-
-    def ask_payload(self, name: str) -> None:
-        """Open the payload dialog; on enter, trigger `name` with the JSON typed."""
-
-        def send(result: tuple[Any] | None) -> None:
-            if result is not None:
-                self.trigger_worker(name, result[0])
-
-        self.push_screen(PayloadScreen(name), send)
-
-    def enable_worker(self, name: str) -> None:
-        """Enable `name`; closes an open circuit and resets its failure count."""
-        circuit_open = self._worker_circuit(name) == "open"
-        if self._control("enable", name):
-            note = ": circuit closed" if circuit_open else ""
-            self.notify(f"Enabled {name}{note}", timeout=3)
-
-    def disable_worker(self, name: str) -> None:
-        """Disable `name`: no runs start (its triggers are kept) until it is enabled."""
-        if self._control("disable", name):
-            self.notify(f"Disabled {name}: no runs start until enabled (e)", timeout=3)
-
-    def _worker_circuit(self, name: str) -> str | None:
-        worker = self.worker_snapshot(name)
-        return None if worker is None else worker.circuit
-
-    def pause_all(self) -> None:
-        if self.bridge.running and not self.stopping:
-            self.orch.pause()
-            self.notify("Paused: no new runs start; runs in flight go on (p resumes)", timeout=3)
-            self.refresh_now()
-
-    def resume_all(self) -> None:
-        if self.bridge.running and not self.stopping:
-            self.orch.resume()
-            self.notify("Resumed", timeout=3)
-            self.refresh_now()
-
-    def replay(self, entry: DeadLetter) -> None:
-        """Replay a dead letter: a new `replay` trigger with the same payload."""
-        if self._control("replay", entry.id):
-            self._dlq_dirty = True
-            self.notify(f"Replaying DLQ #{entry.id}: a new {entry.worker} run is queued",
-                        timeout=3)
-
-    def ask_delete(self, entry: DeadLetter) -> None:
-        def answer(yes: bool | None) -> None:
-            if yes and self._control("delete_dead_letter", entry.id):
-                self._dlq_dirty = True
-                self.notify(f"Deleted DLQ #{entry.id} ({entry.worker})", timeout=3)
-
-        self.push_screen(
-            ConfirmScreen(
-                f"Delete dead letter #{entry.id} of {entry.worker}?\n"
-                f"{one_line(entry.error, 56)}\nIt cannot be replayed afterwards.",
-                title="delete a dead letter",
-            ),
-            answer,
-        )
-
-    def ask_purge(self) -> None:
-        count = self.snapshot.dlq_size if self.snapshot is not None else 0
-
-        def answer(yes: bool | None) -> None:
-            if yes and self._control("purge_dead_letters"):
-                self._dlq_dirty = True
-
-        self.push_screen(
-            ConfirmScreen(
-                f"Delete all {count} dead letters? None of them can be replayed afterwards.",
-                title="purge the dead-letter queue",
-            ),
-            answer,
-        )
-
-    def open_detail(self, name: str) -> None:
-        if isinstance(self.screen, DetailScreen):
-            self.pop_screen()
-        self.push_screen(DetailScreen(name, self.deck_title))
-
-    def follow_logs(self, name: str | None) -> None:
-        """Show the Logs tab on `name`'s lines (None: every worker), following."""
-        while len(self.screen_stack) > 1:
-            self.pop_screen()
-        self.deck.tabs.active = "logs"
-        self.load_logs(name)
-        self.deck.log_view.set_follow(True)
-        self.deck.update_bindings()
-
-    def load_logs(self, scope: str | None) -> None:
-        if self._deck is None or not self._deck.is_mounted:
-            return
-        log_view = self.deck.log_view
-        log_view.load(scope, self.orch.logs(scope, log_view.max_lines or 1000))
+    # ------------------------------------------------------------------ help
 
     def action_help(self) -> None:
         sections = self.help_sections()
@@ -625,26 +365,19 @@ class DeckApp(App[Any]):
         self.exit()
 
     def _begin_stop(self) -> None:
-        if self._stop_started is None:
-            self._stop_started = self._monotonic()
+        """Stop the core (the stop banner shows how it goes); the second time, skip the
+        rest of the grace."""
+        if not self.model.stopping:
+            self.model.stopping = True
             if self._on_stop is not None:
                 self._on_stop()
             self.orch.stop(self._grace)
             while len(self.screen_stack) > 1:
                 self.pop_screen()
         else:
-            self._forced = True
+            self.model.forced = True
             self.orch.stop()
-        self._show_stop_banner()
         self.refresh_now()
-
-    def _show_stop_banner(self) -> None:
-        if self._stop_started is None or self._deck is None or not self._deck.is_mounted:
-            return
-        grace = self._grace if self._grace is not None else self.orch.config.shutdown_grace_seconds
-        left = grace - (self._monotonic() - self._stop_started)
-        in_flight = self.snapshot.running if self.snapshot is not None else 0
-        self.deck.stop_banner.show(in_flight=in_flight, seconds_left=left, forced=self._forced)
 
     def on_core_bridge_finished(self, message: CoreBridge.Finished) -> None:
         self._absorb(self.bridge.take_events())

@@ -70,7 +70,7 @@ async def _draw(out: Path) -> list[Path]:
             await pilot.press("escape", "3")
             await _settle(app, pilot)
             # An entry with a traceback says more than a timeout does.
-            with_traceback = [e for e in app.dead_letters if e.traceback.strip()]
+            with_traceback = [e for e in app.model.dead_letters if e.traceback.strip()]
             if with_traceback:
                 app.deck.dlq_table.select_key(str(with_traceback[0].id))
                 await _settle(app, pilot)

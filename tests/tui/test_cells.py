@@ -6,7 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import attrs
 
-from jobdeck import Circuit, Health, WorkerSnapshot, WorkerSpec, WorkerStatus
+from jobdeck import (
+    Circuit,
+    Health,
+    OrchestratorSnapshot,
+    OrchestratorState,
+    WorkerSnapshot,
+    WorkerSpec,
+    WorkerStatus,
+)
 from jobdeck.tui._cells import (
     ago,
     display_state,
@@ -16,6 +24,7 @@ from jobdeck.tui._cells import (
     sort_key,
     sparkline,
     spec_seconds,
+    status_line,
     until,
     worker_row,
 )
@@ -34,6 +43,27 @@ def snapshot(**changes: object) -> WorkerSnapshot:
         next_due=NOW + timedelta(seconds=42), running_since=None, run_id=None,
     )
     return attrs.evolve(base, **changes)
+
+
+def orchestrator(**changes: object) -> OrchestratorSnapshot:
+    base = OrchestratorSnapshot(
+        state=OrchestratorState.RUNNING, health=Health.OK, health_reasons=(), running=1,
+        max_concurrent_workers=5, pending=0, dlq_size=2, started_at=NOW, uptime_s=75.0,
+        loop_lag_s=0.0, events_published=10, events_dropped=0, store_errors=0,
+        log_lines_dropped=0, grace_left_s=None, taken_at=NOW, workers=(snapshot(),),
+    )
+    return attrs.evolve(base, **changes)
+
+
+def header(snapshot: OrchestratorSnapshot) -> str:
+    return status_line(snapshot, title="t", sort_label="name", filter_text="", shown=1).plain
+
+
+def test_status_line_shows_log_lines_dropped_only_when_some_were() -> None:
+    """`log 123 dropped` follows the DLQ count when log lines fell out of the buffers."""
+    assert "dropped" not in header(orchestrator())
+    text = header(orchestrator(log_lines_dropped=123))
+    assert "DLQ 2  │  log 123 dropped  │  up 1m 15s" in text
 
 
 def test_sparkline_scales_between_min_and_max() -> None:
@@ -67,24 +97,26 @@ def test_durations_read_like_people_write_them() -> None:
 
 def test_display_state_sharpens_idle_workers_with_their_health() -> None:
     """Running/retrying/disabled/stuck show as such; an idle worker shows its health."""
-    assert display_state(snapshot(state="running")) == "running"
-    assert display_state(snapshot(state="disabled", health="disabled")) == "disabled"
-    assert display_state(snapshot(health="failing")) == "failing"
-    assert display_state(snapshot(state="waiting")) == "waiting"
-    assert display_state(snapshot()) == "ok"
+    running = snapshot(state=WorkerStatus.RUNNING)
+    assert display_state(running) is WorkerStatus.RUNNING
+    disabled = snapshot(state=WorkerStatus.DISABLED, health=Health.DISABLED, may_run=False)
+    assert display_state(disabled) is WorkerStatus.DISABLED
+    assert display_state(snapshot(health=Health.FAILING)) is Health.FAILING
+    assert display_state(snapshot(state=WorkerStatus.WAITING)) is WorkerStatus.WAITING
+    assert display_state(snapshot()) is Health.OK
 
 
 def test_filter_matches_a_name_fragment_or_a_state_word() -> None:
     """`etc` keeps fetch; `failing` keeps failing workers; other words do not."""
     assert matches(snapshot(), "ETC")
-    assert matches(snapshot(health="failing"), "failing")
+    assert matches(snapshot(health=Health.FAILING), "failing")
     assert not matches(snapshot(), "failing")
     assert matches(snapshot(), "  ")
 
 
 def test_sorts_put_what_needs_a_person_first() -> None:
     """State sort ranks stuck and failing before ok; failures sort most first."""
-    stuck, ok = snapshot(state="stuck"), snapshot()
+    stuck, ok = snapshot(state=WorkerStatus.STUCK), snapshot()
     assert sort_key("state", stuck, 5) < sort_key("state", ok, 0)
     many = snapshot(consecutive_failures=4)
     assert sort_key("failures", many, 3) < sort_key("failures", ok, 0)
@@ -94,7 +126,7 @@ def test_sorts_put_what_needs_a_person_first() -> None:
 def test_disabled_row_drops_the_redundant_prefix_of_its_reason() -> None:
     """The why column of a disabled worker does not repeat `disabled: `."""
     row = worker_row(
-        snapshot(state="disabled", enabled=True, circuit="open",
+        snapshot(state=WorkerStatus.DISABLED, enabled=True, circuit=Circuit.OPEN, may_run=False,
                  reason="disabled: circuit open after 3 failures"),
         NOW,
     )

@@ -12,6 +12,7 @@ from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
+from jobdeck.tui._virtual_time import VirtualTime
 from jobdeck.tui.app import DeckApp
 from jobdeck.tui.screens import ConfirmScreen, DeckScreen, DetailScreen, HelpScreen, PayloadScreen
 
@@ -497,14 +498,45 @@ def test_q_stops_gracefully_and_the_guest_run_ends() -> None:
         await pilot.press("t")
         await until(pilot, lambda: worker_state(app, "slow").state == "running", "running")
         await pilot.press("q")
-        banner = plain(app.deck.stop_banner)
-        assert "stopping… 1 run in flight, 10 s left" in banner
+        assert "stopping… 1 run in flight" in plain(app.deck.stop_banner)
         assert app.deck.check_action("trigger", ()) is None
+        # The core counts the grace from the moment its drain begins, just after.
+        await until(
+            pilot,
+            lambda: "stopping… 1 run in flight, 10 s left" in plain(app.deck.stop_banner),
+            "the grace counted down by the core",
+        )
         await app.bridge.wait_done()
 
     drive(app, scenario)
     assert app.return_code == 0
     assert orch.snapshot().worker("slow").runs_ok == 1
+
+
+def test_the_stop_banner_counts_down_the_cores_grace(virtual_time: VirtualTime) -> None:
+    """The banner shows the core's `grace_left_s`: it follows the core's clock, not the app's."""
+    orch = make_orchestrator(
+        {"slow": (workers.sleep_long, {"mode": "triggered"})},
+        now=virtual_time.now, shutdown_grace_seconds=10,
+    )
+    app = make_app(orch, clock=virtual_time.now, trio_clock=virtual_time.trio_clock)
+
+    def banner() -> str:
+        return plain(app.deck.stop_banner)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        await pilot.press("t")
+        await settle(pilot)
+        await pilot.press("q")
+        await settle(pilot)
+        assert "stopping… 1 run in flight, 10 s left" in banner()
+        await virtual_time.advance(app, 3.5)
+        assert "stopping… 1 run in flight, 7 s left" in banner()
+        virtual_time.release()  # the rest of the grace, and the end, on their own
+
+    drive(app, scenario)
+    assert app.return_code == 0
 
 
 def test_second_q_interrupts_runs_in_flight() -> None:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from jobdeck import (
     AttemptFailed,
@@ -132,5 +133,25 @@ def test_the_log_view_holds_still_while_paused_and_follows_when_asked() -> None:
         assert log.follow and log.scroll_offset.y == log.max_scroll_y
         assert log.lines[-1].endswith("line 99")
         assert worker_state(app, "alpha").runs_ok == 0
+
+    drive(app, scenario)
+
+
+def test_the_status_bar_counts_log_lines_dropped_from_the_buffers() -> None:
+    """Log lines that fell out of a worker's buffer show in the status bar as a count."""
+    orch = make_orchestrator(basic_workers(), log_lines_per_worker=1)
+    app = make_app(orch)
+
+    def status() -> str:
+        return str(app.deck.query_one("#status", Static).render())
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: app.deck.worker_table.row_count == 4, "rows")
+        assert "dropped" not in status()
+        app.deck.worker_table.select_key("alpha")
+        for runs in (1, 2, 3):
+            await pilot.press("t")
+            await until(pilot, lambda r=runs: worker_state(app, "alpha").runs_ok == r, "a run")
+        await until(pilot, lambda: "log 2 dropped" in status(), "the count in the status bar")
 
     drive(app, scenario)

@@ -1,9 +1,18 @@
-"""The dashboard's screens, one per module."""
+"""The dashboard's screens, one per module, and what their keys ask for (`Controls`)."""
 
 from ._confirm import ConfirmScreen
+from ._controls import Controls
 from ._deck import DeckScreen
 from ._detail import DetailScreen
 from ._help import HelpScreen, Section
 from ._payload import PayloadScreen
 
-__all__ = ["ConfirmScreen", "DeckScreen", "DetailScreen", "HelpScreen", "PayloadScreen", "Section"]
+__all__ = [
+    "ConfirmScreen",
+    "Controls",
+    "DeckScreen",
+    "DetailScreen",
+    "HelpScreen",
+    "PayloadScreen",
+    "Section",
+]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from collections.abc import Sequence
 
 from textual import on
 from textual.app import ComposeResult
@@ -10,9 +10,17 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, TabbedContent, TabPane
 
-from jobdeck import DeadLetter, OrchestratorSnapshot, RunRecord, WorkerSnapshot
+from jobdeck import (
+    DeadLetter,
+    Event,
+    LogLine,
+    OrchestratorSnapshot,
+    OrchestratorState,
+    WorkerSnapshot,
+)
 
 from .._cells import SORTS
+from .._model import DeckModel
 from ..widgets import (
     ActivityFeed,
     DeadLetterDetail,
@@ -26,9 +34,7 @@ from ..widgets import (
     StopBanner,
     WorkerTable,
 )
-
-if TYPE_CHECKING:
-    from ..app import DeckApp
+from ._controls import Controls
 
 #: Tab ids, in order (keys 1-4 and tab cycle through them).
 TABS = ("workers", "logs", "dlq", "history")
@@ -54,7 +60,13 @@ _CHECKED_ACTIONS = (
 
 
 class DeckScreen(Screen[None]):
-    """Workers, logs, dead letters and history of one orchestrator, steered by keys."""
+    """Workers, logs, dead letters and history of one orchestrator, steered by keys.
+
+    Args:
+        model: what the dashboard knows; the screen shows it.
+        controls: what the keys ask for.
+        title: shown in the status bar (the config's name).
+    """
 
     BINDINGS = [
         Binding("t", "trigger", "Trigger", tooltip="Run the selected worker once now"),
@@ -96,17 +108,17 @@ class DeckScreen(Screen[None]):
         Binding("4", "show_tab('history')", "History", show=False, tooltip="History tab"),
     ]
 
-    def __init__(self, title: str = "") -> None:
+    def __init__(self, model: DeckModel, controls: Controls, title: str = "") -> None:
         super().__init__(id="deck")
+        self.model = model
+        self.controls = controls
         self._title = title
         self._binding_state: tuple[object, ...] | None = None
-
-    @property
-    def deck_app(self) -> DeckApp:
-        return cast("DeckApp", self.app)
+        # Events that came before the screen was mounted (the core starts first).
+        self._held_events: list[Event] = []
 
     def compose(self) -> ComposeResult:
-        tz = self.deck_app.tz
+        tz = self.model.tz
         yield StatusBar(self._title, id="status")
         yield StopBanner(id="stop-banner")
         with TabbedContent(initial="workers", id="tabs"):
@@ -125,7 +137,8 @@ class DeckScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.worker_table.focus()
-        self.deck_app.deck_mounted()
+        held, self._held_events = self._held_events, []
+        self.activity.add(held)
 
     # ------------------------------------------------------------------ parts
 
@@ -173,7 +186,7 @@ class DeckScreen(Screen[None]):
     def selected_worker(self) -> WorkerSnapshot | None:
         """The worker under the cursor of the workers table, as of the last snapshot."""
         name = self.worker_table.selected_worker
-        return None if name is None else self.deck_app.worker_snapshot(name)
+        return None if name is None else self.model.worker(name)
 
     @property
     def selected_dead_letter(self) -> DeadLetter | None:
@@ -186,10 +199,19 @@ class DeckScreen(Screen[None]):
     # ------------------------------------------------------------------ showing
 
     def show_snapshot(self, snapshot: OrchestratorSnapshot) -> int:
-        """Bring status bar and workers table up to date; returns cells written."""
+        """Bring the status bar, stop banner and workers table up to date.
+
+        Returns the number of table cells written. The banner shows while stopping, with
+        the core's own count of the grace left.
+        """
         table = self.worker_table
         written = table.show(snapshot)
         self.show_status(snapshot)
+        if self.model.stopping:
+            self.stop_banner.show(
+                in_flight=snapshot.running, seconds_left=snapshot.grace_left_s,
+                forced=self.model.forced,
+            )
         dlq_title = TAB_TITLES["dlq"] + (f" ({snapshot.dlq_size})" if snapshot.dlq_size else "")
         tab = self.tabs.get_tab("dlq")
         if str(tab.label) != dlq_title:
@@ -205,13 +227,62 @@ class DeckScreen(Screen[None]):
             shown=table.shown_count,
         )
 
-    def show_dead_letters(self, entries: list[DeadLetter], now: object) -> None:
-        self.dlq_table.show(entries, now)  # type: ignore[arg-type]
-        self.dlq_detail.show(self.dlq_table.selected_entry, now)  # type: ignore[arg-type]
+    def redraw(self) -> None:
+        """Show the latest snapshot again after a change of view (sort, filter).
+
+        Reads nothing from the core: the snapshot is at most one tick old.
+        """
+        if self.model.snapshot is not None:
+            with self.app.batch_update():
+                self.show_snapshot(self.model.snapshot)
+
+    def show_active_tab(self) -> None:
+        """Bring the active tab's own view up to date (the workers table aside)."""
+        tab = self.active_tab
+        if tab == "workers":
+            self.activity.flush()
+        elif tab == "logs":
+            self.log_view.flush()
+        elif tab == "dlq":
+            self.show_dead_letters()
+        elif tab == "history":
+            self.show_history()
+
+    def show_dead_letters(self) -> None:
+        """The dead letters read last, and the selected one in full."""
+        now = self.model.clock()
+        self.dlq_table.show(self.model.dead_letters, now)
+        self.dlq_detail.show(self.dlq_table.selected_entry, now)
         self.update_bindings()
 
-    def show_history(self, runs: list[RunRecord], now: object) -> None:
-        self.history_table.show(runs, now)  # type: ignore[arg-type]
+    def show_history(self) -> None:
+        """The runs read last."""
+        self.history_table.show(self.model.runs, self.model.clock())
+
+    def add_events(self, events: Sequence[Event], logs: Sequence[LogLine]) -> None:
+        """New events for the activity feed, and the log lines among them for the Logs
+        tab; they show at the next flush. Before the screen is mounted the events are
+        held for the feed (the Logs tab reads its lines when it is first shown)."""
+        if not self.is_mounted:
+            self._held_events.extend(events)
+            return
+        self.activity.add(events)
+        if logs:
+            self.log_view.add(logs)
+
+    def show_logs(self, scope: str | None) -> None:
+        """Load the Logs tab with the last lines of `scope` (a worker; None: every one)."""
+        if not self.is_mounted:
+            return
+        log_view = self.log_view
+        log_view.load(scope, self.model.logs(scope, log_view.max_lines or 1000))
+
+    def follow_logs(self, scope: str | None) -> None:
+        """Show the Logs tab on `scope`'s lines, following the tail."""
+        self.tabs.active = "logs"
+        self.show_logs(scope)
+        self.log_view.set_follow(True)
+        self.update_bindings()
 
     def update_bindings(self) -> None:
         """Refresh the footer when what the keys can do has changed.
@@ -228,7 +299,7 @@ class DeckScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Hide keys that belong to another tab; grey out those the selection rules out."""
-        app = self.deck_app
+        model = self.model
         tab = self.active_tab
         if action in WORKER_ACTIONS or action in ("filter", "sort"):
             if tab != "workers":
@@ -243,20 +314,20 @@ class DeckScreen(Screen[None]):
             return tab == "logs"
         if action == "restore":
             return self.maximized is not None
-        snapshot = app.snapshot
-        paused = snapshot is not None and snapshot.state == "paused"
+        snapshot = model.snapshot
+        paused = snapshot is not None and snapshot.state == OrchestratorState.PAUSED
         if action == "pause":
-            return None if app.stopping else (True if not paused else False)
+            return None if model.stopping else (True if not paused else False)
         if action == "resume":
-            return (None if app.stopping else True) if paused else False
-        if action in CONTROL_ACTIONS and (app.stopping or not app.bridge.running):
+            return (None if model.stopping else True) if paused else False
+        if action in CONTROL_ACTIONS and not model.may_control:
             return None
         if action in WORKER_ACTIONS:
             worker = self.selected_worker
             if worker is None:
                 return None
             if action == "enable":
-                return True if (not worker.enabled or worker.circuit == "open") else None
+                return True if not worker.may_run else None
             if action == "disable":
                 return True if worker.enabled else None
             return True
@@ -268,36 +339,36 @@ class DeckScreen(Screen[None]):
 
     def action_trigger(self) -> None:
         if (worker := self.selected_worker) is not None:
-            self.deck_app.trigger_worker(worker.name)
+            self.controls.trigger_worker(worker.name)
 
     def action_trigger_payload(self) -> None:
         if (worker := self.selected_worker) is not None:
-            self.deck_app.ask_payload(worker.name)
+            self.controls.ask_payload(worker.name)
 
     def action_enable(self) -> None:
         if (worker := self.selected_worker) is not None:
-            self.deck_app.enable_worker(worker.name)
+            self.controls.enable_worker(worker.name)
 
     def action_disable(self) -> None:
         if (worker := self.selected_worker) is not None:
-            self.deck_app.disable_worker(worker.name)
+            self.controls.disable_worker(worker.name)
 
     def action_pause(self) -> None:
-        self.deck_app.pause_all()
+        self.controls.pause_all()
 
     def action_resume(self) -> None:
-        self.deck_app.resume_all()
+        self.controls.resume_all()
 
     def action_replay(self) -> None:
         if (entry := self.selected_dead_letter) is not None:
-            self.deck_app.replay(entry)
+            self.controls.replay(entry)
 
     def action_delete(self) -> None:
         if (entry := self.selected_dead_letter) is not None:
-            self.deck_app.ask_delete(entry)
+            self.controls.ask_delete(entry)
 
     def action_purge(self) -> None:
-        self.deck_app.ask_purge()
+        self.controls.ask_purge()
 
     def action_filter(self) -> None:
         self.filter_bar.open()
@@ -308,7 +379,7 @@ class DeckScreen(Screen[None]):
         self.filter_bar.close()
         self.worker_table.set_filter("")
         self.worker_table.focus()
-        self.deck_app.redraw()
+        self.redraw()
 
     def action_restore(self) -> None:
         self.minimize()
@@ -320,12 +391,12 @@ class DeckScreen(Screen[None]):
         table = self.worker_table
         # The snapshot shown is at most one tick old: re-sort it rather than read anew.
         table.set_sort(keys[(keys.index(table.sort_by) + 1) % len(keys)])
-        self.deck_app.redraw()
+        self.redraw()
         self.notify(f"Sorted by {self.sort_label}", timeout=2)
 
     def action_logs(self) -> None:
         if (worker := self.selected_worker) is not None:
-            self.deck_app.follow_logs(worker.name)
+            self.controls.follow_logs(worker.name)
 
     def action_follow(self) -> None:
         log = self.log_view
@@ -339,9 +410,9 @@ class DeckScreen(Screen[None]):
             if name is None:
                 self.notify("Select a worker on the Workers tab first", severity="warning")
                 return
-            self.deck_app.load_logs(name)
+            self.show_logs(name)
         else:
-            self.deck_app.load_logs(None)
+            self.show_logs(None)
         self.update_bindings()
 
     def _active_table(self) -> KeyedTable | WorkerTable | None:
@@ -397,14 +468,14 @@ class DeckScreen(Screen[None]):
         }.get(self.active_tab)
         if focus is not None:
             focus.focus()
-        self.deck_app.tab_shown(self.active_tab)
+        self.controls.tab_shown(self.active_tab)
         self.update_bindings()
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         if self.filter_bar.is_open:
             self.worker_table.set_filter(event.value)
-            self.deck_app.redraw()
+            self.redraw()
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
@@ -416,7 +487,7 @@ class DeckScreen(Screen[None]):
     @on(DataTable.RowHighlighted)
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table is self.dlq_table:
-            self.dlq_detail.show(self.dlq_table.selected_entry, self.deck_app.clock())
+            self.dlq_detail.show(self.dlq_table.selected_entry, self.model.clock())
         self.update_bindings()
 
     @on(WorkerTable.Highlighted)
@@ -425,7 +496,7 @@ class DeckScreen(Screen[None]):
 
     @on(WorkerTable.Selected)
     def _worker_selected(self, event: WorkerTable.Selected) -> None:
-        self.deck_app.open_detail(event.key)
+        self.controls.open_detail(event.key)
 
     @on(DataTable.RowSelected, "#dlq-table")
     def _dead_letter_selected(self, event: DataTable.RowSelected) -> None:

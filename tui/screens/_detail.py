@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -11,14 +11,21 @@ from textual.screen import Screen
 
 from jobdeck import OrchestratorSnapshot, RunRecord, WorkerSnapshot
 
+from .._model import DeckModel
 from ..widgets import KeyBar, StatusBar, WorkerDetail
-
-if TYPE_CHECKING:
-    from ..app import DeckApp
+from ._controls import Controls
 
 
 class DetailScreen(Screen[None]):
-    """Spec, live state, pending triggers, recent runs and last error of one worker."""
+    """Spec, live state, pending triggers, recent runs and last error of one worker.
+
+    Args:
+        worker: the worker's name.
+        model: what the dashboard knows; the screen shows the worker's part of it.
+        controls: what the keys ask for.
+        title: shown in the status bar (the config's name).
+        sort_label: the workers table's sort, as the status bar names it.
+    """
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", key_display="esc",
@@ -31,41 +38,46 @@ class DetailScreen(Screen[None]):
         Binding("l", "logs", "Logs", tooltip="Follow this worker's logs"),
     ]
 
-    def __init__(self, worker: str, title: str = "") -> None:
+    def __init__(
+        self,
+        worker: str,
+        model: DeckModel,
+        controls: Controls,
+        *,
+        title: str = "",
+        sort_label: str = "",
+    ) -> None:
         super().__init__(id="detail")
         self.worker = worker
+        self.model = model
+        self.controls = controls
         self._title = title
+        self._sort_label = sort_label
         #: Recent runs of this worker; None until loaded.
         self.runs: Sequence[RunRecord] | None = None
         self.runs_dirty = True
 
-    @property
-    def deck_app(self) -> DeckApp:
-        return cast("DeckApp", self.app)
-
     def compose(self) -> ComposeResult:
         yield StatusBar(self._title, id="detail-status")
-        yield WorkerDetail(tz=self.deck_app.tz, id="worker-detail")
+        yield WorkerDetail(tz=self.model.tz, id="worker-detail")
         yield KeyBar()
 
     def on_mount(self) -> None:
-        if self.deck_app.snapshot is not None:
-            self.show_snapshot(self.deck_app.snapshot)
+        if self.model.snapshot is not None:
+            self.show_snapshot(self.model.snapshot)
 
     @property
     def current(self) -> WorkerSnapshot | None:
-        return self.deck_app.worker_snapshot(self.worker)
+        return self.model.worker(self.worker)
 
     def show_snapshot(self, snapshot: OrchestratorSnapshot) -> None:
-        app = self.deck_app
-        deck = app.deck
         self.query_one("#detail-status", StatusBar).show(
-            snapshot, sort_label=deck.sort_label, filter_text="", shown=len(snapshot.workers)
+            snapshot, sort_label=self._sort_label, filter_text="", shown=len(snapshot.workers)
         )
-        worker = app.worker_snapshot(self.worker)
+        worker = self.model.worker(self.worker)
         if worker is None:
             return
-        pending: Sequence[Any] | None = app.pending_triggers(self.worker)
+        pending: Sequence[Any] | None = self.model.pending_triggers(self.worker)
         self.query_one(WorkerDetail).show(
             worker, snapshot.taken_at, runs=self.runs, pending=pending
         )
@@ -73,28 +85,27 @@ class DetailScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("trigger", "trigger_payload", "enable", "disable"):
-            app = self.deck_app
             worker = self.current
-            if worker is None or app.stopping or not app.bridge.running:
+            if worker is None or not self.model.may_control:
                 return None
             if action == "enable":
-                return True if (not worker.enabled or worker.circuit == "open") else None
+                return True if not worker.may_run else None
             if action == "disable":
                 return True if worker.enabled else None
         return True
 
     def action_trigger(self) -> None:
-        self.deck_app.trigger_worker(self.worker)
+        self.controls.trigger_worker(self.worker)
 
     def action_trigger_payload(self) -> None:
-        self.deck_app.ask_payload(self.worker)
+        self.controls.ask_payload(self.worker)
 
     def action_enable(self) -> None:
-        self.deck_app.enable_worker(self.worker)
+        self.controls.enable_worker(self.worker)
 
     def action_disable(self) -> None:
-        self.deck_app.disable_worker(self.worker)
+        self.controls.disable_worker(self.worker)
 
     def action_logs(self) -> None:
         self.dismiss()
-        self.deck_app.follow_logs(self.worker)
+        self.controls.follow_logs(self.worker)

@@ -22,6 +22,7 @@ from jobdeck import (
     RunInterrupted,
     RunStarted,
     RunSucceeded,
+    Source,
     TriggerAccepted,
     WorkerDisabled,
     WorkerEnabled,
@@ -37,6 +38,8 @@ _ALWAYS = frozenset({
     DeadLettered, RunInterrupted, WorkerDisabled, WorkerEnabled, DeadLetterReplayed,
     OrchestratorStarted, OrchestratorPaused, OrchestratorResumed, OrchestratorStopping,
 })
+#: Trigger sources whose triggers make a line: a person asked for the run.
+_SAID_SOURCES = (Source.MANUAL, Source.REPLAY)
 
 
 def worth_a_line(event: Event) -> bool:
@@ -48,18 +51,18 @@ def worth_a_line(event: Event) -> bool:
     if kind in _ALWAYS:
         return True
     if kind is RunStarted or kind is RunSucceeded:
-        return event.source != "continuous"  # type: ignore[attr-defined]
+        return event.source != Source.CONTINUOUS  # type: ignore[attr-defined]
     if kind is AttemptFailed:
         return event.will_retry  # type: ignore[attr-defined]
     if kind is TriggerAccepted:
-        return event.source in ("manual", "replay")  # type: ignore[attr-defined]
+        return event.source in _SAID_SOURCES  # type: ignore[attr-defined]
     return False
 
 
 def describe(event: Event) -> tuple[str, str, str, str] | None:
     """(mark, worker, text, style) for an event worth a line, else None."""
     worker = getattr(event, "worker", None) or ""
-    if getattr(event, "source", None) == "continuous" and isinstance(
+    if getattr(event, "source", None) == Source.CONTINUOUS and isinstance(
         event, (RunStarted, RunSucceeded)
     ):
         return None  # a continuous worker's every iteration would drown the rest
@@ -83,7 +86,7 @@ def describe(event: Event) -> tuple[str, str, str, str] | None:
         return ("⊘", worker, event.reason, "bold red" if "circuit" in event.reason else "red")
     if isinstance(event, WorkerEnabled):
         return ("●", worker, event.reason, "green")
-    if isinstance(event, TriggerAccepted) and event.source in ("manual", "replay"):
+    if isinstance(event, TriggerAccepted) and event.source in _SAID_SOURCES:
         payload = "" if event.payload is None else " with a payload"
         return ("→", worker, f"{event.source} trigger{payload}", "cyan")
     if isinstance(event, DeadLetterReplayed):

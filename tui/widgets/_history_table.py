@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from jobdeck import RunRecord
+from jobdeck import RunRecord, RunStatus
 
 from .._cells import RUN_STATUS_STYLES, Cell, ago, one_line, seconds_text
 from ._keyed_table import KeyedTable
@@ -22,7 +22,7 @@ COLUMNS: tuple[tuple[str, str, int | None], ...] = (
 
 
 def run_row(run: RunRecord, now: datetime) -> tuple[Cell, ...]:
-    status = run.status.value
+    status = run.status
     if run.duration_s is not None:
         took = seconds_text(run.duration_s)
     elif run.ended_at is None:
@@ -33,10 +33,10 @@ def run_row(run: RunRecord, now: datetime) -> tuple[Cell, ...]:
         (ago(run.started_at, now), ""),
         (run.worker, "bold"),
         (run.trigger.source.value, "bright_black"),
-        (status, RUN_STATUS_STYLES.get(status, "")),
-        ("" if status == "running" else str(run.attempts), ""),
+        (status.value, RUN_STATUS_STYLES.get(status, "")),
+        ("" if status == RunStatus.RUNNING else str(run.attempts), ""),
         (took, ""),
-        (one_line(run.error), "red" if status == "failed" else "yellow"),
+        (one_line(run.error), "red" if status == RunStatus.FAILED else "yellow"),
     )
 
 

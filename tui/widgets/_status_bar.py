@@ -1,4 +1,5 @@
-"""The status bar: orchestrator state, health, slots, pending, DLQ, uptime, sort, filter."""
+"""The status bar: orchestrator state, health, slots, pending, DLQ, log lines dropped, uptime,
+sort, filter."""
 
 from __future__ import annotations
 

@@ -27,13 +27,19 @@ class StopBanner(Static):
     }
     """
 
-    def show(self, *, in_flight: int, seconds_left: float, forced: bool) -> None:
-        """Show how the stop is going; `forced` after a second quit."""
+    def show(self, *, in_flight: int, seconds_left: float | None, forced: bool) -> None:
+        """Show how the stop is going; `forced` after a second quit.
+
+        `seconds_left` is the core's count of the grace (`grace_left_s`): None until the
+        core has begun to count it, a moment after the stop was asked for.
+        """
         self.add_class("-stopping")
         self.set_class(forced, "-forced")
         runs = f"{in_flight} run{'s' * (in_flight != 1)} in flight"
         if forced:
             text = f"forcing stop… interrupting {runs}; they are recorded and re-queued"
+        elif seconds_left is None:
+            text = f"stopping… {runs}  (press q again to force)"
         elif seconds_left > 0:
             left = math.ceil(seconds_left)
             text = f"stopping… {runs}, {left} s left  (press q again to force)"

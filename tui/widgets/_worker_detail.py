@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
 
-from jobdeck import RunRecord, WorkerSnapshot
+from jobdeck import Mode, RunRecord, RunStatus, WorkerSnapshot
 
 from .._cells import (
     CIRCUIT_STYLES,
@@ -181,7 +181,7 @@ class WorkerDetail(VerticalScroll):
         grid = _grid()
         grid.add_row("fn", worker.fn)
         grid.add_row("mode", spec.mode.value)
-        if spec.mode.value == "scheduled":
+        if spec.mode == Mode.SCHEDULED:
             if spec.cron:
                 grid.add_row("cron", f"{spec.cron} ({spec.timezone})")
             else:
@@ -252,12 +252,12 @@ class WorkerDetail(VerticalScroll):
         table.add_column("error", ratio=1, no_wrap=True, overflow="ellipsis")
         shown = list(runs)[:RUNS_SHOWN]
         for run in shown:
-            status = run.status.value
+            status = run.status
             took = "" if run.duration_s is None else seconds_text(run.duration_s)
             table.add_row(
                 ago(run.started_at, now), run.trigger.source.value,
-                Text(status, style=RUN_STATUS_STYLES.get(status, "")),
-                "" if status == "running" else str(run.attempts), took,
+                Text(status.value, style=RUN_STATUS_STYLES.get(status, "")),
+                "" if status == RunStatus.RUNNING else str(run.attempts), took,
                 Text(one_line(run.error), style="red"),
             )
         key = tuple(
