@@ -124,10 +124,12 @@ def take_snapshot(engine: Engine, loop_lag_s: float) -> OrchestratorSnapshot:
     else:
         state = OrchestratorState(engine.lifecycle.value)
     grace_left = None
-    if engine.stopping_t is not None:
-        grace_left = 0.0 if engine.skip_grace else max(
-            0.0, engine.stopping_t + engine.grace_s() - now_t
-        )
+    if engine.skip_grace:
+        grace_left = 0.0
+    elif engine.stopping_t is not None:
+        grace_left = max(0.0, engine.stopping_t + engine.grace_s() - now_t)
+    elif engine.lifecycle is Lifecycle.STOPPING:
+        grace_left = engine.grace_s()  # stop() asked; the drain starts at the next step
     return OrchestratorSnapshot(
         state=state,
         health=engine.health.health,
