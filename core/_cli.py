@@ -156,7 +156,7 @@ def _run(args: list[str], run_ui: UiRunner | None) -> int:
             print("jobdeck: --http serves the API when headless; add --no-ui", file=sys.stderr)
             return EXIT_USAGE
         # Imported only when asked for: starlette and hypercorn cost start-up time.
-        from ._http import parse_address
+        from ._http_server import parse_address
 
         try:
             parse_address(options.http)
@@ -300,7 +300,8 @@ class _HttpApi:
     """The headless HTTP API: bound first, its token published once the store is ours."""
 
     def __init__(self, orch: Orchestrator, options: RunOptions) -> None:
-        from ._http import ApiServer, new_token, token_file_for, token_from_env
+        from ._api_token import new_token, token_file_for, token_from_env
+        from ._http_server import ApiServer
 
         assert options.http is not None
         self._orch = orch
@@ -315,7 +316,7 @@ class _HttpApi:
 
     async def start(self, nursery: trio.Nursery) -> bool:
         """Bind and serve; False (said on stderr) if the address cannot be bound."""
-        from ._http import HttpApiError
+        from ._http_server import HttpApiError
 
         try:
             self._orch.http_address = await nursery.start(self._server.serve)
@@ -326,7 +327,8 @@ class _HttpApi:
 
     async def publish_token(self) -> bool:
         """Write a generated token (mode 0600) and say where on stderr; False on failure."""
-        from ._http import TOKEN_ENV, HttpApiError, write_token_file
+        from ._api_token import TOKEN_ENV, write_token_file
+        from ._http_server import HttpApiError
 
         if self._token_file is None:
             where = f"token from {TOKEN_ENV}"

@@ -18,6 +18,7 @@ from typing import IO, Any
 import trio
 
 from ._errors import StoreError, UnknownDeadLetter
+from ._json_views import dead_letter_json
 from ._records import DeadLetter, Source, Trigger
 from ._sqlite_store import SQLiteStore, default_store_path
 
@@ -171,28 +172,12 @@ async def _act(options: argparse.Namespace, path: Path, skipped: list[str]) -> A
 # ---------------------------------------------------------------------- output
 
 
-def entry_dict(entry: DeadLetter) -> dict[str, Any]:
-    """A dead letter as plain JSON-ready values."""
-    return {
-        "id": entry.id,
-        "worker": entry.worker,
-        "trigger_id": entry.trigger_id,
-        "run_id": entry.run_id,
-        "source": entry.source.value,
-        "payload": entry.payload,
-        "error": entry.error,
-        "traceback": entry.traceback,
-        "attempts": entry.attempts,
-        "started_at": entry.started_at.isoformat(),
-        "failed_at": entry.failed_at.isoformat(),
-    }
-
-
 def _as_json(result: Any) -> str:
+    # Unlike the HTTP list, entries keep their tracebacks: scripts get every field here.
     if isinstance(result, DeadLetter):
-        result = entry_dict(result)
+        result = dead_letter_json(result, traceback=True)
     elif isinstance(result, list):
-        result = [entry_dict(entry) for entry in result]
+        result = [dead_letter_json(entry, traceback=True) for entry in result]
     return json.dumps(result, ensure_ascii=False, indent=2)
 
 

@@ -36,17 +36,9 @@ from jobdeck import (
     Trigger,
     WorkerState,
 )
-from jobdeck._http import (
-    MAX_BODY_BYTES,
-    ApiServer,
-    HttpApiError,
-    create_app,
-    format_address,
-    parse_address,
-    token_file_for,
-    token_from_env,
-    write_token_file,
-)
+from jobdeck._api_token import token_file_for, token_from_env, write_token_file
+from jobdeck._http_app import MAX_BODY_BYTES, create_app
+from jobdeck._http_server import ApiServer, HttpApiError, format_address, parse_address
 from jobdeck._metrics import Metrics
 from tests.core.conftest import make_orchestrator
 

@@ -1,4 +1,4 @@
-"""The HTTP API of a headless orchestrator: a starlette app served by hypercorn on trio.
+"""The HTTP API of a headless orchestrator: its starlette app (served by `_http_server`).
 
 `GET` endpoints read frozen snapshots and need no token; every `POST` and `DELETE`
 needs `Authorization: Bearer TOKEN`. Every answer is JSON (the metrics excepted), errors
@@ -26,129 +26,28 @@ from __future__ import annotations
 
 import hmac
 import json
-import math
-import os
-import secrets
-import socket
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import aclosing, suppress
-from datetime import datetime
-from pathlib import Path
-from typing import Any, cast
+from contextlib import aclosing
+from typing import Any
 
-import trio
-from hypercorn.app_wrappers import ASGIWrapper
-from hypercorn.config import Config, Sockets
-from hypercorn.trio.run import worker_serve
-from hypercorn.typing import ASGIFramework
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ._errors import JobdeckError, NotRunning, StoreError, UnknownDeadLetter, UnknownWorker
+from ._errors import NotRunning, StoreError, UnknownDeadLetter, UnknownWorker
 from ._health import Health
+from ._json_views import dead_letter_json, status_json
 from ._metrics import Metrics
 from ._orchestrator import Orchestrator
-from ._records import DeadLetter
-from ._snapshot import OrchestratorSnapshot, WorkerSnapshot
-from ._sqlite_store import SQLiteStore, default_store_path
-from ._store import Store
 
-DEFAULT_HOST = "127.0.0.1"
 #: Largest trigger payload accepted, in bytes of JSON.
 MAX_BODY_BYTES = 64 * 1024
-TOKEN_ENV = "JOBDECK_API_TOKEN"
-#: Seconds requests in progress get to finish once the server is told to close.
-GRACEFUL_TIMEOUT_S = 5.0
 DLQ_DEFAULT_LIMIT = 100
 DLQ_MAX_LIMIT = 10_000
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-class HttpApiError(JobdeckError, OSError):
-    """The API cannot be served: the address cannot be bound, or the token not written."""
-
-
-# ---------------------------------------------------------------------- addresses
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """`HOST:PORT`, `:PORT`, `PORT` or `[IPv6]:PORT` as (host, port); host defaults to
-    127.0.0.1 and port 0 means any free port.
-
-    Raises:
-        ValueError: not an address with a port in 0-65535.
-    """
-    given = text.strip()
-    if given.startswith("["):
-        host, bracket, rest = given[1:].partition("]")
-        if not bracket or not rest.startswith(":"):
-            raise ValueError(f"expected [IPv6]:PORT, got {text!r}")
-        port_text = rest[1:]
-    elif given.count(":") > 1:
-        raise ValueError(f"put an IPv6 host in brackets, like [::1]:8080; got {text!r}")
-    elif ":" in given:
-        host, _, port_text = given.partition(":")
-    else:
-        host, port_text = "", given
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"expected HOST:PORT with a port from 0 to 65535, got {text!r}")
-    return host or DEFAULT_HOST, int(port_text)
-
-
-def format_address(host: str, port: int) -> str:
-    """`host:port`, with an IPv6 host in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-# ---------------------------------------------------------------------- token
-
-
-def token_from_env(environ: Mapping[str, str]) -> str | None:
-    """The token set in `JOBDECK_API_TOKEN`, or None if unset or blank."""
-    token = environ.get(TOKEN_ENV, "").strip()
-    return token or None
-
-
-def new_token() -> str:
-    """A fresh random token (256 bits, URL-safe)."""
-    return secrets.token_urlsafe(32)
-
-
-def token_file_for(store: Store, config_path: Path) -> Path:
-    """Where a generated token is written: beside the store file (`jobs.db.token`), or
-    for a store that is not a file, in the state folder (`<config name>.token`)."""
-    if isinstance(store, SQLiteStore):
-        return store.path.with_name(store.path.name + ".token")
-    return default_store_path(config_path).with_suffix(".token")
-
-
-def write_token_file(path: Path, token: str) -> None:
-    """Write `token` to `path`, readable by its owner only (mode 0600), atomically.
-
-    Raises:
-        HttpApiError: the file or its folder cannot be written.
-    """
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(descriptor, 0o600)  # exact, whatever the umask
-            os.write(descriptor, (token + "\n").encode())
-        finally:
-            os.close(descriptor)
-        os.replace(temporary, path)
-    except OSError as exc:
-        with suppress(OSError):
-            temporary.unlink(missing_ok=True)
-        raise HttpApiError(
-            f"cannot write the API token file {path}: {exc.strerror or exc}; "
-            f"set {TOKEN_ENV} instead"
-        ) from None
 
 
 # ---------------------------------------------------------------------- the app
@@ -271,7 +170,7 @@ class _Api:
         return _json({"alive": True})
 
     async def status(self, request: Request) -> Response:
-        return _json(_snapshot_json(self._orch.snapshot(), self._orch.http_address))
+        return _json(status_json(self._orch.snapshot(), self._orch.http_address))
 
     async def metrics(self, request: Request) -> Response:
         body, content_type = self._metrics.render(request.headers.get("accept"))
@@ -283,13 +182,13 @@ class _Api:
         return _json(
             {
                 "total": self._orch.snapshot().dlq_size,
-                "entries": [_dead_letter_json(e, traceback=False) for e in entries],
+                "entries": [dead_letter_json(e, traceback=False) for e in entries],
             }
         )
 
     async def dlq_show(self, request: Request) -> Response:
         entry = await self._orch.dead_letter(request.path_params["entry_id"])
-        return _json(_dead_letter_json(entry, traceback=True))
+        return _json(dead_letter_json(entry, traceback=True))
 
     # ------------------------------------------------------------------ changing
 
@@ -396,87 +295,8 @@ def _limit(text: str | None) -> int:
 def _json(
     data: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
-    body = json.dumps(data, default=_plain, ensure_ascii=False) + "\n"
+    body = json.dumps(data, default=str, ensure_ascii=False) + "\n"
     return Response(body, status_code=status, headers=headers, media_type="application/json")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
-
-
-def _seconds(value: float | None) -> float | None:
-    if value is None or math.isinf(value) or math.isnan(value):
-        return None
-    return round(value, 6)
-
-
-def _snapshot_json(snap: OrchestratorSnapshot, http: str | None) -> dict[str, Any]:
-    return {
-        "state": snap.state,
-        "health": snap.health,
-        "health_reasons": list(snap.health_reasons),
-        "running": snap.running,
-        "max_concurrent_workers": snap.max_concurrent_workers,
-        "pending": snap.pending,
-        "dlq_size": snap.dlq_size,
-        "started_at": snap.started_at,
-        "uptime_s": _seconds(snap.uptime_s),
-        "loop_lag_s": _seconds(snap.loop_lag_s),
-        "events_published": snap.events_published,
-        "events_dropped": snap.events_dropped,
-        "store_errors": snap.store_errors,
-        "taken_at": snap.taken_at,
-        "http": http,
-        "workers": [_worker_json(w) for w in snap.workers],
-    }
-
-
-def _worker_json(w: WorkerSnapshot) -> dict[str, Any]:
-    return {
-        "name": w.name,
-        "fn": w.fn,
-        "mode": w.mode,
-        "priority": w.priority,
-        "state": w.state,
-        "reason": w.reason,
-        "health": w.health,
-        "health_reasons": list(w.health_reasons),
-        "enabled": w.enabled,
-        "circuit": w.circuit,
-        "consecutive_failures": w.consecutive_failures,
-        "attempt": w.attempt,
-        "max_attempts": w.max_attempts,
-        "runs_ok": w.runs_ok,
-        "runs_failed": w.runs_failed,
-        "pending": w.pending,
-        "run_id": w.run_id,
-        "running_since": w.running_since,
-        "next_due": w.next_due,
-        "last_start": w.last_start,
-        "last_success": w.last_success,
-        "last_duration_s": _seconds(w.last_duration_s),
-        "last_error": w.last_error,
-    }
-
-
-def _dead_letter_json(entry: DeadLetter, *, traceback: bool) -> dict[str, Any]:
-    data = {
-        "id": entry.id,
-        "worker": entry.worker,
-        "trigger_id": entry.trigger_id,
-        "run_id": entry.run_id,
-        "source": entry.source.value,
-        "payload": entry.payload,
-        "error": entry.error,
-        "attempts": entry.attempts,
-        "started_at": entry.started_at,
-        "failed_at": entry.failed_at,
-    }
-    if traceback:
-        data["traceback"] = entry.traceback
-    return data
 
 
 # ---------------------------------------------------------------------- error answers
@@ -510,109 +330,3 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
 async def _internal_error(request: Request, exc: Exception) -> Response:
     # Starlette re-raises after this answer, so hypercorn logs the traceback on stderr.
     return _json({"error": f"internal error: {type(exc).__name__}"}, 500)
-
-
-# ---------------------------------------------------------------------- serving
-
-
-class ApiServer:
-    """Serves the API of one orchestrator with hypercorn's trio worker.
-
-    Start it before the orchestrator so the address is known for `orchestrator_started`
-    and the metrics see every run::
-
-        server = ApiServer(orch, "127.0.0.1:0", token=token)
-        orch.http_address = await nursery.start(server.serve)
-        await nursery.start(orch.run)
-        ...
-        await orch.wait_stopped()
-        server.close()
-        await server.wait_closed()
-    """
-
-    def __init__(
-        self,
-        orch: Orchestrator,
-        address: str,
-        *,
-        token: str,
-        graceful_timeout: float = GRACEFUL_TIMEOUT_S,
-    ) -> None:
-        self._host, self._port = parse_address(address)
-        self.metrics = Metrics(orch)
-        self.app = create_app(orch, token=token, metrics=self.metrics)
-        #: The `host:port` actually bound, once `serve` has started.
-        self.address: str | None = None
-        self._config = Config()
-        self._config.accesslog = None
-        self._config.loglevel = "WARNING"  # errors and tracebacks still reach stderr
-        self._config.graceful_timeout = graceful_timeout
-        self._config.include_server_header = False
-        self._shutdown = trio.Event()
-        self._closed = trio.Event()
-
-    async def serve(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
-        """Listen, report the bound `host:port` through `task_status`, serve until `close()`.
-
-        Raises:
-            HttpApiError: the address cannot be bound.
-        """
-        try:
-            listener, self.address = await self._listen()
-            with listener:
-                async with trio.open_nursery() as nursery:
-                    await nursery.start(self.metrics.run)
-                    await nursery.start(self._serve_http, listener, nursery.cancel_scope)
-                    task_status.started(self.address)
-        finally:
-            self._closed.set()
-
-    async def _listen(self) -> tuple[socket.socket, str]:
-        """A listening socket of our own rather than hypercorn's: a bind error is ours to
-        report (and its socket closed), and the socket is not inherited by processes
-        workers start, which could otherwise hold the port after jobdeck exits."""
-        where = format_address(self._host, self._port)
-        try:
-            found = await trio.socket.getaddrinfo(
-                self._host, self._port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-            )
-        except OSError as exc:
-            raise HttpApiError(f"cannot serve HTTP on {where}: {exc.strerror or exc}") from None
-        family, kind, protocol, _, sockaddr = found[0]
-        listener = socket.socket(family, kind, protocol)
-        try:
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind(sockaddr)
-            listener.listen(self._config.backlog)
-            listener.setblocking(False)
-        except OSError as exc:
-            listener.close()
-            raise HttpApiError(f"cannot serve HTTP on {where}: {exc.strerror or exc}") from None
-        bound = listener.getsockname()
-        return listener, format_address(bound[0], bound[1])
-
-    async def _serve_http(
-        self,
-        listener: socket.socket,
-        scope: trio.CancelScope,
-        *,
-        task_status: trio.TaskStatus[list[str]],
-    ) -> None:
-        # hypercorn.trio.serve is this worker, minus a way to hand it our own socket.
-        sockets = Sockets(secure_sockets=[], insecure_sockets=[listener], quic_sockets=[])
-        await worker_serve(
-            ASGIWrapper(cast(ASGIFramework, self.app)),
-            self._config,
-            sockets=sockets,
-            shutdown_trigger=self._shutdown.wait,
-            task_status=task_status,
-        )
-        scope.cancel()  # the metrics subscriber has nothing left to count for us
-
-    def close(self) -> None:
-        """Stop accepting; requests in progress get the graceful timeout to finish."""
-        self._shutdown.set()
-
-    async def wait_closed(self) -> None:
-        """Return once the server has stopped and released its port."""
-        await self._closed.wait()
