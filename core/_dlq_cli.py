@@ -18,36 +18,45 @@ from typing import IO, Any
 import trio
 
 from ._errors import StoreError, UnknownDeadLetter
+from ._exit import ExitCode
 from ._json_views import dead_letter_json
+from ._logformat import one_line
 from ._records import DeadLetter, Source, Trigger
 from ._sqlite_store import SQLiteStore, default_store_path
-
-EXIT_OK, EXIT_USAGE = 0, 2
 
 #: Widest error text shown in the `list` table; `show` gives all of it.
 ERROR_COLUMN_WIDTH = 60
 
 
-def dlq_main(args: Sequence[str], *, stdin: IO[str] | None = None) -> int:
-    """Run `jobdeck dlq ...`; returns the exit code (0 done, 2 refused or failed)."""
+def dlq_main(
+    args: Sequence[str], *, default_config: Path, stdin: IO[str] | None = None
+) -> int:
+    """Run `jobdeck dlq ...`; returns the exit code (0 done, 2 refused or failed).
+
+    Args:
+        args: the arguments after `dlq`.
+        default_config: the config whose store is used without `--store` or `--config`
+            (`jobdeck`'s own default: the bundled demo).
+        stdin: where `purge` reads its confirmation (default `sys.stdin`).
+    """
     options = _parser().parse_args(list(args))
     try:
-        path = _store_path(options)
+        path = _store_path(options, default_config)
     except StoreError as exc:
         print(f"jobdeck: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if options.command == "purge" and not options.yes:
         if not _confirmed(path, stdin if stdin is not None else sys.stdin):
-            return EXIT_USAGE
+            return ExitCode.USAGE
     skipped: list[str] = []
     try:
         result = trio.run(_act, options, path, skipped)
     except UnknownDeadLetter as exc:
         print(f"jobdeck: {exc} in store {path}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except StoreError as exc:
         print(f"jobdeck: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     print(_as_json(result) if options.json else _as_text(options.command, result, path))
     if skipped:
         count = len(skipped)
@@ -58,7 +67,7 @@ def dlq_main(args: Sequence[str], *, stdin: IO[str] | None = None) -> int:
         )
         for message in skipped:
             print(f"  {message}", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,23 +99,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _store_path(options: argparse.Namespace) -> Path:
+def _store_path(options: argparse.Namespace, default_config: Path) -> Path:
     if options.store is not None:
         if options.store == ":memory:":
             raise StoreError("store :memory: keeps nothing between runs: give a store file")
         path = Path(options.store).expanduser()
     else:
-        path = _store_of_config(Path(options.config) if options.config else _demo_config())
+        path = _store_of_config(Path(options.config) if options.config else default_config)
     # Opening would create an empty store: a mistyped path must not look like an empty DLQ.
     if not path.is_file():
         raise StoreError(f"store {path} does not exist")
     return path
-
-
-def _demo_config() -> Path:
-    from importlib import resources
-
-    return Path(str(resources.files("jobdeck.demo_workers") / "demo.toml"))
 
 
 def _store_of_config(config_path: Path) -> Path:
@@ -201,11 +204,6 @@ def _when(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _first_line(text: str, width: int) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= width else line[: width - 1] + "…"
-
-
 def _table(entries: list[DeadLetter], path: Path) -> str:
     if not entries:
         return f"No dead letters in {path}."
@@ -213,7 +211,7 @@ def _table(entries: list[DeadLetter], path: Path) -> str:
     rows = [
         (
             str(e.id), e.worker, e.source.value, str(e.attempts), _when(e.failed_at),
-            _first_line(e.error, ERROR_COLUMN_WIDTH),
+            one_line(e.error, ERROR_COLUMN_WIDTH),
         )
         for e in entries
     ]

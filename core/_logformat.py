@@ -1,9 +1,11 @@
-"""Headless log lines for people (`--log-format text`): aligned columns, colour on a terminal.
+"""Headless log lines: one JSON object per event (`--log-format json`), or for people
+(`--log-format text`) aligned columns, coloured on a terminal.
 
-One line per event: the time of day (UTC, milliseconds), the event name, the worker, then
-the details as `key=value` pairs (worker log lines show their level and message instead).
-Every few seconds the headless runner adds a `status` line built from a snapshot:
-running slots, pending triggers, DLQ size and overall health.
+For people, one line per event: the time of day (UTC, milliseconds), the event name, the
+worker, then the details as `key=value` pairs (worker log lines show their level and
+message instead). Every few seconds the headless runner adds a `status` line built from a
+snapshot: running slots, pending triggers, DLQ size and overall health. `one_line` cuts a
+long text to a column, for tables.
 
 Colour is used only when the stream is a terminal and `NO_COLOR` is not set
 (https://no-color.org); the text is the same with and without it.
@@ -68,6 +70,11 @@ def use_colour(stream: IO[str], environ: Mapping[str, str] | None = None) -> boo
         return False
 
 
+def json_line(event: Event) -> str:
+    """One JSON object: `ts`, `event`, then the event's fields."""
+    return json.dumps(event.to_dict(), default=str, ensure_ascii=False)
+
+
 def text_line(event: Event, *, colour: bool = False) -> str:
     """One aligned line for people: time, event, worker, then `key=value` details."""
     data = event.to_dict()
@@ -99,6 +106,14 @@ def status_line(snapshot: OrchestratorSnapshot, *, colour: bool = False) -> str:
     if snapshot.health_reasons:
         parts.append(f"reasons={_value(list(snapshot.health_reasons))}")
     return _columns(snapshot.taken_at, "status", "", " ".join(parts), colour)
+
+
+def one_line(text: str | None, limit: int = 200) -> str:
+    """The first line of `text` (an error, say), cut to `limit` characters with `…`."""
+    if not text:
+        return ""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 def _columns(ts: datetime, name: str, worker: str, details: str, colour: bool) -> str:

@@ -31,6 +31,7 @@ from jobdeck import (
     WorkerStatus,
     format_seconds,
 )
+from jobdeck._logformat import one_line as one_line  # re-exported for the widgets
 
 #: What the state column shows: the worker's own state, or its health (`display_state`).
 DisplayState: TypeAlias = WorkerStatus | Health
@@ -242,14 +243,6 @@ def short_traceback(traceback: str) -> str:
         return match.group(0)
 
     return _TRACEBACK_FILE.sub(shorten, traceback)
-
-
-def one_line(text: str | None, limit: int = 200) -> str:
-    """The first line of an error, cut to `limit` characters."""
-    if not text:
-        return ""
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 # ---------------------------------------------------------------------- worker rows

@@ -39,6 +39,8 @@ from jobdeck import (
     OrchestratorStopped,
     StoreError,
 )
+from jobdeck._exit import ExitCode, leaf_exception
+from jobdeck._gc import settle_garbage_collector
 
 from ._bridge import CoreBridge
 from ._commands import DeckCommands
@@ -57,8 +59,6 @@ IDLE_REFRESH = 1.0
 #: A refresh that cost t seconds is followed by at least REFRESH_SHARE * t without one.
 REFRESH_SHARE = 5.0
 
-EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE = 0, 1, 2
-
 
 @attrs.frozen
 class RefreshCost:
@@ -73,22 +73,15 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _leaf(error: BaseException) -> BaseException:
-    """The one real error inside nested single-exception groups."""
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    return error
-
-
 def describe_crash(error: BaseException) -> tuple[int, RenderableType]:
     """The exit code and the message for a core that ended with `error`."""
-    leaf = _leaf(error)
+    leaf = leaf_exception(error)
     if isinstance(leaf, ConfigError):
-        return EXIT_USAGE, Text("\n".join(leaf.problems), style="red")
+        return ExitCode.USAGE, Text("\n".join(leaf.problems), style="red")
     if isinstance(leaf, StoreError):
-        return EXIT_USAGE, Text(f"jobdeck: {leaf}", style="red")
+        return ExitCode.USAGE, Text(f"jobdeck: {leaf}", style="red")
     tb = "".join(traceback.format_exception(error)).rstrip()
-    return EXIT_UNEXPECTED, Group(
+    return ExitCode.UNEXPECTED, Group(
         Text(f"jobdeck: the core crashed: {type(leaf).__name__}: {leaf}", style="bold red"),
         Text(tb, style="red"),
     )
@@ -188,14 +181,11 @@ class DeckApp(App[Any]):
         self.call_after_refresh(self._settle_garbage_collector)
 
     def _settle_garbage_collector(self) -> None:
-        """Once up, as headless `jobdeck` does: what is alive now (modules, widgets, the
-        workers' state) leaves the cyclic collector's reach. A full collection then walks
-        only what runs create, instead of pausing the thread the core shares with the
-        screen for 50-100 ms in the middle of a burst of runs."""
+        """Once up, as headless `jobdeck` does (widgets included): a full collection no
+        longer pauses the thread the core shares with the screen for 50-100 ms."""
         if not self._gc_frozen:
             self._gc_frozen = True
-            gc.collect()
-            gc.freeze()
+            settle_garbage_collector()
 
     def on_unmount(self) -> None:
         if self._gc_frozen:
@@ -389,14 +379,14 @@ class DeckApp(App[Any]):
             code, crash = describe_crash(result.error)
             super().exit(None, code, crash)
             return
-        result_value, code, message_text = self._exit_request or (None, EXIT_OK, None)
+        result_value, code, message_text = self._exit_request or (None, ExitCode.OK, None)
         super().exit(result_value, code, message_text)
 
     def _leave_stuck(self, stuck: int) -> None:
         """The core stopped but `stuck` workers ignore cancellation: leave without them."""
         self.left_stuck = True
         super().exit(
-            None, EXIT_OK,
+            None, ExitCode.OK,
             Text(f"jobdeck: {stuck} worker{'s' * (stuck != 1)} did not return after being "
                  "cancelled; their runs are recorded interrupted and re-queued.",
                  style="yellow"),
@@ -450,4 +440,4 @@ async def _serve(app: DeckApp) -> int:
         except TimeoutError:
             pass
     code = app.return_code
-    return EXIT_UNEXPECTED if code is None else code
+    return ExitCode.UNEXPECTED if code is None else code

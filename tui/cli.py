@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from jobdeck import JobdeckConfig, Orchestrator
 from jobdeck._cli import RunOptions
 from jobdeck._cli import main as core_main
+from jobdeck._exit import ExitCode
 
 
 def run_dashboard(orch: Orchestrator, config: JobdeckConfig, options: RunOptions) -> int:
@@ -17,7 +18,7 @@ def run_dashboard(orch: Orchestrator, config: JobdeckConfig, options: RunOptions
         import sys
 
         print("jobdeck: the dashboard is not built yet; use --no-ui", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     return run_app(orch, config, options)
 
 

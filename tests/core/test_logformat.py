@@ -25,7 +25,7 @@ from jobdeck import (
     TriggerAccepted,
     WorkerDisabled,
 )
-from jobdeck._logformat import status_line, text_line, use_colour
+from jobdeck._logformat import one_line, status_line, text_line, use_colour
 
 T0 = datetime(2026, 1, 1, 12, 0, 5, tzinfo=UTC)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -140,6 +140,22 @@ def test_status_line_colours_health() -> None:
     """With colour, the health word is green when ok and red when failing."""
     assert "health=\x1b[32mok\x1b[0m" in status_line(snapshot(), colour=True)
     assert "\x1b[31mfailing" in status_line(snapshot(health="failing"), colour=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("ValueError: bad row", 60, "ValueError: bad row"),
+        ("  KeyError: 'x'\nTraceback (most recent call last):\n", 60, "KeyError: 'x'"),
+        ("ValueError: " + "x" * 20, 12, "ValueError:…"),
+        ("", 10, ""),
+        (None, 10, ""),
+    ],
+)
+def test_one_line(text: str | None, limit: int, expected: str) -> None:
+    """A text's first line, stripped and cut to the limit with an ellipsis."""
+    assert one_line(text, limit) == expected
+    assert len(one_line(text, limit)) <= limit
 
 
 class Terminal(io.StringIO):

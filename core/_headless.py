@@ -1,0 +1,230 @@
+"""`jobdeck --no-ui`: the orchestrator without a dashboard, until a signal stops it.
+
+One line per event on stdout (JSON or text for people, with a status line every few
+seconds), SIGTERM and SIGINT stop it gracefully, and with `--http` the HTTP API is
+served for as long as the orchestrator runs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import IO, Any
+
+import trio
+
+from ._errors import ConfigError, StoreError
+from ._events import Event, OrchestratorStopped
+from ._exit import ExitCode, leaf_exception
+from ._gc import settle_garbage_collector
+from ._logformat import STATUS_INTERVAL_S, json_line, status_line, text_line, use_colour
+from ._orchestrator import Orchestrator
+from ._snapshot import OrchestratorSnapshot
+
+#: Events the log writer may queue: enough for bursts, bounded all the same.
+EVENT_BUFFER = 100_000
+
+#: A snapshot as the periodic status line.
+StatusFormatter = Callable[[OrchestratorSnapshot], str]
+
+
+def run_headless(
+    orch: Orchestrator,
+    *,
+    config_path: Path,
+    log_format: str = "text",
+    grace: float | None = None,
+    http: str | None = None,
+    out: IO[str] | None = None,
+) -> int:
+    """Run the orchestrator without a UI, writing one line per event, until a signal.
+
+    With `http` the HTTP API is served too: bound before the orchestrator starts (so
+    `orchestrator_started` carries the address) and closed once it has stopped.
+
+    Args:
+        orch: the orchestrator to run (not started yet).
+        config_path: the config's file; a generated API token for a store that is not a
+            file is written beside the state of this config.
+        log_format: `json`, or `text` for people (with status lines).
+        grace: shutdown grace on a signal; None uses the config's.
+        http: the `HOST:PORT` to serve the HTTP API on, if any.
+        out: where event lines go (default stdout).
+
+    Returns:
+        The exit code: 0 after a clean stop, 2 for a config or store error or an API that
+        cannot be served.
+    """
+    stream = out if out is not None else sys.stdout
+    status: StatusFormatter | None = None
+    if log_format == "text":
+        colour = use_colour(stream)
+        writer = _LineWriter(stream, partial(text_line, colour=colour))
+        status = partial(status_line, colour=colour)
+    else:
+        writer = _LineWriter(stream, json_line)
+    try:
+        code: int = trio.run(_headless, orch, writer, status, grace, http, config_path)
+    except BaseException as exc:
+        error = leaf_exception(exc)
+        if isinstance(error, ConfigError):
+            for problem in error.problems:
+                print(problem, file=sys.stderr)
+            return ExitCode.USAGE
+        if isinstance(error, StoreError):
+            print(f"jobdeck: {error}", file=sys.stderr)
+            return ExitCode.USAGE
+        raise
+    return code
+
+
+async def _headless(
+    orch: Orchestrator,
+    writer: _LineWriter,
+    status: StatusFormatter | None,
+    grace: float | None,
+    http: str | None,
+    config_path: Path,
+) -> int:
+    code = ExitCode.OK
+    written = trio.Event()
+    async with trio.open_nursery() as nursery:
+        with orch.subscribe(max_buffer=EVENT_BUFFER) as events:
+            nursery.start_soon(_write_events, events, writer, written)
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                nursery.start_soon(_stop_on_signals, signals, orch, grace)
+                api = None
+                if http is not None:
+                    api = _HttpApi(orch, http, config_path)
+                    if not await api.start(nursery):
+                        nursery.cancel_scope.cancel()
+                        return ExitCode.USAGE
+                await nursery.start(orch.run)
+                settle_garbage_collector()
+                if api is not None and not await api.publish_token():
+                    code = ExitCode.USAGE
+                    orch.stop(0)
+                if status is not None:
+                    nursery.start_soon(_status_lines, orch, writer, status)
+                await orch.wait_stopped()
+                await written.wait()
+                if writer.stuck:
+                    # Workers that ignore cancellation would keep the process alive for
+                    # ever; everything is recorded and flushed, so leave without them.
+                    writer.flush()
+                    os._exit(code)
+                if api is not None:
+                    await api.close()
+                nursery.cancel_scope.cancel()
+    return code
+
+
+class _HttpApi:
+    """The headless HTTP API: bound first, its token published once the store is ours."""
+
+    def __init__(self, orch: Orchestrator, address: str, config_path: Path) -> None:
+        # Imported only when asked for: starlette and hypercorn cost start-up time.
+        from ._api_token import new_token, token_file_for, token_from_env
+        from ._http_server import ApiServer
+
+        self._orch = orch
+        token = token_from_env(os.environ)
+        # A generated token is written only once the store's lock is taken, so a second
+        # jobdeck refused on the same store cannot overwrite the first one's token file.
+        self._token_file = (
+            token_file_for(orch.store, config_path) if token is None else None
+        )
+        self._token = token if token is not None else new_token()
+        self._server = ApiServer(orch, address, token=self._token)
+
+    async def start(self, nursery: trio.Nursery) -> bool:
+        """Bind and serve; False (said on stderr) if the address cannot be bound."""
+        from ._http_server import HttpApiError
+
+        try:
+            self._orch.http_address = await nursery.start(self._server.serve)
+        except HttpApiError as exc:
+            print(f"jobdeck: {exc}", file=sys.stderr)
+            return False
+        return True
+
+    async def publish_token(self) -> bool:
+        """Write a generated token (mode 0600) and say where on stderr; False on failure."""
+        from ._api_token import TOKEN_ENV, write_token_file
+        from ._http_server import HttpApiError
+
+        if self._token_file is None:
+            where = f"token from {TOKEN_ENV}"
+        else:
+            try:
+                await trio.to_thread.run_sync(write_token_file, self._token_file, self._token)
+            except HttpApiError as exc:
+                print(f"jobdeck: {exc}", file=sys.stderr)
+                return False
+            where = f"token in {self._token_file}"
+        print(f"jobdeck: HTTP API on http://{self._orch.http_address}/ ({where})",
+              file=sys.stderr, flush=True)
+        return True
+
+    async def close(self) -> None:
+        """Stop accepting, let requests in progress finish, release the port."""
+        self._server.close()
+        await self._server.wait_closed()
+
+
+async def _status_lines(
+    orch: Orchestrator, writer: _LineWriter, status: StatusFormatter
+) -> None:
+    """Every few seconds, one line for people: running n/max, pending, DLQ, health."""
+    while True:
+        await trio.sleep(STATUS_INTERVAL_S)
+        if orch.stopped:
+            return
+        writer.write_line(status(orch.snapshot()))
+
+
+async def _stop_on_signals(signals: Any, orch: Orchestrator, grace: float | None) -> None:
+    async for _ in signals:
+        orch.stop(grace)
+
+
+async def _write_events(events: Any, writer: _LineWriter, written: trio.Event) -> None:
+    async for event in events:
+        writer.write(event)
+    written.set()
+
+
+class _LineWriter:
+    """Writes each event as one line and flushes it; a closed stdout is not fatal."""
+
+    def __init__(self, stream: IO[str], formatter: Callable[[Event], str]) -> None:
+        self._stream = stream
+        self._formatter = formatter
+        self._broken = False
+        self.stuck = 0
+
+    def write(self, event: Event) -> None:
+        if isinstance(event, OrchestratorStopped):
+            self.stuck = event.stuck
+        if not self._broken:
+            self.write_line(self._formatter(event))
+
+    def write_line(self, line: str) -> None:
+        if self._broken:
+            return
+        try:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+        except (BrokenPipeError, ValueError):
+            self._broken = True
+
+    def flush(self) -> None:
+        if not self._broken:
+            try:
+                self._stream.flush()
+            except (BrokenPipeError, ValueError):
+                self._broken = True
