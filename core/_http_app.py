@@ -41,6 +41,7 @@ from ._health import Health
 from ._json_views import dead_letter_json, status_json
 from ._metrics import Metrics
 from ._orchestrator import Orchestrator
+from ._snapshot import OrchestratorState
 
 #: Largest trigger payload accepted, in bytes of JSON.
 MAX_BODY_BYTES = 64 * 1024
@@ -150,7 +151,7 @@ class _Api:
 
     async def healthz(self, request: Request) -> Response:
         snap = self._orch.snapshot()
-        live = snap.state in ("running", "paused")
+        live = snap.state in (OrchestratorState.RUNNING, OrchestratorState.PAUSED)
         reasons = list(snap.health_reasons)
         if not live:
             reasons.insert(0, f"orchestrator is {snap.state}")
@@ -161,10 +162,10 @@ class _Api:
             "workers": {
                 w.name: {"health": w.health, "reasons": list(w.health_reasons)}
                 for w in snap.workers
-                if w.health != Health.OK.value
+                if w.health is not Health.OK
             },
         }
-        return _json(body, 200 if live and Health(snap.health).serving else 503)
+        return _json(body, 200 if live and snap.health.serving else 503)
 
     async def livez(self, request: Request) -> Response:
         return _json({"alive": True})

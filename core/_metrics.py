@@ -2,19 +2,23 @@
 
 Two sources, each used for what it is good at:
 
-- a collector that reads `orch.snapshot()` at scrape time for everything that is a
-  level (running, enabled, consecutive failures, pending triggers, DLQ size, loop lag,
-  health, events dropped): always exact, nothing to keep in sync;
-- counters and a histogram fed by an event subscriber for what only events carry
-  (runs by outcome, run durations, failed attempts).
+- a collector that reads `orch.snapshot()` at scrape time for everything the engine
+  counts or holds itself: levels (running, enabled, consecutive failures, pending
+  triggers, DLQ size, loop lag, health) and totals (succeeded and failed runs, events
+  published and dropped). Always exact, nothing to keep in sync, and nothing lost when
+  a flood of log lines fills an event subscriber's buffer;
+- counters and a histogram fed by an event subscriber for what only events carry:
+  interrupted runs, run durations and failed attempts, each per worker.
 
-The subscriber's buffer is large and its work tiny, so it does not fall behind; if it
-ever did, the loss would show in `jobdeck_events_dropped_total`.
+The subscriber's buffer is large and its work tiny, but a worker that logs thousands of
+lines at once can still fill it: what it misses shows in `jobdeck_events_dropped_total`,
+and the runs counted from the snapshot stay right.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 
 import trio
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
@@ -24,6 +28,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from ._events import AttemptFailed, Event, RunFailed, RunInterrupted, RunSucceeded
 from ._health import Health
 from ._orchestrator import Orchestrator
+from ._snapshot import OrchestratorState, WorkerStatus
 
 #: Upper bounds of the run-duration histogram, in seconds: jobs take from
 #: milliseconds to an hour.
@@ -36,19 +41,20 @@ EVENT_BUFFER = 10_000
 class Metrics:
     """The Prometheus registry of one orchestrator.
 
-    Run `await nursery.start(metrics.run)` before the orchestrator starts so that no run
-    is missed; `render()` gives the exposition text at scrape time.
+    Run `await nursery.start(metrics.run)` before the orchestrator starts so that no
+    duration, failed attempt or interruption is missed; `render()` gives the exposition
+    text at scrape time.
+
+    Args:
+        orch: the orchestrator to measure.
+        process: include the standard `process_*` metrics.
+        event_buffer: events the subscriber may queue before it loses any.
     """
 
-    def __init__(self, orch: Orchestrator, *, process: bool = True) -> None:
+    def __init__(
+        self, orch: Orchestrator, *, process: bool = True, event_buffer: int = EVENT_BUFFER
+    ) -> None:
         self.registry = CollectorRegistry()
-        self.runs = Counter(
-            "jobdeck_runs",
-            "Finished runs by worker and outcome (succeeded, failed: sent to the DLQ, "
-            "interrupted: cancelled by shutdown or a crash).",
-            ["worker", "outcome"],
-            registry=self.registry,
-        )
         self.durations = Histogram(
             "jobdeck_run_duration_seconds",
             "Duration of succeeded and failed runs (all attempts and retry waits).",
@@ -62,33 +68,30 @@ class Metrics:
             ["worker"],
             registry=self.registry,
         )
+        # Interrupted runs by worker: the one outcome the snapshot does not count.
+        self._interrupted: dict[str, int] = {}
         for name in orch.worker_names:
             # Every series exists from the start at 0, so rate() and absent() behave.
-            for outcome in OUTCOMES:
-                self.runs.labels(name, outcome)
             self.durations.labels(name)
             self.attempt_failures.labels(name)
-        self.registry.register(SnapshotCollector(orch))
+        self.registry.register(SnapshotCollector(orch, self._interrupted))
         if process:
             ProcessCollector(registry=self.registry)
         self._orch = orch
+        self._event_buffer = event_buffer
 
     def observe(self, event: Event) -> None:
         """Count one event (those that are not about runs are ignored)."""
-        if isinstance(event, RunSucceeded):
-            self.runs.labels(event.worker, "succeeded").inc()
-            self.durations.labels(event.worker).observe(event.duration_s)
-        elif isinstance(event, RunFailed):
-            self.runs.labels(event.worker, "failed").inc()
+        if isinstance(event, RunSucceeded | RunFailed):
             self.durations.labels(event.worker).observe(event.duration_s)
         elif isinstance(event, RunInterrupted):
-            self.runs.labels(event.worker, "interrupted").inc()
+            self._interrupted[event.worker] = self._interrupted.get(event.worker, 0) + 1
         elif isinstance(event, AttemptFailed):
             self.attempt_failures.labels(event.worker).inc()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Count events until the orchestrator closes its event bus (after it stopped)."""
-        with self._orch.subscribe(EVENT_BUFFER) as events:
+        with self._orch.subscribe(self._event_buffer) as events:
             task_status.started()
             async for event in events:
                 self.observe(event)
@@ -100,10 +103,18 @@ class Metrics:
 
 
 class SnapshotCollector:
-    """Reads one orchestrator snapshot per scrape and turns it into metric families."""
+    """Reads one orchestrator snapshot per scrape and turns it into metric families.
 
-    def __init__(self, orch: Orchestrator) -> None:
+    Args:
+        orch: the orchestrator to read.
+        interrupted: interrupted runs by worker, counted elsewhere (from events).
+    """
+
+    def __init__(self, orch: Orchestrator, interrupted: Mapping[str, int]) -> None:
         self._orch = orch
+        self._interrupted = interrupted
+        # Like a prometheus_client Counter's `_created`: when counting began.
+        self._created = time.time()
 
     def collect(self) -> Iterator[Metric]:
         snap = self._orch.snapshot()
@@ -120,28 +131,31 @@ class SnapshotCollector:
             "jobdeck_store_errors", "Store errors since the last successful write.",
             snap.store_errors,
         )
-        yield _gauge("jobdeck_paused", "1 while paused by an operator.", snap.state == "paused")
+        yield _gauge("jobdeck_paused", "1 while paused by an operator.",
+                     snap.state is OrchestratorState.PAUSED)
         yield _gauge("jobdeck_uptime_seconds", "Seconds since the orchestrator started.",
                      snap.uptime_s)
-        published = CounterMetricFamily(
-            "jobdeck_events_published", "Events published by the core."
+        yield _counter("jobdeck_events_published", "Events published by the core.",
+                       snap.events_published)
+        yield _counter(
+            "jobdeck_events_dropped", "Events lost because a subscriber's buffer was full.",
+            snap.events_dropped,
         )
-        published.add_metric([], snap.events_published)
-        yield published
-        dropped = CounterMetricFamily(
-            "jobdeck_events_dropped", "Events lost because a subscriber's buffer was full."
-        )
-        dropped.add_metric([], snap.events_dropped)
-        yield dropped
         health = GaugeMetricFamily(
             "jobdeck_health",
             "Overall health: 1 for the current state, 0 for the others.",
             labels=["health"],
         )
         for state in Health:
-            health.add_metric([state.value], state.value == snap.health)
+            health.add_metric([state.value], state is snap.health)
         yield health
 
+        runs = CounterMetricFamily(
+            "jobdeck_runs",
+            "Finished runs by worker and outcome (succeeded, failed: sent to the DLQ, "
+            "interrupted: cancelled by shutdown or a crash).",
+            labels=["worker", "outcome"],
+        )
         running = _worker_gauge("jobdeck_worker_running", "1 while the worker has a run going.")
         enabled = _worker_gauge(
             "jobdeck_worker_enabled", "1 if enabled (0: disabled or circuit open)."
@@ -161,19 +175,35 @@ class SnapshotCollector:
             "1, labelled with the worker's current health.",
             labels=["worker", "health"],
         )
+        interrupted = dict(self._interrupted)
         for w in snap.workers:
-            running.add_metric([w.name], w.state in ("running", "stuck"))
-            enabled.add_metric([w.name], w.enabled and w.circuit != "open")
+            for outcome, count in (
+                ("succeeded", w.runs_ok),
+                ("failed", w.runs_failed),
+                ("interrupted", interrupted.pop(w.name, 0)),
+            ):
+                runs.add_metric([w.name, outcome], count, created=self._created)
+            running.add_metric([w.name], w.state in (WorkerStatus.RUNNING, WorkerStatus.STUCK))
+            enabled.add_metric([w.name], w.may_run)
             failures.add_metric([w.name], w.consecutive_failures)
             pending.add_metric([w.name], w.pending)
             if w.last_success is not None:
                 last_success.add_metric([w.name], w.last_success.timestamp())
             worker_health.add_metric([w.name, w.health], 1)
-        yield from (running, enabled, failures, pending, last_success, worker_health)
+        for name, count in interrupted.items():
+            # Runs of a worker no longer in the config, found interrupted after a crash.
+            runs.add_metric([name, "interrupted"], count, created=self._created)
+        yield from (runs, running, enabled, failures, pending, last_success, worker_health)
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=float(value))
+
+
+def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation)
+    family.add_metric([], value)
+    return family
 
 
 def _worker_gauge(name: str, documentation: str) -> GaugeMetricFamily:

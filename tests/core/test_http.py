@@ -22,7 +22,9 @@ from typing import Any
 import attrs
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
+from prometheus_client.parser import text_string_to_metric_families
 
 from jobdeck import (
     DeadLetterDraft,
@@ -252,6 +254,77 @@ async def test_metrics_answers_prometheus_text(autojump_clock: Any) -> None:
     assert reply.status == 200
     assert reply.headers["content-type"].startswith("text/plain")
     assert b'jobdeck_runs_total{outcome="failed",worker="boom"} 1.0' in reply.body
+
+
+async def test_status_writes_states_as_plain_strings(autojump_clock: Any) -> None:
+    """The snapshot's enums (state, health, circuit) are written as their plain values."""
+    orch = orchestrator()
+    async with serving(orch) as app:
+        await call(app, "POST", "/workers/echo/disable", headers=AUTH)
+        await trio.sleep(1.5 * orch.config.health_interval_seconds)  # a health check ran
+        body = (await call(app, "GET", "/status")).json()
+    assert (body["state"], body["health"]) == ("running", "ok")
+    workers = {
+        w["name"]: (w["state"], w["health"], w["circuit"], w["mode"], w["priority"])
+        for w in body["workers"]
+    }
+    assert workers == {
+        "echo": ("disabled", "disabled", "closed", "triggered", "normal"),
+        "boom": ("idle", "ok", "closed", "triggered", "normal"),
+    }
+
+
+FLOOD_BURSTS, FLOOD_LINES = 300, 10
+
+
+async def flood(ctx: JobContext) -> None:
+    """Thousands of log lines, in bursts that fill any small event buffer at once."""
+    for burst in range(FLOOD_BURSTS):
+        for n in range(FLOOD_LINES):
+            ctx.log.info("burst %d line %d", burst, n)
+        await trio.lowlevel.checkpoint()
+
+
+def run_counts(exposition: bytes) -> dict[tuple[str, str], float]:
+    """`jobdeck_runs_total` by (worker, outcome)."""
+    return {
+        (s.labels["worker"], s.labels["outcome"]): s.value
+        for family in text_string_to_metric_families(exposition.decode())
+        for s in family.samples
+        if s.name == "jobdeck_runs_total"
+    }
+
+
+async def test_metrics_count_every_run_during_a_log_flood(autojump_clock: Any) -> None:
+    """A log flood that overflows the metrics' event buffer loses no run from /metrics."""
+    orch = orchestrator()
+    orch.register("flood", flood, mode="triggered")
+    metrics = Metrics(orch, process=False, event_buffer=16)
+    app = create_app(orch, token=TOKEN, metrics=metrics)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(metrics.run)
+        await nursery.start(orch.run)
+        # Room for the whole flood: this waiter must see the last run end.
+        with trio.fail_after(60), orch.subscribe(2 * FLOOD_BURSTS * FLOOD_LINES) as events:
+            await call(app, "POST", "/workers/flood/trigger", headers=AUTH)
+            for _ in range(3):
+                await call(app, "POST", "/workers/echo/trigger", headers=AUTH)
+                await call(app, "POST", "/workers/boom/trigger", headers=AUTH)
+            while [(w.runs_ok, w.runs_failed) for w in orch.snapshot().workers] != [
+                (3, 0), (0, 3), (1, 0)
+            ]:
+                await events.receive.receive()
+        await trio.testing.wait_all_tasks_blocked()
+        status = (await call(app, "GET", "/status")).json()
+        counted = run_counts((await call(app, "GET", "/metrics")).body)
+        orch.stop(grace=0)
+    assert status["events_dropped"] > 0
+    assert {
+        w["name"]: (w["runs_ok"], w["runs_failed"]) for w in status["workers"]
+    } == {
+        name: (counted[(name, "succeeded")], counted[(name, "failed")])
+        for name in ("echo", "boom", "flood")
+    }
 
 
 # ---------------------------------------------------------------------- token

@@ -156,6 +156,20 @@ async def test_levels_are_read_from_the_snapshot_at_scrape_time(autojump_clock: 
     assert (value(found, "jobdeck_paused"), value(paused, "jobdeck_paused")) == (0, 1)
 
 
+async def test_an_open_circuit_counts_as_not_enabled(autojump_clock: Any) -> None:
+    """`jobdeck_worker_enabled` is 0 once a worker's circuit opens, though still enabled."""
+    orch = make_orchestrator()
+    orch.register("bad", bad, mode="triggered", max_retries=0, max_consecutive_failures=2)
+    async with counting(orch) as metrics:
+        for _ in range(2):
+            await orch.trigger("bad")
+        await wait_until(orch, lambda: orch.snapshot().worker("bad").circuit == "open")
+        found = samples(metrics)
+        snap = orch.snapshot().worker("bad")
+    assert (snap.enabled, snap.may_run) == (True, False)
+    assert value(found, "jobdeck_worker_enabled", worker="bad") == 0
+
+
 async def test_openmetrics_when_asked(autojump_clock: Any) -> None:
     """A scraper that accepts OpenMetrics gets it; others get the text format."""
     async with counting(make()) as metrics:
