@@ -51,6 +51,7 @@ def status_json(snap: OrchestratorSnapshot, http: str | None) -> dict[str, Any]:
         "loop_lag_s": _seconds(snap.loop_lag_s),
         "events_published": snap.events_published,
         "events_dropped": snap.events_dropped,
+        "log_lines_dropped": snap.log_lines_dropped,
         "store_errors": snap.store_errors,
         "taken_at": _time(snap.taken_at),
         "http": http,

@@ -4,8 +4,8 @@
 For people, one line per event: the time of day (UTC, milliseconds), the event name, the
 worker, then the details as `key=value` pairs (worker log lines show their level and
 message instead). Every few seconds the headless runner adds a `status` line built from a
-snapshot: running slots, pending triggers, DLQ size and overall health. `one_line` cuts a
-long text to a column, for tables.
+snapshot: running slots, pending triggers, DLQ size, overall health, and log lines dropped
+from the ring buffers if any were. `one_line` cuts a long text to a column, for tables.
 
 Colour is used only when the stream is a terminal and `NO_COLOR` is not set
 (https://no-color.org); the text is the same with and without it.
@@ -94,7 +94,11 @@ def text_line(event: Event, *, colour: bool = False) -> str:
 
 
 def status_line(snapshot: OrchestratorSnapshot, *, colour: bool = False) -> str:
-    """The periodic summary: `running=n/max pending=n dlq=n health=…` (and why)."""
+    """The periodic summary: `running=n/max pending=n dlq=n health=…` (and why).
+
+    `log_lines_dropped=n` is added once worker log lines have fallen out of the ring
+    buffers, like `state=` once the orchestrator is not simply running.
+    """
     parts = [
         f"running={snapshot.running}/{snapshot.max_concurrent_workers}",
         f"pending={snapshot.pending}",
@@ -103,6 +107,8 @@ def status_line(snapshot: OrchestratorSnapshot, *, colour: bool = False) -> str:
     ]
     if snapshot.state != "running":
         parts.append(f"state={snapshot.state}")
+    if snapshot.log_lines_dropped:
+        parts.append(f"log_lines_dropped={snapshot.log_lines_dropped}")
     if snapshot.health_reasons:
         parts.append(f"reasons={_value(list(snapshot.health_reasons))}")
     return _columns(snapshot.taken_at, "status", "", " ".join(parts), colour)

@@ -5,7 +5,7 @@ Two sources, each used for what it is good at:
 - a collector that reads `orch.snapshot()` at scrape time for everything the engine
   counts or holds itself: levels (running, enabled, consecutive failures, pending
   triggers, DLQ size, loop lag, health) and totals (succeeded and failed runs, events
-  published and dropped). Always exact, nothing to keep in sync, and nothing lost when
+  and log lines dropped). Always exact, nothing to keep in sync, and nothing lost when
   a flood of log lines fills an event subscriber's buffer;
 - counters and a histogram fed by an event subscriber for what only events carry:
   interrupted runs, run durations and failed attempts, each per worker.
@@ -140,6 +140,11 @@ class SnapshotCollector:
         yield _counter(
             "jobdeck_events_dropped", "Events lost because a subscriber's buffer was full.",
             snap.events_dropped,
+        )
+        yield _counter(
+            "jobdeck_log_lines_dropped",
+            "Worker log lines that fell out of the per-worker ring buffers.",
+            snap.log_lines_dropped,
         )
         health = GaugeMetricFamily(
             "jobdeck_health",

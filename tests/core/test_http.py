@@ -274,6 +274,24 @@ async def test_status_writes_states_as_plain_strings(autojump_clock: Any) -> Non
     }
 
 
+async def chatty(ctx: JobContext) -> None:
+    for n in range(12):
+        ctx.log.info("line %d", n)
+
+
+async def test_log_lines_dropped_show_in_status_and_metrics(autojump_clock: Any) -> None:
+    """/status and /metrics count the worker log lines that fell out of the ring buffers."""
+    orch = orchestrator(log_lines_per_worker=5)
+    orch.register("chatty", chatty, mode="triggered")
+    async with serving(orch) as app:
+        await orch.trigger("chatty")
+        await wait_until(orch, lambda: orch.snapshot().worker("chatty").runs_ok == 1)
+        body = (await call(app, "GET", "/status")).json()
+        exposition = (await call(app, "GET", "/metrics")).body
+    assert body["log_lines_dropped"] == 12 - 5
+    assert b"\njobdeck_log_lines_dropped_total 7.0\n" in exposition
+
+
 FLOOD_BURSTS, FLOOD_LINES = 300, 10
 
 

@@ -136,6 +136,13 @@ def test_status_line_says_state_and_reasons_when_not_fine() -> None:
     )
 
 
+def test_status_line_counts_log_lines_dropped_only_when_some_were() -> None:
+    """Log lines that fell out of the ring buffers show as `log_lines_dropped=n`, if any."""
+    line = status_line(snapshot(state="paused", log_lines_dropped=1234))
+    assert line.endswith("health=ok state=paused log_lines_dropped=1234")
+    assert "log_lines_dropped" not in status_line(snapshot())
+
+
 def test_status_line_colours_health() -> None:
     """With colour, the health word is green when ok and red when failing."""
     assert "health=\x1b[32mok\x1b[0m" in status_line(snapshot(), colour=True)
