@@ -19,7 +19,7 @@ import trio
 
 from ._errors import StoreError, UnknownDeadLetter
 from ._exit import ExitCode
-from ._json_views import dead_letter_json
+from ._json_views import MAX_DEAD_LETTER_ID, check_dead_letter_id, dead_letter_json
 from ._logformat import one_line
 from ._records import DeadLetter, Source, Trigger
 from ._sqlite_store import SQLiteStore, default_store_path
@@ -39,7 +39,10 @@ def dlq_main(
             (`jobdeck`'s own default: the bundled demo).
         stdin: where `purge` reads its confirmation (default `sys.stdin`).
     """
-    options = _parser().parse_args(list(args))
+    parser = _parser()
+    options = parser.parse_args(list(args))
+    if getattr(options, "limit", None) is not None and options.limit < 0:
+        parser.error(f"argument --limit: must be 0 or more, got {options.limit}")
     try:
         path = _store_path(options, default_config)
     except StoreError as exc:
@@ -146,11 +149,15 @@ def _confirmed(path: Path, stdin: IO[str]) -> bool:
 
 async def _act(options: argparse.Namespace, path: Path, skipped: list[str]) -> Any:
     """Do the command on the store at `path`; the damaged rows it skipped go in `skipped`."""
+    if options.command in ("show", "replay", "delete"):
+        check_dead_letter_id(options.id)
     store = SQLiteStore(path)
     await store.open()
     try:
         if options.command == "list":
-            entries = await store.dlq_list(options.limit)
+            # More entries than any store can hold is all of them (SQLite takes no more).
+            limit = options.limit
+            entries = await store.dlq_list(None if limit and limit > MAX_DEAD_LETTER_ID else limit)
             skipped += store.quarantined
             return entries
         if options.command == "show":

@@ -38,7 +38,7 @@ from starlette.routing import Route
 
 from ._errors import NotRunning, StoreError, UnknownDeadLetter, UnknownWorker
 from ._health import Health
-from ._json_views import dead_letter_json, status_json
+from ._json_views import check_dead_letter_id, dead_letter_json, status_json
 from ._metrics import Metrics
 from ._orchestrator import Orchestrator
 from ._snapshot import OrchestratorState
@@ -188,7 +188,7 @@ class _Api:
         )
 
     async def dlq_show(self, request: Request) -> Response:
-        entry = await self._orch.dead_letter(request.path_params["entry_id"])
+        entry = await self._orch.dead_letter(_entry_id(request))
         return _json(dead_letter_json(entry, traceback=True))
 
     # ------------------------------------------------------------------ changing
@@ -225,7 +225,7 @@ class _Api:
         return _json({"paused": False})
 
     async def dlq_replay(self, request: Request) -> Response:
-        entry_id = request.path_params["entry_id"]
+        entry_id = _entry_id(request)
         entry = await self._orch.dead_letter(entry_id)
         try:
             trigger_id = await self._orch.replay(entry_id)
@@ -234,7 +234,7 @@ class _Api:
         return _json({"trigger_id": trigger_id, "worker": entry.worker, "dlq_id": entry_id}, 202)
 
     async def dlq_delete(self, request: Request) -> Response:
-        entry_id = request.path_params["entry_id"]
+        entry_id = _entry_id(request)
         await self._orch.delete_dead_letter(entry_id)
         return _json({"deleted": entry_id})
 
@@ -280,6 +280,11 @@ def _by_method(endpoints: dict[str, Endpoint]) -> Endpoint:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _entry_id(request: Request) -> int:
+    entry_id: int = request.path_params["entry_id"]
+    return check_dead_letter_id(entry_id)
 
 
 def _limit(text: str | None) -> int:

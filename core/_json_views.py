@@ -13,8 +13,24 @@ import math
 from datetime import datetime
 from typing import Any
 
+from ._errors import UnknownDeadLetter
 from ._records import DeadLetter
 from ._snapshot import OrchestratorSnapshot, WorkerSnapshot
+
+#: Dead-letter ids are SQLite row ids, from 1 to 2**63 - 1: no entry has any other.
+MAX_DEAD_LETTER_ID = 2**63 - 1
+
+
+def check_dead_letter_id(entry_id: int) -> int:
+    """`entry_id`, if an entry could have it.
+
+    Raises:
+        UnknownDeadLetter: the id is outside 1 to 2**63 - 1, so no entry has it (and a
+            store would not take it as a number).
+    """
+    if not 1 <= entry_id <= MAX_DEAD_LETTER_ID:
+        raise UnknownDeadLetter(entry_id)
+    return entry_id
 
 
 def dead_letter_json(entry: DeadLetter, *, traceback: bool) -> dict[str, Any]:

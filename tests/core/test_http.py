@@ -682,6 +682,20 @@ async def test_replay_of_a_worker_no_longer_registered_is_409(autojump_clock: An
     assert "unknown worker 'retired'" in reply.json()["error"]
 
 
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/dlq/{}"), ("DELETE", "/dlq/{}"), ("POST", "/dlq/{}/replay"),
+])
+@pytest.mark.parametrize("entry_id", [2**63 - 1, 2**63, 99999999999999999999999])
+async def test_a_dead_letter_id_past_any_store_is_404(
+    method: str, path: str, entry_id: int, tmp_path: Path
+) -> None:
+    """An id up to and past 2**63 - 1 answers 404 on a SQLite store, like any unknown one."""
+    async with serving(orchestrator(store=SQLiteStore(tmp_path / "jobs.db"))) as app:
+        reply = await call(app, method, path.format(entry_id), headers=AUTH)
+    assert reply.status == 404
+    assert reply.json() == {"error": f"no dead-letter entry with id {entry_id}"}
+
+
 # ---------------------------------------------------------------------- routing & errors
 
 

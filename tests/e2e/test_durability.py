@@ -308,13 +308,29 @@ def test_dlq_show_gives_payload_and_traceback(dlq_store: Path) -> None:
     assert (as_json["id"], as_json["payload"]) == (1, {"file": "a.csv"})
 
 
-def test_dlq_unknown_id_exits_2(dlq_store: Path) -> None:
+@pytest.mark.parametrize("entry_id", ["99", "99999999999999999999"])  # past 2**63 - 1
+def test_dlq_unknown_id_exits_2(dlq_store: Path, entry_id: str) -> None:
     """show, replay and delete of an id the DLQ does not hold exit 2 with a message."""
     for command in ("show", "replay", "delete"):
-        result = dlq(command, "99", "--store", str(dlq_store))
+        result = dlq(command, entry_id, "--store", str(dlq_store))
         assert result.returncode == 2, command
-        assert "no dead-letter entry with id 99" in result.stderr
+        assert f"no dead-letter entry with id {entry_id}" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_dlq_list_limit_past_any_store_lists_all(dlq_store: Path) -> None:
+    """`dlq list --limit N` with N past 2**63 - 1 lists every entry."""
+    result = dlq("list", "--limit", "99999999999999999999", "--store", str(dlq_store), "--json")
+    assert result.returncode == 0, result.stderr
+    assert [e["id"] for e in json.loads(result.stdout)] == [2, 1]
+
+
+def test_dlq_list_negative_limit_exits_2(dlq_store: Path) -> None:
+    """`dlq list --limit -1` is a usage error (exit 2), not a way to say "all"."""
+    result = dlq("list", "--limit", "-1", "--store", str(dlq_store))
+    assert result.returncode == 2
+    assert "--limit: must be 0 or more" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_dlq_delete_removes_one_entry(dlq_store: Path) -> None:
