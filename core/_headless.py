@@ -95,7 +95,9 @@ async def _headless(
     async with trio.open_nursery() as nursery:
         with orch.subscribe(max_buffer=EVENT_BUFFER) as events:
             nursery.start_soon(_write_events, events, writer, written)
-            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            with trio.open_signal_receiver(
+                signal.SIGTERM, signal.SIGINT, signal.SIGHUP
+            ) as signals:
                 nursery.start_soon(_stop_on_signals, signals, orch, grace)
                 api = None
                 if http is not None:
@@ -217,9 +219,18 @@ class _LineWriter:
         if self._broken:
             return
         try:
-            self._stream.write(line + "\n")
+            try:
+                self._stream.write(line + "\n")
+            except UnicodeEncodeError:
+                # Text the stream's encoding cannot take (a lone surrogate that got past
+                # the engine, or an ASCII-only locale): escape it, never go silent.
+                encoding = getattr(self._stream, "encoding", None) or "utf-8"
+                safe = line.encode(encoding, "backslashreplace").decode(encoding)
+                self._stream.write(safe + "\n")
             self._stream.flush()
         except (BrokenPipeError, ValueError):
+            # ValueError: the stream is closed. (UnicodeEncodeError is a ValueError too,
+            # and handled above: it must not count as a closed pipe.)
             self._broken = True
 
     def flush(self) -> None:

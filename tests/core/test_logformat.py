@@ -190,3 +190,22 @@ def test_use_colour_on_a_closed_stream_is_false() -> None:
     stream = io.StringIO()
     stream.close()
     assert use_colour(stream, {}) is False
+
+
+def test_line_writer_escapes_what_the_stream_cannot_encode_and_goes_on() -> None:
+    """A line the stream's encoding refuses (a lone surrogate, or any non-ASCII on an
+    ASCII stream) is written escaped; the next lines still come (it is not a closed pipe)."""
+    import io
+
+    from jobdeck._headless import _LineWriter
+
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii")
+    writer = _LineWriter(stream, formatter=str)
+    writer.write_line("caf\udce9 and caf\u00e9")
+    writer.write_line("next line")
+    stream.flush()
+    assert raw.getvalue().decode("ascii").splitlines() == [
+        "caf\\udce9 and caf\\xe9",
+        "next line",
+    ]

@@ -228,3 +228,13 @@ interval_seconds = 60
     assert any(e.get("message") == "hello from the user" for e in events)
     proc.signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
+
+
+def test_sighup_stops_headless_gracefully(start_jobdeck):
+    """SIGHUP (a closed terminal, or a reload request until reload exists) stops headless
+    jobdeck gracefully: orchestrator_stopped is written and the exit code is 0."""
+    proc = start_jobdeck("--no-ui", "--store", ":memory:", "--log-format", "json")
+    proc.wait_for(lambda ev: "run_succeeded" in names(ev), timeout=20)
+    proc.signal(signal.SIGHUP)
+    assert proc.wait(timeout=30) == 0
+    assert names(proc.events())[-1] == "orchestrator_stopped"
