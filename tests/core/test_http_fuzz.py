@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from jobdeck import JobContext, Orchestrator
 from tests.core.conftest import make_orchestrator
-from tests.core.test_http import AUTH, call, serving
+from tests.core.test_http import AUTH, call, serving, wait_until
 
 #: Any code point, lone surrogates and control characters included.
 anything = st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=20)
@@ -45,9 +45,7 @@ async def _scenario(payload: Any) -> None:
         reply = await call(app, "POST", "/workers/w/trigger", body=body, headers=AUTH)
         assert reply.status in (202, 400), reply.body
         if reply.status == 202:
-            with trio.fail_after(30):
-                while orch.snapshot().dlq_size == 0:
-                    await trio.sleep(0.1)
+            await wait_until(orch, lambda: orch.snapshot().dlq_size == 1)
         for path in ("/status", "/dlq", "/healthz", "/metrics"):
             read = await call(app, "GET", path)
             assert read.status in (200, 503), (path, read.body)
