@@ -9,6 +9,7 @@ run's end, retries, the DLQ, the circuit, dependents chained, events, health.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import trio
 
@@ -21,7 +22,7 @@ from ._errors import LeaseLost
 from ._lifecycle import Effect, Effects, RunEvent, run_transition
 from ._monitor import Monitor
 from ._persist import WriteRefused, persist
-from ._records import Circuit, RunStatus, Source, Trigger
+from ._records import Circuit, RunRecord, RunStatus, Source, Trigger
 from ._runs import AttemptEnd, run_attempt
 from ._runtime import ActiveRun, Outcome, Phase, WorkerRuntime
 from ._schedule import backoff_delay
@@ -139,15 +140,8 @@ class Outcomes:
         record = run.record.finished(
             RunStatus.SUCCEEDED, ended_at=ended, attempts=run.attempt, duration_s=end.duration
         )
-        try:
-            await persist(
-                engine, self._coordinator.finish, run, record,
-                triggers=tuple(t for _, t in follow_ups),
-            )
-        except WriteRefused:
-            pass  # counted; the run still ends
-        except LeaseLost:
-            self._lost(w, run)
+        kept, _ = await self._finish(w, run, record, triggers=tuple(t for _, t in follow_ups))
+        if not kept:
             return
         engine.publish(
             ev.RunSucceeded(
@@ -182,16 +176,11 @@ class Outcomes:
             RunStatus.FAILED, ended_at=ended, attempts=run.attempt, duration_s=end.duration,
             error=end.error,
         )
-        dlq_id: int | None = None
-        try:
-            dlq_id = await persist(
-                engine, self._coordinator.finish, run, record,
-                dead_letter=DeadLetterDraft(error=end.error, traceback=end.traceback),
-            )
-        except WriteRefused:
-            pass
-        except LeaseLost:
-            self._lost(w, run)
+        kept, dlq_id = await self._finish(
+            w, run, record,
+            dead_letter=DeadLetterDraft(error=end.error, traceback=end.traceback),
+        )
+        if not kept:
             return
         if dlq_id is not None:
             engine.dlq_size += 1
@@ -243,15 +232,8 @@ class Outcomes:
             error=f"interrupted: {reason}",
         )
         engine.interrupted_count += 1
-        try:
-            await persist(
-                engine, self._coordinator.finish, run, record,
-                requeue=Effect.REQUEUE in effects,
-            )
-        except WriteRefused:
-            pass
-        except LeaseLost:
-            self._lost(w, run)
+        kept, _ = await self._finish(w, run, record, requeue=Effect.REQUEUE in effects)
+        if not kept:
             return
         engine.publish(
             ev.RunInterrupted(
@@ -261,6 +243,24 @@ class Outcomes:
             )
         )
         self._end_run(w)
+
+    async def _finish(
+        self, w: WorkerRuntime, run: ActiveRun, record: RunRecord, **end: Any
+    ) -> tuple[bool, int | None]:
+        """Record the run's end through the coordinator, under its lease.
+
+        Returns:
+            (False, None) if the lease was lost: the outcome is not ours to record or
+            announce. Else (True, the new DLQ entry's id or None); a write the store
+            refused is counted in its health, and the run ends all the same.
+        """
+        try:
+            return True, await persist(self._engine, self._coordinator.finish, run, record, **end)
+        except WriteRefused:
+            return True, None
+        except LeaseLost:
+            self._lost(w, run)
+            return False, None
 
     def _lost(self, w: WorkerRuntime, run: ActiveRun) -> None:
         """The run's lease was taken away: its outcome is not ours to record."""
