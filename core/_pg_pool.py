@@ -19,10 +19,12 @@ import psycopg
 import trio
 from psycopg import conninfo
 
-from ._errors import StoreError, StoreRejected, StoreUnavailable
+from ._errors import NodeFenced, StoreError, StoreRejected, StoreUnavailable
 
 T = TypeVar("T")
 
+#: What `jd_claim` raises for a node whose lease expired (see _pg_schema).
+FENCED_SQLSTATE = "JDF01"
 #: Seconds a connection attempt may take before the server counts as unreachable.
 CONNECT_TIMEOUT_S = 10
 
@@ -69,9 +71,11 @@ def connect(dsn: str) -> psycopg.Connection:
     return conn
 
 
-def store_error(exc: psycopg.Error, dsn: str) -> StoreError:
-    """The jobdeck error a psycopg error means: transient or permanent."""
+def store_error(exc: psycopg.Error, dsn: str) -> StoreError | NodeFenced:
+    """The jobdeck error a psycopg error means: fenced, transient or permanent."""
     text = _scrub(" ".join(str(exc).split()), dsn)
+    if exc.sqlstate == FENCED_SQLSTATE:
+        return NodeFenced(text)
     where = describe_target(dsn)
     if isinstance(exc, (psycopg.IntegrityError, psycopg.DataError, psycopg.ProgrammingError)):
         return StoreRejected(f"store {where}: {text}")

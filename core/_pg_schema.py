@@ -136,12 +136,17 @@ _V1_FUNCTIONS = """
 -- Reap nodes whose lease expired: their leases become interrupted runs (node_lost) and
 -- their triggers go back to pending; the node rows go. Holds the admission lock.
 CREATE FUNCTION jd_reap(p_now timestamptz) RETURNS int LANGUAGE plpgsql AS $$
-DECLARE n int;
+DECLARE n int; v_id bigint; v_dead bigint[] := '{}';
 BEGIN
     PERFORM pg_advisory_xact_lock({admission});
+    -- locked, so a heartbeat racing this reap either lands first (and the node lives)
+    -- or finds the row gone (and the node knows it is fenced)
+    FOR v_id IN SELECT id FROM jd_nodes WHERE expires_at <= p_now FOR UPDATE LOOP
+        v_dead := v_dead || v_id;
+    END LOOP;
+    IF cardinality(v_dead) = 0 THEN RETURN 0; END IF;
     WITH gone AS (
-        DELETE FROM jd_leases l USING jd_nodes n
-        WHERE l.node_id = n.id AND n.expires_at <= p_now RETURNING l.*
+        DELETE FROM jd_leases l WHERE l.node_id = ANY(v_dead) RETURNING l.*
     ), runs AS (
         UPDATE jd_runs r SET status = 'interrupted', ended_at = p_now,
             attempts = g.attempt, error = 'interrupted: node_lost'
@@ -151,8 +156,8 @@ BEGIN
         WHERE t.id = g.trigger_id RETURNING t.id
     )
     SELECT count(*) INTO n FROM gone;
-    DELETE FROM jd_nodes WHERE expires_at <= p_now;
-    IF n > 0 THEN PERFORM pg_notify('{channel}', ''); END IF;
+    DELETE FROM jd_nodes WHERE id = ANY(v_dead);
+    PERFORM pg_notify('{channel}', '');
     RETURN n;
 END $$;
 
@@ -266,7 +271,11 @@ DECLARE
     v_id text; v_backoff double precision;
 BEGIN
     lost := false; chained_ids := '{}'; chained_workers := '{}';
-    DELETE FROM jd_leases x WHERE x.token = p_token RETURNING * INTO l;
+    -- a lease is held only while its node's lease is: an expired node writes nothing,
+    -- reaped or not yet
+    DELETE FROM jd_leases x USING jd_nodes n
+    WHERE x.token = p_token AND n.id = x.node_id AND n.expires_at > v_now
+    RETURNING x.* INTO l;
     IF NOT FOUND THEN lost := true; RETURN; END IF;
     UPDATE jd_runs x SET status = p_status, ended_at = p_ended_at, attempts = p_attempts,
         duration_s = p_duration, error = p_error

@@ -115,6 +115,7 @@ class PgStore:
         node_name: this node's name in the cluster (default `hostname:pid`).
         capacity: runs this node may hold at once (default: `max_concurrent_workers`).
         lease_seconds: how long a node's lease lasts without a heartbeat.
+        heartbeat_seconds: how often the lease is renewed (default: a third of it).
     """
 
     def __init__(
@@ -125,6 +126,7 @@ class PgStore:
         node_name: str | None = None,
         capacity: int | None = None,
         lease_seconds: float = 30.0,
+        heartbeat_seconds: float | None = None,
         pool_size: int = 4,
     ) -> None:
         self.dsn = dsn
@@ -132,6 +134,9 @@ class PgStore:
         self.node_name = node_name
         self.capacity = capacity
         self.lease_seconds = lease_seconds
+        self.heartbeat_seconds = (
+            heartbeat_seconds if heartbeat_seconds is not None else lease_seconds / 3
+        )
         self.pool = PgPool(dsn, size=pool_size)
         self.coordinator: PgCoordinator | None = None
 
