@@ -149,10 +149,15 @@ class PgPool:
                 return
         conn.close()
 
+    def discard_idle(self) -> None:
+        """Close the idle connections (the pool stays usable: it opens new ones)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
     async def close(self) -> None:
         """Close every idle connection; those in use close when given back."""
         with self._lock:
             self._closed = True
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        self.discard_idle()

@@ -161,10 +161,17 @@ class PgStore:
             StoreError: the server cannot be reached, refuses the login, or holds a
                 schema newer than this code.
         """
-        await self.pool.run_autocommit(lambda conn: migrate(conn, f"store {self.pool.where}"))
-        if self.coordinator is not None:
-            return await self.coordinator.join()
-        return await self.pool.run(_read_state)
+        try:
+            await self.pool.run_autocommit(
+                lambda conn: migrate(conn, f"store {self.pool.where}")
+            )
+            if self.coordinator is not None:
+                return await self.coordinator.join()
+            return await self.pool.run(_read_state)
+        except BaseException:
+            # Nobody closes a store that failed to open: leave no connection behind.
+            self.pool.discard_idle()
+            raise
 
     async def close(self) -> None:
         """Leave the cluster (what this node holds is requeued) and close connections."""

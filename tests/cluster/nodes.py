@@ -69,3 +69,15 @@ async def wait_until(check: Callable[[], bool], within: float = 10.0,
             if check():
                 return
             await trio.sleep(interval)
+
+
+async def joined(dsn: str, name: str, setup: Setup, **store: Any) -> Orchestrator:
+    """A node that has joined the cluster (store open) without dispatching: for driving
+    its coordinator by hand."""
+    from jobdeck._graph import symmetric_blocks
+
+    orch = make_node(dsn, name, setup, **store)
+    engine = orch._engine
+    engine.blockers = symmetric_blocks(w.spec for w in engine.workers.values())
+    await orch.store.open()
+    return orch
