@@ -214,9 +214,16 @@ class PgCoordinator:
 
         return await self._pool.run(write)
 
-    async def on_fenced(self) -> None:
+    async def on_fenced(self, node_id: int | None = None) -> None:
         """This node was reaped: stop what it runs (nothing of it will be recorded) and
-        join again as a new node."""
+        join again as a new node.
+
+        Args:
+            node_id: the node id that was found fenced; if this node has joined again
+                since (a heartbeat and a claim both found out), there is nothing to do.
+        """
+        if node_id is not None and node_id != self.node_id:
+            return
         engine = self._engine
         self.fenced += 1
         now = trio.current_time()
@@ -481,10 +488,11 @@ class PgCoordinator:
             await trio.sleep(self.heartbeat_s)
             if self._leaving:
                 return
+            node_id = self.node_id
             try:
                 alive = await self.heartbeat()
                 if not alive:
-                    await self.on_fenced()
+                    await self.on_fenced(node_id)
             except StoreError as exc:
                 health.last_error = describe(exc)
 

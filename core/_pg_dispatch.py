@@ -131,6 +131,7 @@ class ClusterDispatcher(Dispatcher):
     async def _dispatch(self, now: float) -> None:
         engine = self._engine
         health = engine.store_health
+        node_id = self._cluster.node_id
         try:
             workers = engine.workers
             due = [
@@ -142,7 +143,7 @@ class ClusterDispatcher(Dispatcher):
                 await self._advance(due)
             await self._claim(now)
         except NodeFenced:
-            await self._cluster.on_fenced()
+            await self._cluster.on_fenced(node_id)
         except StoreError as exc:
             # The poll looks again within a second; health shows the failure meanwhile.
             health.failing += 1
