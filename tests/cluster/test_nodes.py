@@ -248,3 +248,23 @@ async def test_a_write_with_a_stale_token_changes_nothing(pg_dsn: str) -> None:
             await coordinator(a).retry_wait(run, 1.0)
         assert {t: sql(pg_dsn, f"SELECT * FROM {t} ORDER BY 1") for t in tables} == before
         await coordinator(a).on_fenced()
+
+
+async def test_disable_on_one_node_holds_the_worker_on_every_node(pg_dsn: str) -> None:
+    """A worker disabled through node a does not start on node b; enabled through b, it runs."""
+    rec = Recorder()
+
+    def setup(orch: Orchestrator) -> None:
+        orch.register("job", rec.sleeper(0.0), mode="triggered")
+
+    a = make_node(pg_dsn, "a", setup, capacity=0)
+    b = make_node(pg_dsn, "b", setup)
+    async with running(a, b):
+        await a.disable("job")
+        await a.trigger("job")
+        await trio.sleep(1.5)  # b's NOTIFY and at least one poll come and go
+        assert rec.started == []
+        assert sql(pg_dsn, "SELECT state FROM jd_triggers") == [("pending",)]
+        await b.enable("job")
+        await wait_until(lambda: rec.started == ["job"])
+    assert sql(pg_dsn, "SELECT enabled FROM jd_workers WHERE name = 'job'") == [(True,)]
