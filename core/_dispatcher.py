@@ -87,6 +87,13 @@ class Dispatcher:
         heapq.heappush(self._heap, (t, next(self._order), w.name))
         self._engine.notify()
 
+    def retry_later(self, w: WorkerRuntime, run: ActiveRun) -> None:
+        """`w`'s run waits to retry: look at it again when its next attempt is due.
+
+        (A cluster's dispatcher also records the wait, which frees a cluster slot.)
+        """
+        self.wake_at(run.retry_at, w)
+
     # ------------------------------------------------------------------ the loop
 
     async def run(self, nursery: trio.Nursery) -> None:

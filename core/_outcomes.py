@@ -104,7 +104,7 @@ class Outcomes:
         if Effect.WAIT_RETRY in effects:
             w.phase = Phase.RETRY_WAIT
             self._release_slot(w)
-            self._dispatcher.wake_at(run.retry_at, w)
+            self._dispatcher.retry_later(w, run)
         elif run.state.status is RunStatus.INTERRUPTED:
             await self._record_interrupted(w, run, effects, end.duration, "shutdown")
         else:
