@@ -92,20 +92,18 @@ class Orchestrator:
         cluster = getattr(self.store, "cluster", None)
         coordinator: Coordinator
         if cluster is not None:
-            coordinator, self._dispatcher = cluster(engine, self._execute)
+            coordinator, self._dispatcher = cluster(engine)
         else:
             coordinator = LocalCoordinator(engine)
-            self._dispatcher = Dispatcher(engine, coordinator, self._execute)
+            self._dispatcher = Dispatcher(engine, coordinator)
         self._coordinator = coordinator
         self._monitor = Monitor(engine, self._dispatcher.ready)
         self._control = Control(engine, coordinator, self._dispatcher)
         self._outcomes = Outcomes(
             engine, coordinator, self._dispatcher, self._monitor, self._control.trigger
         )
+        self._dispatcher.execute = self._outcomes.execute
         ensure_level()
-
-    async def _execute(self, w: WorkerRuntime, run: Any) -> None:
-        await self._outcomes.execute(w, run)
 
     # ------------------------------------------------------------------ registration
 

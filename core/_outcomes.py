@@ -19,7 +19,7 @@ from ._context import TriggerFn
 from ._dispatcher import Dispatcher
 from ._engine import Engine
 from ._errors import LeaseLost
-from ._lifecycle import Effect, Effects, RunEvent, run_transition
+from ._lifecycle import Effect, Effects, RunEvent
 from ._monitor import Monitor
 from ._persist import WriteRefused, persist
 from ._records import Circuit, RunRecord, RunStatus, Source, Trigger
@@ -80,7 +80,7 @@ class Outcomes:
         w.record(end.duration)
         now = trio.current_time()
         if event is RunEvent.SUCCEEDED:
-            run.state, effects = run_transition(run.state, event, now=now)
+            effects = run.advance(event, now=now)
             await self._succeeded(w, run, end, effects)
             return
         # FAILED or TIMED_OUT
@@ -100,10 +100,11 @@ class Outcomes:
                 will_retry=delay is not None, retry_in_s=delay,
             )
         )
-        run.state, effects = run_transition(run.state, event, now=now, retry_delay=delay)
+        effects = run.advance(event, now=now, retry_delay=delay)
         if Effect.WAIT_RETRY in effects:
             w.phase = Phase.RETRY_WAIT
-            self._release_slot(w)
+            engine.attempting.discard(w.name)
+            engine.slots_used -= 1
             self._dispatcher.retry_later(w, run)
         elif run.state.status is RunStatus.INTERRUPTED:
             await self._record_interrupted(w, run, effects, end.duration, "shutdown")
@@ -114,9 +115,7 @@ class Outcomes:
         self, w: WorkerRuntime, run: ActiveRun, reason: str, duration: float | None = None
     ) -> None:
         """End a running or retry-waiting run as interrupted (shutdown, stuck)."""
-        run.state, effects = run_transition(
-            run.state, RunEvent.INTERRUPTED, now=trio.current_time()
-        )
+        effects = run.advance(RunEvent.INTERRUPTED, now=trio.current_time())
         await self._record_interrupted(w, run, effects, duration, reason)
 
     # ------------------------------------------------------------------ the ends
@@ -157,7 +156,7 @@ class Outcomes:
                 )
             )
         for dependent, trigger in follow_ups:
-            await self._dispatcher.queue(dependent, trigger)
+            self._dispatcher.queue(dependent, trigger)
         self._end_run(w)
 
     async def _failed(
@@ -269,16 +268,11 @@ class Outcomes:
 
     # ------------------------------------------------------------------ helpers
 
-    def _release_slot(self, w: WorkerRuntime) -> None:
-        self._engine.attempting.discard(w.name)
-        self._engine.slots_used -= 1
-
     def _end_run(self, w: WorkerRuntime, *, backoff: float = 0.0) -> None:
         engine = self._engine
+        engine.attempting.discard(w.name)
         if w.phase is Phase.RUNNING:
-            self._release_slot(w)
-        else:
-            engine.attempting.discard(w.name)
+            engine.slots_used -= 1
         w.phase = Phase.IDLE
         w.run = None
         w.stuck = False

@@ -254,6 +254,10 @@ class PgCoordinator:
 
     # ------------------------------------------------------------------ admission
 
+    def admit_now(self, w: WorkerRuntime, now: float) -> ActiveRun | None:
+        """Never at once: admission is the database's, in the dispatcher's claim."""
+        return None
+
     async def claim(
         self, ready: Sequence[WorkerRuntime], now: float, limit: int
     ) -> list[ActiveRun]:

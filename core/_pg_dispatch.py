@@ -16,7 +16,6 @@ memory, since any node may run them.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -40,19 +39,18 @@ class ClusterDispatcher(Dispatcher):
         self,
         engine: Engine,
         coordinator: PgCoordinator,
-        execute: Callable[[WorkerRuntime, ActiveRun], Awaitable[None]],
     ) -> None:
-        super().__init__(engine, coordinator, execute)
+        super().__init__(engine, coordinator)
         self._cluster = coordinator
         #: workers whose retry wait is being recorded: not resumed before it is.
         self._recording: set[str] = set()
 
     # ------------------------------------------------------------------ wanting
 
-    async def offer(self, w: WorkerRuntime) -> None:
+    def offer(self, w: WorkerRuntime) -> None:
         self.want(w)
 
-    async def queue(self, w: WorkerRuntime, trigger: Trigger) -> None:
+    def queue(self, w: WorkerRuntime, trigger: Trigger) -> None:
         """A trigger stored for `w`: announce it and look for work (on any node)."""
         engine = self._engine
         engine.publish(
@@ -115,7 +113,8 @@ class ClusterDispatcher(Dispatcher):
     async def run(self, nursery: trio.Nursery) -> None:
         """Dispatch until the orchestrator stops running; heartbeats and wake-ups beside."""
         engine = self._engine
-        self._pool = RunnerPool(nursery, self._execute)
+        assert self.execute is not None
+        self._pool = RunnerPool(nursery, self.execute)
         nursery.start_soon(self._cluster.serve)
         while engine.running:
             changed = engine.change_event()

@@ -11,7 +11,7 @@ unfinished runs, since those belong to the cluster, not to this process.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from ._engine import Engine
     from ._pg_coordinator import PgCoordinator
     from ._pg_dispatch import ClusterDispatcher
-    from ._runtime import ActiveRun, WorkerRuntime
 
 #: Columns of jd_runs read back into a RunRecord, in `_run_of`'s order.
 RUN_COLUMNS = (
@@ -143,14 +142,14 @@ class PgStore:
     # ------------------------------------------------------------------ cluster
 
     def cluster(
-        self, engine: Engine, execute: Callable[[WorkerRuntime, ActiveRun], Awaitable[None]]
+        self, engine: Engine
     ) -> tuple[PgCoordinator, ClusterDispatcher]:
         """The coordinator and dispatcher an Orchestrator on this store uses."""
         from ._pg_coordinator import PgCoordinator
         from ._pg_dispatch import ClusterDispatcher
 
         self.coordinator = PgCoordinator(self, engine)
-        return self.coordinator, ClusterDispatcher(engine, self.coordinator, execute)
+        return self.coordinator, ClusterDispatcher(engine, self.coordinator)
 
     # ------------------------------------------------------------------ open / close
 
