@@ -21,7 +21,7 @@ import os
 import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 import psycopg
@@ -32,17 +32,26 @@ from ._circuit import CircuitState
 from ._engine import Engine
 from ._errors import LeaseLost, NodeFenced, StoreError, describe
 from ._lifecycle import RunEvent, RunState, run_transition
-from ._pg_pool import connect
+from ._pg_pool import PgPool, connect
+from ._pg_rows import dlq_size, notify, read_workers
 from ._pg_schema import CHANNEL
-from ._pg_store import dlq_size, notify, read_workers
 from ._records import Circuit, RunRecord, Source, StoredState, Trigger, new_id
 from ._runtime import ActiveRun, Phase, WorkerRuntime
 from ._schedule import next_cron_time, next_grid_time
 from ._spec import Mode, WorkerSpec
 from ._store import DeadLetterDraft, WorkerChange
 
-if TYPE_CHECKING:
-    from ._pg_store import PgStore
+
+class ClusterStore(Protocol):
+    """What the coordinator needs of the PostgreSQL store it coordinates for."""
+
+    dsn: str
+    pool: PgPool
+    history_per_worker: int
+    node_name: str | None
+    capacity: int | None
+    lease_seconds: float
+    heartbeat_seconds: float
 
 #: Seconds between looks for work when no notification comes (and listener retries).
 POLL_S = 1.0
@@ -76,7 +85,7 @@ def next_occurrence(
 class PgCoordinator:
     """The Coordinator protocol on PostgreSQL, plus this node's membership of the cluster."""
 
-    def __init__(self, store: PgStore, engine: Engine) -> None:
+    def __init__(self, store: ClusterStore, engine: Engine) -> None:
         self._store = store
         self._pool = store.pool
         self._engine = engine
@@ -287,7 +296,7 @@ class PgCoordinator:
             if resumed:
                 run = w.run
                 assert run is not None and run.token == token
-                run.state, _ = run_transition(run.state, RunEvent.STARTED, now=now)
+                run.advance(RunEvent.STARTED, now=now)
             else:
                 trigger = Trigger(
                     id=trigger_id, worker=name, source=Source(source), payload=payload,

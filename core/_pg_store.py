@@ -12,19 +12,30 @@ unfinished runs, since those belong to the cluster, not to this process.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import psycopg
-from psycopg.types.json import Json
 
 from ._errors import UnknownDeadLetter
+from ._pg_coordinator import PgCoordinator
+from ._pg_dispatch import ClusterDispatcher
 from ._pg_pool import PgPool
-from ._pg_schema import CHANNEL, migrate
+from ._pg_rows import (
+    DLQ_COLUMNS,
+    RUN_COLUMNS,
+    WORKER_COLUMNS,
+    dead_letter_of,
+    dlq_size,
+    insert_trigger,
+    json_param,
+    notify,
+    read_workers,
+    run_of,
+)
+from ._pg_schema import migrate
 from ._records import (
-    Circuit,
     DeadLetter,
     RunRecord,
-    RunStatus,
     Source,
     StoredState,
     Trigger,
@@ -34,76 +45,6 @@ from ._store import DeadLetterDraft
 
 if TYPE_CHECKING:
     from ._engine import Engine
-    from ._pg_coordinator import PgCoordinator
-    from ._pg_dispatch import ClusterDispatcher
-
-#: Columns of jd_runs read back into a RunRecord, in `_run_of`'s order.
-RUN_COLUMNS = (
-    "id, worker, trigger_id, source, payload, accepted_at, status, started_at, ended_at,"
-    " attempts, duration_s, error"
-)
-_DLQ_COLUMNS = (
-    "id, worker, trigger_id, source, payload, error, traceback, attempts, started_at,"
-    " failed_at, run_id"
-)
-_WORKER_COLUMNS = (
-    "name, enabled, circuit, opened_at, consecutive_failures, last_start, last_success,"
-    " last_error"
-)
-
-
-def json_param(value: Any) -> Json | None:
-    """A payload as a query parameter: JSON text, or SQL NULL for None."""
-    return None if value is None else Json(value)
-
-
-def run_of(row: Sequence[Any]) -> RunRecord:
-    (run_id, worker, trigger_id, source, payload, accepted_at, status, started_at,
-     ended_at, attempts, duration_s, error) = row
-    trigger = Trigger(
-        id=trigger_id, worker=worker, source=Source(source), payload=payload,
-        accepted_at=accepted_at,
-    )
-    return RunRecord(
-        id=run_id, worker=worker, trigger=trigger, status=RunStatus(status),
-        started_at=started_at, ended_at=ended_at, attempts=attempts, duration_s=duration_s,
-        error=error,
-    )
-
-
-def worker_state_of(row: Sequence[Any]) -> WorkerState:
-    name, enabled, circuit, opened_at, failures, last_start, last_success, last_error = row
-    return WorkerState(
-        name=name, enabled=enabled, circuit=Circuit(circuit), opened_at=opened_at,
-        consecutive_failures=failures, last_start=last_start, last_success=last_success,
-        last_error=last_error,
-    )
-
-
-def _dead_letter_of(row: Sequence[Any]) -> DeadLetter:
-    (entry_id, worker, trigger_id, source, payload, error, tb, attempts, started_at,
-     failed_at, run_id) = row
-    return DeadLetter(
-        id=entry_id, worker=worker, trigger_id=trigger_id, source=Source(source),
-        payload=payload, error=error, traceback=tb, attempts=attempts,
-        started_at=started_at, failed_at=failed_at, run_id=run_id,
-    )
-
-
-def insert_trigger(conn: psycopg.Connection, trigger: Trigger) -> None:
-    """Store `trigger` as pending, ready now (database time)."""
-    conn.execute(
-        "INSERT INTO jd_triggers (id, worker, source, payload, accepted_at, ready_at)"
-        " VALUES (%s, %s, %s, %s, %s, jd_now())",
-        (trigger.id, trigger.worker, trigger.source.value, json_param(trigger.payload),
-         trigger.accepted_at),
-    )
-
-
-def notify(conn: psycopg.Connection) -> None:
-    """Wake the cluster's nodes when this transaction commits (one per transaction)."""
-    conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
-
 
 class PgStore:
     """The Store protocol on PostgreSQL (`postgresql://…`); a cluster's shared journal.
@@ -145,9 +86,6 @@ class PgStore:
         self, engine: Engine
     ) -> tuple[PgCoordinator, ClusterDispatcher]:
         """The coordinator and dispatcher an Orchestrator on this store uses."""
-        from ._pg_coordinator import PgCoordinator
-        from ._pg_dispatch import ClusterDispatcher
-
         self.coordinator = PgCoordinator(self, engine)
         return self.coordinator, ClusterDispatcher(engine, self.coordinator)
 
@@ -260,20 +198,20 @@ class PgStore:
     async def dlq_list(self, limit: int | None = None) -> list[DeadLetter]:
         def read(conn: psycopg.Connection) -> list[DeadLetter]:
             rows = conn.execute(
-                f"SELECT {_DLQ_COLUMNS} FROM jd_dlq ORDER BY id DESC LIMIT %s", (limit,)
+                f"SELECT {DLQ_COLUMNS} FROM jd_dlq ORDER BY id DESC LIMIT %s", (limit,)
             ).fetchall()
-            return [_dead_letter_of(r) for r in rows]
+            return [dead_letter_of(r) for r in rows]
 
         return await self.pool.run(read)
 
     async def dlq_get(self, entry_id: int) -> DeadLetter:
         def read(conn: psycopg.Connection) -> DeadLetter:
             row = conn.execute(
-                f"SELECT {_DLQ_COLUMNS} FROM jd_dlq WHERE id = %s", (entry_id,)
+                f"SELECT {DLQ_COLUMNS} FROM jd_dlq WHERE id = %s", (entry_id,)
             ).fetchone()
             if row is None:
                 raise UnknownDeadLetter(entry_id)
-            return _dead_letter_of(row)
+            return dead_letter_of(row)
 
         return await self.pool.run(read)
 
@@ -322,7 +260,7 @@ def _upsert_run(conn: psycopg.Connection, run: RunRecord) -> None:
 
 def _save_worker(conn: psycopg.Connection, state: WorkerState) -> None:
     conn.execute(
-        f"INSERT INTO jd_workers ({_WORKER_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        f"INSERT INTO jd_workers ({WORKER_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (name) DO UPDATE SET enabled = EXCLUDED.enabled,"
         " circuit = EXCLUDED.circuit, opened_at = EXCLUDED.opened_at,"
         " consecutive_failures = EXCLUDED.consecutive_failures,"
@@ -331,16 +269,6 @@ def _save_worker(conn: psycopg.Connection, state: WorkerState) -> None:
         (state.name, state.enabled, state.circuit.value, state.opened_at,
          state.consecutive_failures, state.last_start, state.last_success, state.last_error),
     )
-
-
-def read_workers(conn: psycopg.Connection) -> dict[str, WorkerState]:
-    rows = conn.execute(f"SELECT {_WORKER_COLUMNS} FROM jd_workers ORDER BY name").fetchall()
-    return {row[0]: worker_state_of(row) for row in rows}
-
-
-def dlq_size(conn: psycopg.Connection) -> int:
-    row = conn.execute("SELECT count(*) FROM jd_dlq").fetchone()
-    return int(row[0]) if row else 0
 
 
 def _read_state(conn: psycopg.Connection) -> StoredState:
