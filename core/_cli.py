@@ -29,7 +29,7 @@ from ._events import Event, OrchestratorStopped
 from ._graph import dependency_order
 from ._logformat import STATUS_INTERVAL_S, status_line, text_line, use_colour
 from ._orchestrator import Orchestrator
-from ._spec import Mode
+from ._spec import Mode, seconds_problem
 from ._sqlite import SQLiteStore, default_store_path
 from ._store import MemoryStore, Store
 from ._worklog import WORKER_LOGGER
@@ -80,18 +80,20 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--http", metavar="HOST:PORT", help="serve the HTTP API (headless)")
     parser.add_argument(
-        "--grace", metavar="SECONDS", type=_seconds, help="shutdown grace (overrides config)"
+        "--grace", metavar="SECONDS", type=_grace_seconds, help="shutdown grace (overrides config)"
     )
     return parser
 
 
-def _seconds(text: str) -> float:
+def _grace_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    # The range of `shutdown_grace_seconds`, which this option overrides.
+    problem = seconds_problem(value, zero=True)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return value
 
 

@@ -404,7 +404,12 @@ def _structure_int(value: object, _: type) -> int:
 def _structure_float(value: object, _: type) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _InvalidValue(f"must be a number, got {_describe(value)}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        # An integer beyond any float is beyond every range too: the key's validator says
+        # so, with the range, as it would for any other value out of it.
+        return value  # type: ignore[return-value]
 
 
 def _structure_str(value: object, _: type) -> str:

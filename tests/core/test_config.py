@@ -214,7 +214,10 @@ def test_orchestrator_value_out_of_range(tmp_path: pathlib.Path) -> None:
     """An [orchestrator] value its validator rejects is reported."""
     path = tmp_path / "jobdeck.toml"
     problems = problems_of(tmp_path, "[orchestrator]\nmax_concurrent_workers = 0\n")
-    assert problems == (f"{path}: [orchestrator]: key 'max_concurrent_workers': must be >= 1: 0",)
+    assert problems == (
+        f"{path}: [orchestrator]: key 'max_concurrent_workers':"
+        " must be an integer from 1 to 1000000; got 0",
+    )
 
 
 def test_orchestrator_not_a_table(tmp_path: pathlib.Path) -> None:
@@ -330,7 +333,10 @@ def test_non_positive_interval(tmp_path: pathlib.Path) -> None:
     """A zero interval is reported."""
     path = tmp_path / "jobdeck.toml"
     problems = problems_of(tmp_path, one_worker("interval_seconds = 0"))
-    assert problems == (f"{path}: worker 'w': key 'interval_seconds': must be > 0, got 0.0",)
+    assert problems == (
+        f"{path}: worker 'w': key 'interval_seconds':"
+        " must be from 0.001 to 315360000 seconds (ten years); got 0.0",
+    )
 
 
 def test_every_validator_failure_in_one_worker(tmp_path: pathlib.Path) -> None:
@@ -344,10 +350,13 @@ def test_every_validator_failure_in_one_worker(tmp_path: pathlib.Path) -> None:
         """
     problems = problems_of(tmp_path, one_worker(body))
     assert problems == (
-        f"{path}: worker 'w': key 'interval_seconds': must be > 0, got -1.0",
-        f"{path}: worker 'w': key 'max_retries': must be >= 0: -1",
-        f"{path}: worker 'w': key 'jitter_seconds': must be >= 0, got -2.0",
-        f"{path}: worker 'w': key 'circuit_cooldown_seconds': must be > 0, got 0.0",
+        f"{path}: worker 'w': key 'interval_seconds':"
+        " must be from 0.001 to 315360000 seconds (ten years); got -1.0",
+        f"{path}: worker 'w': key 'max_retries': must be an integer from 0 to 1000000; got -1",
+        f"{path}: worker 'w': key 'jitter_seconds':"
+        " must be 0 or from 0.001 to 315360000 seconds (ten years); got -2.0",
+        f"{path}: worker 'w': key 'circuit_cooldown_seconds':"
+        " must be from 0.001 to 315360000 seconds (ten years), or inf (never); got 0.0",
     )
 
 
@@ -481,7 +490,10 @@ def test_worker_with_problems_is_still_a_known_name(tmp_path: pathlib.Path) -> N
         f'[workers.b]\nfn = "{OK}"\ndepends_on = ["a"]\n'
     )
     problems = problems_of(tmp_path, text)
-    assert problems == (f"{path}: worker 'a': key 'interval_seconds': must be > 0, got 0.0",)
+    assert problems == (
+        f"{path}: worker 'a': key 'interval_seconds':"
+        " must be from 0.001 to 315360000 seconds (ten years); got 0.0",
+    )
 
 
 # --- fn ------------------------------------------------------------------------------
@@ -572,7 +584,8 @@ def test_bad_value_does_not_hide_other_problems_in_worker(tmp_path: pathlib.Path
         " 'tests.core.sample_workers' has no attribute 'nope'",
         f"{path}: worker 'w': key 'mode': must be one of scheduled, triggered, continuous;"
         " got integer 7",
-        f"{path}: worker 'w': key 'interval_seconds': must be > 0, got -5.0",
+        f"{path}: worker 'w': key 'interval_seconds':"
+        " must be from 0.001 to 315360000 seconds (ten years); got -5.0",
         f"{path}: worker 'w': key 'colour': unknown key",
         f"{path}: worker 'w': key 'blocks': unknown worker 'ghost'",
     )
