@@ -67,8 +67,8 @@ def test_every_numeric_key_is_covered_here() -> None:
     numeric = {
         field.name
         for cls in (WorkerSpec, OrchestratorConfig)
-        for field in attrs.fields(cls)
-        if field.type in ("float", "int", "float | None")
+        for field in attrs.fields(attrs.resolve_types(cls))
+        if field.type in (float, int, float | None)
     }
     covered = {*WORKER_SECONDS, *WORKER_COUNTS, *ORCHESTRATOR_SECONDS, *ORCHESTRATOR_COUNTS}
     assert numeric == covered
