@@ -10,7 +10,8 @@ from typing import Any
 
 import attrs
 from attrs import validators as v
-from croniter import croniter
+
+from ._schedule import cron_problem
 
 
 class Mode(enum.Enum):
@@ -123,15 +124,27 @@ def _never_as_none(value: float | None) -> float | None:
 
 
 def _valid_cron(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
-    if value is not None and not croniter.is_valid(value):
-        raise ValueError(f"is not a valid cron expression: {value!r}")
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise TypeError(f"{attribute.name!r} must be a string, got {_shown(value)}")
+    timezone = getattr(instance, "timezone", "UTC")
+    problem = cron_problem(value, timezone if _is_timezone(timezone) else "UTC")
+    if problem is not None:
+        raise ValueError(f"{attribute.name!r} {problem}")
 
 
 def _valid_timezone(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not _is_timezone(value):
+        raise ValueError(f"is not a known time zone: {value!r}")
+
+
+def _is_timezone(value: object) -> bool:
     try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"is not a known time zone: {value!r}") from None
+        zoneinfo.ZoneInfo(value)  # type: ignore[arg-type]
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+        return False
+    return True
 
 
 def _valid_name(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:

@@ -15,7 +15,7 @@ from jobdeck._config import (
     parse_config,
 )
 from jobdeck._errors import ConfigError
-from jobdeck._spec import Mode, OrchestratorConfig, Priority
+from jobdeck._spec import Mode, OrchestratorConfig, Priority, WorkerSpec
 from tests.core import sample_workers
 
 OK = "tests.core.sample_workers:ok"
@@ -396,6 +396,43 @@ def test_invalid_cron(tmp_path: pathlib.Path) -> None:
     assert problems == (
         f"{path}: worker 'w': key 'cron': is not a valid cron expression: 'every tuesday'",
     )
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["0 0 31 2 *", "0 0 30 2 *", "0 0 31 4,6,9,11 *", "0 0 31 2 * 30", "59 23 L * 5#1"],
+)
+def test_cron_that_never_fires(tmp_path: pathlib.Path, expression: str) -> None:
+    """A cron no date matches (31 February) is reported at load, not at every start."""
+    path = tmp_path / "jobdeck.toml"
+    problems = problems_of(tmp_path, one_worker(f'cron = "{expression}"'))
+    assert problems == (
+        f"{path}: worker 'w': key 'cron': never fires:"
+        f" no time in the next 50 years matches {expression!r}",
+    )
+
+
+def test_cron_with_a_year_field(tmp_path: pathlib.Path) -> None:
+    """A cron with a year field, which would run out of fire times, is reported."""
+    path = tmp_path / "jobdeck.toml"
+    problems = problems_of(tmp_path, one_worker('cron = "0 0 1 1 * 0 2030"'))
+    assert problems == (
+        f"{path}: worker 'w': key 'cron': has a year field, which jobdeck does not support"
+        " (a schedule must not run out of times): '0 0 1 1 * 0 2030'",
+    )
+
+
+@pytest.mark.parametrize("expression", ["0 0 29 2 *", "0 0 * 2 5#5", "0 0 L 2 *", "@yearly"])
+def test_rare_cron_loads(tmp_path: pathlib.Path, expression: str) -> None:
+    """A cron that fires rarely (29 February, years apart) is not mistaken for never."""
+    config = load_config(write_config(tmp_path, one_worker(f'cron = "{expression}"')))
+    assert config.workers[0].spec.cron == expression
+
+
+def test_cron_that_never_fires_rejected_by_the_python_api() -> None:
+    """`WorkerSpec(cron=...)` refuses what load refuses, naming the key."""
+    with pytest.raises(ValueError, match=r"^'cron' never fires"):
+        WorkerSpec(name="w", cron="0 0 31 2 *")
 
 
 def test_invalid_timezone(tmp_path: pathlib.Path) -> None:
