@@ -131,8 +131,10 @@ def import_function(ref: str) -> Callable[..., Any]:
             raise ValueError(f"cannot import {ref!r}: no module named {exc.name!r}") from exc
         # The module exists but itself imports something that does not.
         raise ValueError(f"cannot import {ref!r}: {_exception_text(exc)}") from exc
-    except Exception as exc:
+    except BaseException as exc:
         # The user's module ran and raised: its own error is what they need to see.
+        # BaseException: a module that calls sys.exit() or raises KeyboardInterrupt or
+        # GeneratorExit must not end `check` silently, or the runner having done nothing.
         raise ValueError(
             f"cannot import {ref!r}: importing {module_name!r} raised {_exception_text(exc)}"
         ) from exc
@@ -144,6 +146,12 @@ def import_function(ref: str) -> Callable[..., Any]:
             raise ValueError(
                 f"cannot import {ref!r}: {module_name!r} has no attribute {attr_path!r}"
             ) from None
+        except BaseException as exc:
+            # A module `__getattr__` or a property is user code too.
+            raise ValueError(
+                f"cannot import {ref!r}: getting {attr_path!r} from {module_name!r}"
+                f" raised {_exception_text(exc)}"
+            ) from exc
     if not callable(target):
         raise ValueError(f"{ref!r} is not callable: it is {_describe(target)}")
     return target
@@ -515,7 +523,10 @@ def _did_you_mean(key: str, known: Iterable[str]) -> str:
 
 
 def _exception_text(exc: BaseException) -> str:
-    text = str(exc)
+    try:
+        text = str(exc)
+    except Exception:
+        text = "<unprintable>"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -1,0 +1,76 @@
+"""`jobdeck check`, in-process: what it prints and the exit code."""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+import textwrap
+
+import pytest
+
+from jobdeck._cli import main
+
+#: What a worker module raises when imported, as its source says it -> as messages say it.
+RAISED_AT_IMPORT = {
+    "keyboard_interrupt": ("raise KeyboardInterrupt", "KeyboardInterrupt"),
+    "system_exit": ("import sys\nsys.exit(3)", "SystemExit: 3"),
+    "generator_exit": ("raise GeneratorExit('odd')", "GeneratorExit: odd"),
+    "base_exception": (
+        "class Abort(BaseException):\n    pass\n\nraise Abort('stop here')",
+        "Abort: stop here",
+    ),
+    "unprintable": (
+        "class Odd(Exception):\n    def __str__(self):\n        raise ValueError\n\nraise Odd()",
+        "Odd: <unprintable>",
+    ),
+}
+
+
+@pytest.fixture(autouse=True)
+def _restore_sys_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`check` puts the config's folder on sys.path: keep that to this test."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+
+
+def check(tmp_path: pathlib.Path, text: str, capsys: pytest.CaptureFixture[str]):
+    """Run `jobdeck check` on `text` as jobs.toml; (exit code, stdout, stderr)."""
+    path = tmp_path / "jobs.toml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    code = main(["check", str(path)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("case", sorted(RAISED_AT_IMPORT))
+def test_module_raising_any_base_exception_at_import_is_exit_2(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    """Whatever a worker module raises at import (KeyboardInterrupt, SystemExit...): exit 2."""
+    source, shown = RAISED_AT_IMPORT[case]
+    module = f"raises_{case}_at_import"
+    # Beside the config: `check` puts the config's folder on sys.path.
+    (tmp_path / f"{module}.py").write_text(source + "\n", encoding="utf-8")
+    code, out, err = check(tmp_path, f'[workers.w]\nfn = "{module}:run"\n', capsys)
+    path = tmp_path / "jobs.toml"
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        f"{path}: worker 'w': key 'fn': cannot import '{module}:run':"
+        f" importing '{module}' raised {shown}",
+        f"{path}: 1 problem",
+    ]
+
+
+def test_module_attribute_that_raises_is_exit_2(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A module `__getattr__` that raises while `fn` is looked up is a problem, not a crash."""
+    (tmp_path / "lazy_jobs.py").write_text(
+        "def __getattr__(name):\n    raise RuntimeError(f'no {name} yet')\n", encoding="utf-8"
+    )
+    code, _, err = check(tmp_path, '[workers.w]\nfn = "lazy_jobs:run"\n', capsys)
+    del sys.modules["lazy_jobs"]
+    assert code == 2
+    assert err.splitlines()[0] == (
+        f"{tmp_path / 'jobs.toml'}: worker 'w': key 'fn': cannot import 'lazy_jobs:run':"
+        " getting 'run' from 'lazy_jobs' raised RuntimeError: no run yet"
+    )
