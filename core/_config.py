@@ -25,7 +25,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
 from ._errors import ConfigError
 from ._graph import graph_problems
-from ._spec import Mode, OrchestratorConfig, Priority, WorkerSpec
+from ._spec import Mode, OrchestratorConfig, Priority, WorkerSpec, worker_function_problem
 
 __all__ = [
     "JobdeckConfig",
@@ -289,9 +289,13 @@ def _worker_function(
         return None, None, [("fn", 'missing: every worker needs "package.module:function"')]
     try:
         ref = _converter.structure(value, str)
-        return ref, import_function(ref), []
+        fn = import_function(ref)
     except (_InvalidValue, ValueError) as exc:
         return None, None, [("fn", str(exc))]
+    problem = worker_function_problem(fn)
+    if problem is not None:
+        return None, None, [("fn", f"{ref!r} {problem}")]
+    return ref, fn, []
 
 
 def _name_problem_without_key(key: str | None, what: str) -> _Problem:

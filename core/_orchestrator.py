@@ -202,6 +202,11 @@ class Orchestrator:
             raise ValueError(f"worker {spec.name!r} is already registered")
         if not callable(fn):
             raise TypeError(f"worker {spec.name!r}: fn must be callable, got {fn!r}")
+        from ._spec import worker_function_problem
+
+        problem = worker_function_problem(fn)
+        if problem is not None:
+            raise TypeError(f"worker {spec.name!r}: fn {problem}")
         self._workers[spec.name] = WorkerRuntime(
             spec=spec,
             fn=fn,

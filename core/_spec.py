@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import enum
+import inspect
 import math
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -152,6 +153,25 @@ def _valid_name(instance: object, attribute: attrs.Attribute[Any], value: str) -
         raise ValueError(
             f"must be a non-empty name without '/' or surrounding spaces, got {value!r}"
         )
+
+
+def worker_function_problem(fn: Callable[..., Any]) -> str | None:
+    """What makes `fn` unfit to be a worker function, or None.
+
+    A generator function (`def` or `async def` with `yield`) returns a generator when
+    called and runs none of its body, so its runs would all "succeed" having done nothing.
+    """
+    call = getattr(fn, "__call__", None)  # noqa: B004 - an object whose __call__ is the worker
+    if inspect.isasyncgenfunction(fn) or inspect.isasyncgenfunction(call):
+        kind = "an async generator function (async def with yield)"
+    elif inspect.isgeneratorfunction(fn) or inspect.isgeneratorfunction(call):
+        kind = "a generator function (def with yield)"
+    else:
+        return None
+    return (
+        f"is {kind}: calling it runs none of its body; a worker is a plain"
+        " async def or def without yield"
+    )
 
 
 def _to_priority(value: str | Priority) -> Priority:

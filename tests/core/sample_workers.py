@@ -22,3 +22,20 @@ async def fails_slowly(ctx: Any) -> None:
     ctx.log.info("working")
     await trio.sleep(0.5)
     raise RuntimeError("failed on purpose")
+
+
+async def async_generator(ctx: Any) -> Any:
+    """An `async def` with `yield`: calling it runs none of its body."""
+    yield ctx
+
+
+def generator(ctx: Any) -> Any:
+    """A `def` with `yield`: calling it runs none of its body."""
+    yield ctx
+
+
+class AsyncGeneratorCall:
+    """An object whose `__call__` is an async generator function."""
+
+    async def __call__(self, ctx: Any) -> Any:
+        yield ctx

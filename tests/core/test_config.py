@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 
+from jobdeck import Orchestrator
 from jobdeck._config import (
     JobdeckConfig,
     WorkerRegistration,
@@ -601,6 +602,36 @@ def test_fn_import_raises(tmp_path: pathlib.Path) -> None:
         " importing 'tests.core.broken_worker_module' raised RuntimeError: database URL not set",
     )
     assert "Traceback" not in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("async_generator", "an async generator function (async def with yield)"),
+        ("generator", "a generator function (def with yield)"),
+    ],
+)
+def test_fn_generator_function_rejected(tmp_path: pathlib.Path, name: str, kind: str) -> None:
+    """An `fn` with `yield` (its runs would succeed having run nothing) is reported."""
+    path = tmp_path / "jobdeck.toml"
+    ref = f"tests.core.sample_workers:{name}"
+    problems = problems_of(tmp_path, one_worker("", fn=ref))
+    assert problems == (
+        f"{path}: worker 'w': key 'fn': {ref!r} is {kind}: calling it runs none of its body;"
+        " a worker is a plain async def or def without yield",
+    )
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [sample_workers.async_generator, sample_workers.generator, sample_workers.AsyncGeneratorCall()],
+)
+def test_register_rejects_generator_functions(fn: object) -> None:
+    """`Orchestrator.register` refuses a worker function with `yield`, as load does."""
+    orch = Orchestrator()
+    with pytest.raises(TypeError, match=r"^worker 'w': fn is an? (async )?generator function"):
+        orch.register("w", fn)  # type: ignore[arg-type]
+    assert orch.snapshot().workers == ()
 
 
 # --- many problems at once -----------------------------------------------------------
