@@ -14,6 +14,7 @@ import enum
 import importlib
 import os
 import pathlib
+import sys
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
@@ -25,7 +26,14 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
 from ._errors import ConfigError
 from ._graph import graph_problems
-from ._spec import Mode, OrchestratorConfig, Priority, WorkerSpec, worker_function_problem
+from ._spec import (
+    Mode,
+    OrchestratorConfig,
+    Priority,
+    WorkerSpec,
+    shown_value,
+    worker_function_problem,
+)
 
 __all__ = [
     "JobdeckConfig",
@@ -176,6 +184,12 @@ def _read_toml(source: str) -> dict[str, Any]:
         problem = f"is not UTF-8 text ({exc.reason} at byte {exc.start})"
     except tomllib.TOMLDecodeError as exc:
         problem = f"invalid TOML: {exc}"
+    except ValueError:
+        # tomllib lets int()'s own error through, for an integer too long to convert.
+        problem = f"invalid TOML: an integer of more than {sys.get_int_max_str_digits()} digits"
+    except RecursionError:
+        # tomllib parses nested values recursively: a few hundred levels exhaust the stack.
+        problem = "cannot be read: arrays or tables are nested too deeply"
     raise ConfigError([f"{source}: {problem}"])
 
 
@@ -192,6 +206,18 @@ class _ParsedWorker:
 
 
 def _build_config(
+    data: Mapping[str, Any], *, source: str, path: pathlib.Path | None
+) -> JobdeckConfig:
+    try:
+        return _check_and_build(data, source=source, path=path)
+    except RecursionError:
+        # Values are shown through reprlib and no hook walks into them, so this is a
+        # guard: a value nested deeper than the stack (a config built in Python; TOML
+        # that deep is refused while reading) must still be a message, not a traceback.
+        raise ConfigError([f"{source}: values are nested too deeply to check"]) from None
+
+
+def _check_and_build(
     data: Mapping[str, Any], *, source: str, path: pathlib.Path | None
 ) -> JobdeckConfig:
     if not isinstance(data, Mapping):
@@ -514,10 +540,10 @@ def _describe(value: object) -> str:
     """A value as a TOML user would name it: `string '5'`, `boolean true`."""
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
+    text = shown_value(value)
+    if text.startswith("an integer of "):
+        return text
     kind = next((name for cls, name in _TOML_TYPES if isinstance(value, cls)), None)
-    text = repr(value)
-    if len(text) > 40:
-        text = text[:37] + "..."
     return f"{kind} {text}" if kind else f"{type(value).__name__} {text}"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import inspect
 import math
+import reprlib
 import zoneinfo
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -66,7 +67,7 @@ def seconds_problem(value: object, *, zero: bool = False, never: bool = False) -
         never: `inf` is allowed too, meaning "never" (the caller stores it as None).
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return f"must be a number of seconds, got {_shown(value)}"
+        return f"must be a number of seconds, got {shown_value(value)}"
     if (zero and value == 0) or (never and value == math.inf):
         return None
     if MIN_SECONDS <= value <= MAX_SECONDS:
@@ -76,14 +77,26 @@ def seconds_problem(value: object, *, zero: bool = False, never: bool = False) -
         allowed = f"0 or {allowed}"
     if never:
         allowed = f"{allowed}, or inf (never)"
-    return f"must be {allowed}; got {_shown(value)}"
+    return f"must be {allowed}; got {shown_value(value)}"
 
 
-def _shown(value: object) -> str:
-    """A value in a message: short, and never a 4,000-digit integer."""
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 3
+_REPR.maxstring = _REPR.maxother = 100
+
+
+def shown_value(value: object) -> str:
+    """A value as a message shows it: its repr cut to 40 characters.
+
+    Safe for any value: one nested thousands of levels deep, an integer of thousands of
+    digits (whose repr raises), an object whose `__repr__` raises.
+    """
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
         return f"an integer of {int(math.log10(abs(value))) + 1} digits"
-    text = repr(value)
+    try:
+        text = _REPR.repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -111,11 +124,11 @@ class _Count:
 
     def __call__(self, instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{attribute.name!r} must be an integer, got {_shown(value)}")
+            raise TypeError(f"{attribute.name!r} must be an integer, got {shown_value(value)}")
         if not self.least <= value <= MAX_COUNT:
             raise ValueError(
                 f"{attribute.name!r} must be an integer from {self.least} to {MAX_COUNT};"
-                f" got {_shown(value)}"
+                f" got {shown_value(value)}"
             )
 
 
@@ -128,7 +141,7 @@ def _valid_cron(instance: object, attribute: attrs.Attribute[Any], value: str | 
     if value is None:
         return
     if not isinstance(value, str):
-        raise TypeError(f"{attribute.name!r} must be a string, got {_shown(value)}")
+        raise TypeError(f"{attribute.name!r} must be a string, got {shown_value(value)}")
     timezone = getattr(instance, "timezone", "UTC")
     problem = cron_problem(value, timezone if _is_timezone(timezone) else "UTC")
     if problem is not None:

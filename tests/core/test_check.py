@@ -74,3 +74,16 @@ def test_module_attribute_that_raises_is_exit_2(
         f"{tmp_path / 'jobs.toml'}: worker 'w': key 'fn': cannot import 'lazy_jobs:run':"
         " getting 'run' from 'lazy_jobs' raised RuntimeError: no run yet"
     )
+
+
+def test_toml_nested_thousands_deep_is_exit_2(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`a = [[[...]]]` 5,000 deep: exit 2 and one line naming the file, no traceback."""
+    code, out, err = check(tmp_path, "a = " + "[" * 5000 + "]" * 5000 + "\n", capsys)
+    path = tmp_path / "jobs.toml"
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        f"{path}: cannot be read: arrays or tables are nested too deeply",
+        f"{path}: 1 problem",
+    ]

@@ -167,6 +167,46 @@ def test_toml_syntax_error_has_line(tmp_path: pathlib.Path) -> None:
     assert "line 3" in problem
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["[" * 5000 + "]" * 5000, "{ a = " * 5000 + "1" + " }" * 5000],
+    ids=["arrays", "inline-tables"],
+)
+def test_toml_nested_thousands_deep(tmp_path: pathlib.Path, value: str) -> None:
+    """TOML nested thousands of levels deep is one message naming the file."""
+    path = write_config(tmp_path, f"a = {value}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == (
+        f"{path}: cannot be read: arrays or tables are nested too deeply",
+    )
+
+
+def test_value_nested_thousands_deep_in_python() -> None:
+    """A value nested thousands deep is described in a few characters, not a RecursionError."""
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    data = {"workers": {"w": {"fn": OK, "depends_on": deep, "interval_seconds": deep}}}
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, source="deep")
+    assert info.value.problems == (
+        "deep: worker 'w': key 'depends_on': must be an array of worker names:"
+        " item 0 is array [[[[...]]]]",
+        "deep: worker 'w': key 'interval_seconds': must be a number, got array [[[[...]]]]",
+    )
+
+
+def test_integer_of_thousands_of_digits(tmp_path: pathlib.Path) -> None:
+    """An integer too long for Python to read is one message naming the file."""
+    path = write_config(tmp_path, f"[orchestrator]\nhistory_per_worker = {'9' * 5000}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == (
+        f"{path}: invalid TOML: an integer of more than 4300 digits",
+    )
+
+
 def test_path_given_as_string_is_named_as_given(tmp_path: pathlib.Path) -> None:
     """Messages name the file exactly as the caller spelled it."""
     path = str(write_config(tmp_path, "[orchestrator]\nstore = 1\n"))
