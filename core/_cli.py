@@ -130,6 +130,8 @@ def _check(args: list[str]) -> int:
         count = len(exc.problems)
         print(f"{options.file}: {count} problem{'s' * (count != 1)}", file=sys.stderr)
         return EXIT_USAGE
+    for warning in config.warnings:
+        print(warning, file=sys.stderr)
     specs = {r.spec.name: r.spec for r in config.workers}
     print(f"{options.file}: OK, {len(specs)} workers")
     for name in dependency_order(specs):
@@ -152,6 +154,8 @@ def _run(args: list[str], run_ui: UiRunner | None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_USAGE
+    for warning in config.warnings:
+        print(warning, file=sys.stderr)
     if options.http is not None:
         if options.ui:
             print("jobdeck: --http serves the API when headless; add --no-ui", file=sys.stderr)

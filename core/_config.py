@@ -79,6 +79,9 @@ class JobdeckConfig:
     orchestrator: OrchestratorConfig
     #: In the order the file lists them.
     workers: tuple[WorkerRegistration, ...]
+    #: Keys written but ignored (a mode that does not read them), one message each, worded
+    #: like problems: `FILE: worker 'a': warning: key 'cron' is ignored for mode 'triggered'`.
+    warnings: tuple[str, ...] = ()
 
 
 def load_config(path: str | os.PathLike[str]) -> JobdeckConfig:
@@ -203,6 +206,8 @@ class _ParsedWorker:
     graph_spec: WorkerSpec
     registration: WorkerRegistration | None
     problems: list[_Problem]
+    #: Keys the worker does not read, and why: `(key, "for mode 'triggered'")`.
+    ignored: list[tuple[str, str]] = attrs.field(factory=list)
 
 
 def _build_config(
@@ -232,9 +237,14 @@ def _check_and_build(
     workers, workers_problem = _parse_workers(data.get("workers", {}))
     if workers_problem:
         problems.append(f"{source}: {workers_problem}")
+    warnings = []
     for worker in workers:
         problems += [
             _render(f"{source}: worker {worker.name!r}", key, what) for key, what in worker.problems
+        ]
+        warnings += [
+            f"{source}: worker {worker.name!r}: warning: key {key!r} is ignored {why}"
+            for key, why in worker.ignored
         ]
     specs = {worker.name: worker.graph_spec for worker in workers}
     problems += [f"{source}: {message}" for message in graph_problems(specs)]
@@ -246,6 +256,7 @@ def _check_and_build(
         path=path,
         orchestrator=orchestrator,
         workers=tuple(w.registration for w in workers if w.registration is not None),
+        warnings=tuple(warnings),
     )
 
 
@@ -305,7 +316,35 @@ def _parse_worker(name: str, table: object) -> _ParsedWorker:
         graph_spec=_graph_spec(name, spec, {key for key, _ in problems}),
         registration=registration,
         problems=problems,
+        ignored=_ignored_keys(table, registration.spec) if registration else [],
     )
+
+
+#: Keys that only workers of some modes read.
+_MODES_READING = {
+    "interval_seconds": {Mode.SCHEDULED},
+    "cron": {Mode.SCHEDULED},
+    "timezone": {Mode.SCHEDULED},
+    "run_at_start": {Mode.SCHEDULED},
+    "jitter_seconds": {Mode.SCHEDULED},
+    "stall_seconds": {Mode.CONTINUOUS},
+}
+
+
+def _ignored_keys(table: Mapping[str, Any], spec: WorkerSpec) -> list[tuple[str, str]]:
+    """Keys written in `table` that `spec`'s worker never reads, in the file's order.
+
+    Not errors: a worker switched to `triggered` for a while keeps its schedule keys.
+    """
+    ignored = []
+    for key in table:
+        if spec.mode not in _MODES_READING.get(key, set(Mode)):
+            ignored.append((key, f"for mode {spec.mode.value!r}"))
+        elif key == "run_at_start" and spec.cron is not None:
+            ignored.append((key, "with 'cron' (a cron schedule fires at its own times)"))
+        elif key == "timezone" and spec.cron is None:
+            ignored.append((key, "without 'cron' (it is the cron expression's time zone)"))
+    return ignored
 
 
 def _worker_function(

@@ -87,3 +87,39 @@ def test_toml_nested_thousands_deep_is_exit_2(
         f"{path}: cannot be read: arrays or tables are nested too deeply",
         f"{path}: 1 problem",
     ]
+
+
+def test_keys_the_mode_ignores_are_warnings_and_exit_0(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Keys a worker's mode never reads: one stderr warning each, then OK and exit 0."""
+    ok = "tests.core.sample_workers:ok"
+    code, out, err = check(
+        tmp_path,
+        f"""
+        [workers.on-demand]
+        fn = "{ok}"
+        mode = "triggered"
+        interval_seconds = 60
+        run_at_start = false
+
+        [workers.loop]
+        fn = "{ok}"
+        mode = "continuous"
+        cron = "*/5 * * * *"
+        jitter_seconds = 1
+        stall_seconds = 30
+        """,
+        capsys,
+    )
+    path = tmp_path / "jobs.toml"
+    assert code == 0
+    assert out.splitlines()[0] == f"{path}: OK, 2 workers"
+    assert err.splitlines() == [
+        f"{path}: worker 'on-demand': warning: key 'interval_seconds' is ignored"
+        " for mode 'triggered'",
+        f"{path}: worker 'on-demand': warning: key 'run_at_start' is ignored"
+        " for mode 'triggered'",
+        f"{path}: worker 'loop': warning: key 'cron' is ignored for mode 'continuous'",
+        f"{path}: worker 'loop': warning: key 'jitter_seconds' is ignored for mode 'continuous'",
+    ]

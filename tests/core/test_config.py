@@ -139,6 +139,70 @@ def test_parse_config_names_source(tmp_path: pathlib.Path) -> None:
     )
 
 
+def test_keys_a_worker_ignores_are_warnings(tmp_path: pathlib.Path) -> None:
+    """Keys written for a mode or schedule the worker does not have come back as warnings."""
+    path = write_config(
+        tmp_path,
+        f"""
+        [workers.on-demand]
+        fn = "{OK}"
+        mode = "triggered"
+        timezone = "Europe/Paris"
+        jitter_seconds = 2
+        timeout_seconds = 5
+
+        [workers.hourly]
+        fn = "{OK}"
+        cron = "0 * * * *"
+        run_at_start = false
+        stall_seconds = 10
+
+        [workers.every-minute]
+        fn = "{OK}"
+        interval_seconds = 60
+        timezone = "Europe/Paris"
+        run_at_start = false
+        """,
+    )
+    config = load_config(path)
+    assert config.warnings == (
+        f"{path}: worker 'on-demand': warning: key 'timezone' is ignored for mode 'triggered'",
+        f"{path}: worker 'on-demand': warning: key 'jitter_seconds' is ignored"
+        " for mode 'triggered'",
+        f"{path}: worker 'hourly': warning: key 'run_at_start' is ignored"
+        " with 'cron' (a cron schedule fires at its own times)",
+        f"{path}: worker 'hourly': warning: key 'stall_seconds' is ignored for mode 'scheduled'",
+        f"{path}: worker 'every-minute': warning: key 'timezone' is ignored"
+        " without 'cron' (it is the cron expression's time zone)",
+    )
+
+
+def test_config_using_every_key_it_writes_has_no_warnings(tmp_path: pathlib.Path) -> None:
+    """Keys each worker's mode reads give no warnings."""
+    path = write_config(
+        tmp_path,
+        f"""
+        [workers.scheduled]
+        fn = "{OK}"
+        interval_seconds = 60
+        run_at_start = false
+        jitter_seconds = 1
+
+        [workers.cron]
+        fn = "{OK}"
+        cron = "0 9 * * *"
+        timezone = "Europe/Paris"
+
+        [workers.loop]
+        fn = "{OK}"
+        mode = "continuous"
+        stall_seconds = 30
+        timeout_seconds = 0
+        """,
+    )
+    assert load_config(path).warnings == ()
+
+
 # --- file-level problems -------------------------------------------------------------
 
 
