@@ -6,6 +6,7 @@ import math
 import pathlib
 import random
 import textwrap
+from typing import Any
 
 import attrs
 import pytest
@@ -247,26 +248,44 @@ def test_any_number_is_reported_or_runs(where: tuple[str, str, str], value: floa
 
     The Python API accepts exactly what load accepts.
     """
-    table, key, mode = where
-    worker = {"fn": SLOW_FAILURE, "mode": mode}
-    data = {"orchestrator": {}, "workers": {"w": worker}}
-    if table == "worker":
-        worker[key] = value
-        api = attrs.fields_dict(WorkerSpec)
-        make = lambda: WorkerSpec(name="w", mode=mode, **{key: value})  # noqa: E731
-    else:
-        data["orchestrator"][key] = value
-        api = attrs.fields_dict(OrchestratorConfig)
-        make = lambda: OrchestratorConfig(**{key: value})  # noqa: E731
-    assert key in api
     try:
-        config = parse_config(data)
+        config = parse_config(_config_data(*where, value))
     except ConfigError:
         with pytest.raises((TypeError, ValueError)):
-            make()
+            _api_object(*where, value)
         return
-    make()
+    _api_object(*where, value)
     trio.run(_run_briefly, config, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def _ends(key: str) -> list[float]:
+    if key in WORKER_COUNTS or key in ORCHESTRATOR_COUNTS:
+        return [WORKER_COUNTS.get(key, ORCHESTRATOR_COUNTS.get(key, 1)), 1_000_000]
+    return [0.001, 0.05, 315_360_000.0]
+
+
+@pytest.mark.parametrize(
+    ("where", "value"), [(where, value) for where in KEYS for value in _ends(where[1])]
+)
+def test_range_ends_run(where: tuple[str, str, str], value: float) -> None:
+    """Both ends of every range (and 0.05 s) load and run through failures and a stop."""
+    config = parse_config(_config_data(*where, value))
+    trio.run(_run_briefly, config, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def _config_data(table: str, key: str, mode: str, value: float) -> dict[str, Any]:
+    """A config of one slowly failing worker, with `key = value` where it belongs."""
+    worker: dict[str, Any] = {"fn": SLOW_FAILURE, "mode": mode}
+    orchestrator: dict[str, Any] = {}
+    (worker if table == "worker" else orchestrator)[key] = value
+    return {"orchestrator": orchestrator, "workers": {"w": worker}}
+
+
+def _api_object(table: str, key: str, mode: str, value: float) -> object:
+    """The same value given to the Python API."""
+    if table == "worker":
+        return WorkerSpec(name="w", mode=mode, **{key: value})
+    return OrchestratorConfig(**{key: value})
 
 
 async def _run_briefly(config: JobdeckConfig) -> None:
