@@ -10,7 +10,7 @@ a cluster's, where a lease can be taken away.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from ._eligibility import start_blocker
 from ._engine import Engine
@@ -30,6 +30,8 @@ class LocalCoordinator:
         self._tokens = itertools.count(1)
         #: worker -> the token of its live lease (running or waiting to retry).
         self._leases: dict[str, int] = {}
+        #: worker -> the token of its run whose end is being written (until its next lease).
+        self._ending: dict[str, int] = {}
 
     # ------------------------------------------------------------------ admission
 
@@ -79,6 +81,7 @@ class LocalCoordinator:
                 state=w.first_attempt_state(trigger.source is not Source.CONTINUOUS),
             )
             self._leases[w.name] = run.token
+            self._ending.pop(w.name, None)
             w.run = run
             w.last_start_seq = next(engine.seq)
             w.last_start = run.record.started_at
@@ -109,13 +112,15 @@ class LocalCoordinator:
 
     # ------------------------------------------------------------------ records
 
-    async def started(self, run: ActiveRun) -> None:
+    def started(self, run: ActiveRun) -> Awaitable[None]:
+        """Record the run's start: the store's own write, awaited by the caller (a plain
+        function, not a coroutine: one frame less on every run's path)."""
         record = run.record
         if self._leases.get(record.worker) != run.token:
             raise LeaseLost(record.worker, run.token)
-        await self._engine.store.start_run(record)
+        return self._engine.store.start_run(record)
 
-    async def finish(
+    def finish(
         self,
         run: ActiveRun,
         record: RunRecord,
@@ -123,21 +128,27 @@ class LocalCoordinator:
         requeue: bool = False,
         dead_letter: DeadLetterDraft | None = None,
         triggers: Sequence[Trigger] = (),
-    ) -> int | None:
+    ) -> Awaitable[int | None]:
+        """Release the run's lease and return the store's write of its end.
+
+        A plain function returning the store's own coroutine (one frame less on every
+        run's path). The released token stays good for writing this end again, should
+        the store fail and the write be retried, until the worker's next lease.
+        """
         name = record.worker
-        leases = self._leases
-        if leases.get(name) != run.token:
-            raise LeaseLost(name, run.token)
+        token = run.token
+        if self._leases.get(name) == token:
+            del self._leases[name]
+            self._ending[name] = token
+        elif self._ending.get(name) != token:
+            raise LeaseLost(name, token)
         # One process owns the store: the in-memory row, already changed by the
         # outcome, is the truth, and the journal takes it whole.
         engine = self._engine
         worker = engine.worker_state(engine.workers[name])
-        entry_id = await engine.store.finish_run(
+        return engine.store.finish_run(
             record, worker=worker, requeue=requeue, dead_letter=dead_letter, triggers=triggers
         )
-        if leases.get(name) == run.token:
-            del leases[name]
-        return entry_id
 
     async def change_worker(self, name: str, change: WorkerChange) -> None:
         # Applied in memory already (one process owns the store): journal the row.

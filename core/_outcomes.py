@@ -66,12 +66,10 @@ class Outcomes:
             )
         )
         end = await run_attempt(engine, w, run, self._trigger)
-        if end is not None:
-            await self.attempt_ended(w, run, end)
-
-    async def attempt_ended(self, w: WorkerRuntime, run: ActiveRun, end: AttemptEnd) -> None:
-        """Apply the lifecycle's decision about an attempt that ended."""
-        engine = self._engine
+        if end is None:
+            return
+        # How the attempt ended, through the lifecycle (here, not in a method of its
+        # own: each coroutine frame on a run's path costs at every store write).
         event = end.event
         if event is RunEvent.INTERRUPTED:
             await self.interrupt(w, run, "shutdown", end.duration)
