@@ -49,8 +49,10 @@ def dlq_main(
         print(f"jobdeck: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     if options.command == "purge" and not options.yes:
-        if not _confirmed(path, stdin if stdin is not None else sys.stdin):
-            return ExitCode.USAGE
+        answer = _confirmed(path, stdin if stdin is not None else sys.stdin)
+        if answer is not True:
+            # An explicit "no" is an answer, not an error; no answer at all (EOF) is.
+            return ExitCode.OK if answer is False else ExitCode.USAGE
     skipped: list[str] = []
     try:
         result = trio.run(_act, options, path, skipped)
@@ -131,7 +133,8 @@ def _store_of_config(config_path: Path) -> Path:
     return path if path.is_absolute() else config_path.parent / path
 
 
-def _confirmed(path: Path, stdin: IO[str]) -> bool:
+def _confirmed(path: Path, stdin: IO[str]) -> bool | None:
+    """True for a yes, False for any other answer, None for no answer (stdin closed)."""
     print(f"Purge every dead letter in {path}? [y/N] ", end="", file=sys.stderr, flush=True)
     answer = stdin.readline()
     if not answer:
@@ -140,10 +143,10 @@ def _confirmed(path: Path, stdin: IO[str]) -> bool:
             "without asking",
             file=sys.stderr,
         )
-        return False
+        return None
     if answer.strip().lower() in ("y", "yes"):
         return True
-    print("jobdeck: nothing purged", file=sys.stderr)
+    print("jobdeck: nothing deleted", file=sys.stderr)
     return False
 
 
