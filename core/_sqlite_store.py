@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import sqlite3
 import time
@@ -47,10 +48,67 @@ BUSY_TIMEOUT_SECONDS = 30.0
 def default_store_path(config_path: Path) -> Path:
     """Where the store of a config lives unless told otherwise.
 
-    `$XDG_STATE_HOME/jobdeck/<config name>.db` (`~/.local/state/jobdeck/...` when the
-    variable is unset); the folder is not created here.
+    `$XDG_STATE_HOME/jobdeck/<config name>-<hash>.db` (`~/.local/state/jobdeck/...` when
+    the variable is unset), the hash of the config's absolute path: two configs of the
+    same name in different folders keep separate state. The folder is not created here.
     """
-    return Path(platformdirs.user_state_dir("jobdeck")) / f"{config_path.stem}.db"
+    absolute = str(config_path.expanduser().resolve())
+    digest = hashlib.sha256(absolute.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return _state_folder() / f"{config_path.stem}-{digest}.db"
+
+
+def _state_folder() -> Path:
+    return Path(platformdirs.user_state_dir("jobdeck"))
+
+
+#: Files that belong to a store file, by suffix of its name (the lock is made anew).
+_STORE_SIDECARS = ("-wal", "-shm", ".token")
+
+
+def adopt_legacy_store(config_path: Path, say: Callable[[str], None]) -> Path:
+    """The config's default store, taking over the one an older jobdeck kept for it.
+
+    Older versions kept `<config name>.db`, whatever folder the config was in. When only
+    that file exists, it (with its WAL and token files) is renamed to the new default
+    path, so an upgrade loses nothing, and `say` is told once.
+
+    Raises:
+        StoreInUse: the old store is owned by a running jobdeck.
+        StoreError: it cannot be renamed.
+    """
+    path = default_store_path(config_path)
+    legacy = _state_folder() / f"{config_path.stem}.db"
+    if path.exists() or not legacy.is_file():
+        return path
+    lock_fd = _lock_legacy(legacy)
+    try:
+        for suffix in _STORE_SIDECARS:
+            sidecar = legacy.with_name(legacy.name + suffix)
+            if sidecar.exists():
+                sidecar.rename(path.with_name(path.name + suffix))
+        legacy.rename(path)
+    except OSError as exc:
+        raise StoreError(f"store {legacy}: cannot move it to {path}: {exc.strerror}") from None
+    finally:
+        if lock_fd is not None:
+            os.close(lock_fd)
+    say(f"jobdeck: moved the store of {config_path.name} from {legacy} to {path}")
+    return path
+
+
+def _lock_legacy(legacy: Path) -> int | None:
+    """The old store's lock, held while it is moved; StoreInUse if a jobdeck owns it."""
+    try:
+        fd = os.open(lock_path_of(legacy), os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return None  # no lock file: nobody owns it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        owner = _read_owner(fd)
+        os.close(fd)
+        raise StoreInUse(f"store {legacy} is in use by pid {owner}") from None
+    return fd
 
 
 def lock_path_of(path: Path) -> Path:
