@@ -132,7 +132,8 @@ class LocalCoordinator:
         engine = self._engine
         worker = engine.worker_state(engine.workers[record.worker])
         entry_id = await engine.store.finish_run(
-            record, worker=worker, requeue=requeue, dead_letter=dead_letter, triggers=triggers
+            record, worker=worker, requeue=requeue, dead_letter=dead_letter, triggers=triggers,
+            detail=run.detail(),
         )
         if self._leases.get(record.worker) == run.token:
             del self._leases[record.worker]

@@ -18,13 +18,21 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import platformdirs
 import trio
 
-from ._errors import StoreError, StoreInUse, StoreUnavailable, UnknownDeadLetter
-from ._records import DeadLetter, RunRecord, StoredState, Trigger, WorkerState
+from ._errors import StoreError, StoreInUse, StoreUnavailable, UnknownDeadLetter, UnknownRun
+from ._records import (
+    DeadLetter,
+    RunDetail,
+    RunDetailDraft,
+    RunRecord,
+    StoredState,
+    Trigger,
+    WorkerState,
+)
 from ._sqlite_batch import (
     PUT_TRIGGER,
     create_batch_view,
@@ -34,7 +42,14 @@ from ._sqlite_batch import (
     worker_action,
 )
 from ._sqlite_errors import UNENCODABLE, store_error, unencodable
-from ._sqlite_rows import dead_letter_of, dead_letter_row, load_state, records, run_of
+from ._sqlite_rows import (
+    dead_letter_of,
+    dead_letter_row,
+    detail_of,
+    load_state,
+    records,
+    run_of,
+)
 from ._sqlite_schema import migrate_forward, schema_version
 from ._sqlite_writer import Operation, Writer
 from ._store import DeadLetterDraft
@@ -353,9 +368,10 @@ class SQLiteStore:
         requeue: bool = False,
         dead_letter: DeadLetterDraft | None = None,
         triggers: Sequence[Trigger] = (),
+        detail: RunDetailDraft | None = None,
     ) -> int | None:
         try:
-            actions = finish_actions(run, worker, requeue, triggers)
+            actions = finish_actions(run, worker, requeue, triggers, detail)
             dlq_row = None if dead_letter is None else dead_letter_row(dead_letter.with_id(0, run))
         except UNENCODABLE as exc:
             raise unencodable(self.path, exc) from None
@@ -394,6 +410,31 @@ class SQLiteStore:
         )
         self.quarantined = tuple(damaged)
         return found
+
+    async def run_detail(self, run_id: str) -> RunDetail:
+        """One run with its attempts and log lines.
+
+        Raises:
+            UnknownRun: no run has that id.
+            StoreError: the run's row is damaged (it stays in the store).
+        """
+
+        def read(conn: sqlite3.Connection) -> tuple[list[RunRecord], list[Any], list[str]]:
+            found, damaged = records(
+                conn, "runs", "id", run_of, "SELECT * FROM runs WHERE id = ?", (run_id,)
+            )
+            details, bad = records(
+                conn, "run_details", "run_id", detail_of,
+                "SELECT * FROM run_details WHERE run_id = ?", (run_id,),
+            )
+            return found, details, damaged + bad
+
+        found, details, damaged = await self._read(read)
+        if damaged:
+            raise StoreError(f"store {self.path}: damaged {damaged[0]}")
+        if not found:
+            raise UnknownRun(run_id)
+        return RunDetail.of(found[0], details[0] if details else None)
 
     async def dlq_list(self, limit: int | None = None) -> list[DeadLetter]:
         count = -1 if limit is None else limit
