@@ -1,5 +1,6 @@
 """The `jobdeck` command line: argument parsing, `check`, and dispatch to the dashboard,
-the headless runner (`_headless`) or `jobdeck dlq` (`_dlq_cli`).
+the headless runner (`_headless`), `jobdeck dlq` (`_dlq_cli`) or `jobdeck runs`
+(`_runs_cli`).
 
 The dashboard lives in `tui`; it passes itself in as `run_ui`, so this module (like
 all of `core`) never imports Textual.
@@ -23,6 +24,7 @@ from ._exit import ExitCode
 from ._graph import dependency_order
 from ._headless import run_headless
 from ._orchestrator import Orchestrator
+from ._runs_cli import runs_main
 from ._spec import Mode
 from ._sqlite_store import SQLiteStore, adopt_legacy_store, default_store_path
 from ._store import Store
@@ -97,6 +99,8 @@ def main(argv: Sequence[str] | None = None, *, run_ui: UiRunner | None = None) -
             return _check(args[1:])
         if args and args[0] == "dlq":
             return dlq_main(args[1:])
+        if args and args[0] == "runs":
+            return runs_main(args[1:])
         return _run(args, run_ui)
     except KeyboardInterrupt:
         return ExitCode.OK

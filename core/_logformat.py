@@ -114,6 +114,16 @@ def status_line(snapshot: OrchestratorSnapshot, *, colour: bool = False) -> str:
     return _columns(snapshot.taken_at, "status", "", " ".join(parts), colour)
 
 
+#: Characters of a run or trigger id shown for people (JSON keeps the whole id).
+SHORT_ID = 8
+
+
+def short_id(full: str) -> str:
+    """The first `SHORT_ID` characters of a run or trigger id: its counter part, which
+    tells apart the ids one process made (`jobdeck runs show` takes it)."""
+    return full[:SHORT_ID]
+
+
 def one_line(text: str | None, limit: int = 200) -> str:
     """The first line of `text` (an error, say), cut to `limit` characters with `…`."""
     if not text:

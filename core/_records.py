@@ -39,11 +39,13 @@ _id_counter = itertools.count(1)
 
 
 def new_id() -> str:
-    """A short unique id for triggers and runs: a random per-process prefix and a counter.
+    """A short unique id for triggers and runs: a counter, then a random per-process part.
 
     Cheaper than 64 random bits per id, and ids made by one process sort by creation.
+    The counter comes first so that an id's first 8 characters, which the text log and
+    the dashboard show, tell apart the runs of one process.
     """
-    return f"{_ID_PREFIX}{next(_id_counter):08x}"
+    return f"{next(_id_counter):08x}{_ID_PREFIX}"
 
 
 @attrs.frozen(kw_only=True)
