@@ -36,6 +36,8 @@ class DetailScreen(Screen[None]):
         Binding("e", "enable", "Enable", tooltip="Enable this worker (closes an open circuit)"),
         Binding("d", "disable", "Disable", tooltip="Disable this worker"),
         Binding("l", "logs", "Logs", tooltip="Follow this worker's logs"),
+        Binding("enter", "open_run", "Open run",
+                tooltip="Open this worker's latest run: attempts, traceback, log lines"),
     ]
 
     def __init__(
@@ -84,6 +86,8 @@ class DetailScreen(Screen[None]):
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "open_run":
+            return True if self.runs else None
         if action in ("trigger", "trigger_payload", "enable", "disable"):
             worker = self.current
             if worker is None or not self.model.may_control:
@@ -105,6 +109,10 @@ class DetailScreen(Screen[None]):
 
     def action_disable(self) -> None:
         self.controls.disable_worker(self.worker)
+
+    def action_open_run(self) -> None:
+        if self.runs:
+            self.controls.open_run(self.runs[0].id)
 
     def action_logs(self) -> None:
         self.dismiss()
