@@ -20,7 +20,7 @@ from ._errors import StoreError, UnknownDeadLetter
 from ._exit import ExitCode
 from ._json_views import MAX_DEAD_LETTER_ID, check_dead_letter_id, dead_letter_json
 from ._logformat import one_line
-from ._offline_store import offline_store_path, store_options
+from ._offline_store import offline_parser, offline_store_path
 from ._records import DeadLetter, Source, Trigger
 from ._sqlite_store import SQLiteStore
 
@@ -72,13 +72,7 @@ def dlq_main(args: Sequence[str], *, stdin: IO[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = store_options()
-    parser = argparse.ArgumentParser(
-        prog="jobdeck dlq",
-        description="Dead letters of a store no jobdeck is running on: --store PATH, or "
-        "--config FILE for that config's store.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser, commands, common = offline_parser("jobdeck dlq", "Dead letters")
     listing = commands.add_parser("list", parents=[common], help="list dead letters, newest first")
     listing.add_argument("--limit", type=int, metavar="N", help="at most N entries")
     for name, text in (

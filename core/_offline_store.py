@@ -15,8 +15,24 @@ from pathlib import Path
 from ._errors import StoreError
 from ._sqlite_store import adopt_legacy_store
 
+Commands = argparse._SubParsersAction  # type: ignore[type-arg]
 
-def store_options() -> argparse.ArgumentParser:
+
+def offline_parser(
+    prog: str, what: str
+) -> tuple[argparse.ArgumentParser, Commands, argparse.ArgumentParser]:
+    """The parser of an offline command on `what` (say "Dead letters"): the parser, its
+    subcommands, and the options every subcommand takes (`parents=[...]`)."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=f"{what} of a store no jobdeck is running on: --store PATH, or "
+        "--config FILE for that config's store.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    return parser, commands, _store_options()
+
+
+def _store_options() -> argparse.ArgumentParser:
     """The options every offline command takes: where its store is, and `--json`."""
     common = argparse.ArgumentParser(add_help=False)
     where = common.add_mutually_exclusive_group()

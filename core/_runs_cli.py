@@ -19,7 +19,7 @@ from ._errors import StoreError, UnknownRun
 from ._exit import ExitCode
 from ._json_views import run_detail_json, run_json
 from ._logformat import one_line, short_id
-from ._offline_store import offline_store_path, store_options
+from ._offline_store import offline_parser, offline_store_path
 from ._records import RunDetail, RunRecord
 from ._sqlite_store import SQLiteStore
 
@@ -55,13 +55,7 @@ def runs_main(args: Sequence[str]) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = store_options()
-    parser = argparse.ArgumentParser(
-        prog="jobdeck runs",
-        description="Run history of a store no jobdeck is running on: --store PATH, or "
-        "--config FILE for that config's store.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser, commands, common = offline_parser("jobdeck runs", "Run history")
     listing = commands.add_parser("list", parents=[common], help="list runs, newest first")
     listing.add_argument("--worker", metavar="W", help="only this worker's runs")
     listing.add_argument(

@@ -118,12 +118,28 @@ def _lock_legacy(legacy: Path) -> int | None:
     except OSError:
         return None  # no lock file: nobody owns it
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _lock_or_refuse(fd, legacy)
+    except StoreInUse:
+        raise
     except OSError:
+        os.close(fd)
+        return None  # no locks on this file system: nobody can own it either
+    return fd
+
+
+def _lock_or_refuse(fd: int, path: Path) -> None:
+    """Lock `fd`, the lock file of the store at `path`, for this process alone.
+
+    Raises:
+        StoreInUse: another process holds the lock (`fd` is closed).
+        OSError: the lock cannot be taken (`fd` is left open).
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         owner = _read_owner(fd)
         os.close(fd)
-        raise StoreInUse(f"store {legacy} is in use by pid {owner}") from None
-    return fd
+        raise StoreInUse(f"store {path} is in use by pid {owner}") from None
 
 
 def lock_path_of(path: Path) -> Path:
@@ -259,11 +275,9 @@ class SQLiteStore:
                 f"(cannot create {lock_path.name}: {exc.strerror})"
             ) from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = _read_owner(fd)
-            os.close(fd)
-            raise StoreInUse(f"store {self.path} is in use by pid {owner}") from None
+            _lock_or_refuse(fd, self.path)
+        except StoreInUse:
+            raise
         except OSError as exc:
             os.close(fd)
             raise StoreError(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import re
 from pathlib import Path
 
 import attrs
 import pytest
 
-from jobdeck import JobdeckConfig, MemoryStore, OrchestratorConfig, SQLiteStore
+from jobdeck import JobdeckConfig, MemoryStore, OrchestratorConfig, SQLiteStore, StoreInUse
 from jobdeck._cli import RunOptions, demo_config_path, open_store
 from jobdeck._sqlite_store import default_store_path
 
@@ -56,14 +57,21 @@ def test_configs_of_the_same_name_in_other_folders_keep_separate_stores(
     assert default_store_path(Path("../a/x/../jobs.toml")) == first.path
 
 
-def test_an_older_default_store_is_taken_over_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Only the old `<name>.db` exists: it (and its WAL) is renamed, and stderr says so once."""
+@pytest.fixture
+def old_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The store an older jobdeck kept for `tmp_path/etl.toml`: state/jobdeck/etl.db."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     folder = tmp_path / "state" / "jobdeck"
     folder.mkdir(parents=True)
     (folder / "etl.db").write_bytes(b"old state")
+    return folder / "etl.db"
+
+
+def test_an_older_default_store_is_taken_over_once(
+    tmp_path: Path, old_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only the old `<name>.db` exists: it (and its WAL) is renamed, and stderr says so once."""
+    folder = old_store.parent
     (folder / "etl.db-wal").write_bytes(b"old wal")
     store = open_store(options(tmp_path / "etl.toml"), config())
     assert isinstance(store, SQLiteStore)
@@ -76,17 +84,13 @@ def test_an_older_default_store_is_taken_over_once(
 
 
 def test_an_older_store_is_left_alone_when_the_new_one_exists(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, old_store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Both exist (another config of that name took it over): the old file stays as it is."""
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    folder = tmp_path / "state" / "jobdeck"
-    folder.mkdir(parents=True)
-    (folder / "etl.db").write_bytes(b"old state")
     default_store_path(tmp_path / "etl.toml").write_bytes(b"new state")
     store = open_store(options(tmp_path / "etl.toml"), config())
     assert isinstance(store, SQLiteStore) and store.path.read_bytes() == b"new state"
-    assert (folder / "etl.db").read_bytes() == b"old state"
+    assert old_store.read_bytes() == b"old state"
     assert capsys.readouterr().err == ""
 
 
@@ -123,3 +127,16 @@ def test_memory_store_keeps_nothing(tmp_path: Path, where: str) -> None:
     else:
         store = open_store(options(tmp_path / "etl.toml"), config(":memory:"))
     assert isinstance(store, MemoryStore)
+
+
+def test_an_older_store_in_use_is_not_moved(tmp_path: Path, old_store: Path) -> None:
+    """An older jobdeck still running on its store: refused (StoreInUse), nothing moved."""
+    lock = old_store.with_name("etl.db.lock")
+    with lock.open("w") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        file.write("4242\n")
+        file.flush()
+        with pytest.raises(StoreInUse, match="in use by pid 4242"):
+            open_store(options(tmp_path / "etl.toml"), config())
+    assert old_store.read_bytes() == b"old state"
+    assert not default_store_path(tmp_path / "etl.toml").exists()
