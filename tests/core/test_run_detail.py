@@ -58,26 +58,6 @@ async def test_a_running_run_can_be_opened(autojump_clock: trio.testing.MockCloc
     assert [(a.number, a.ended_at) for a in detail.attempts] == [(1, None)]
 
 
-async def test_run_log_lines_are_bounded_per_run_and_counted(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    """A run keeps its last `log_lines_per_worker` lines and counts the ones it dropped."""
-
-    async def chatty(ctx: JobContext) -> None:
-        for i in range(10):
-            ctx.log.info("line %d", i)
-
-    orch = make_orchestrator(log_lines_per_worker=3)
-    orch.register("chatty", chatty, mode="triggered")
-    async with running(orch):
-        await orch.trigger("chatty")
-        await trio.sleep(1)
-        (record,) = await orch.history("chatty")
-        detail = await orch.run_detail(record.id)
-    assert [line.message for line in detail.logs] == ["line 7", "line 8", "line 9"]
-    assert detail.logs_dropped == 7
-
-
 async def test_unknown_run_id(autojump_clock: trio.testing.MockClock) -> None:
     """An id no run has raises UnknownRun."""
     orch = make_orchestrator()
