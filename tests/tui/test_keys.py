@@ -689,3 +689,28 @@ def test_the_run_view_shows_the_workers_frames_and_f_the_whole_traceback() -> No
         assert app.screen is detail
 
     drive(app, scenario)
+
+
+def test_j_in_the_worker_detail_selects_an_older_run_and_enter_opens_it() -> None:
+    """In a worker's detail, `enter` opens the selected recent run; `j` selects older."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        for n in (1, 2):
+            assert app.bridge.control("trigger", "alpha", {"n": n})
+            await until(pilot, lambda n=n: worker_state(app, "alpha").runs_ok == n, f"run {n}")
+        select(app, "alpha")
+        await pilot.press("enter")
+        detail = app.screen
+        assert isinstance(detail, DetailScreen)
+        await until(pilot, lambda: len(detail.runs or ()) == 2, "runs read")
+        await pilot.press("j", "j")  # past the oldest: stays on it
+        assert detail.selected_run_index == 1
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        await until(pilot, lambda: screen.detail is not None, "run read")
+        assert screen.detail is not None and screen.detail.record.trigger.payload == {"n": 1}
+
+    drive(app, scenario)
