@@ -212,6 +212,10 @@ def open_store(options: RunOptions, config: JobdeckConfig) -> Store:
     where = options.store if options.store is not None else config.orchestrator.store
     if where == ":memory:" or (where is None and options.is_demo):
         return MemoryStore(history_per_worker=history)
+    if where is not None and where.startswith(("postgresql://", "postgres://")):
+        from ._pg_store import PgStore  # a cluster node; psycopg loads only when asked for
+
+        return PgStore(where, history_per_worker=history)
     if where is None:
         path = default_store_path(options.config_path)
         try:

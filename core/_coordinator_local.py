@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from ._eligibility import start_blocker
 from ._engine import Engine
 from ._errors import LeaseLost
-from ._lifecycle import RunEvent, RunState, run_transition
+from ._lifecycle import RunEvent
 from ._records import RunRecord, Source, Trigger
 from ._runtime import ActiveRun, Phase, WorkerRuntime
 from ._spec import Mode
@@ -59,28 +59,24 @@ class LocalCoordinator:
                 admitted.append(self.admit(w, now))
         return admitted
 
+    def admit_now(self, w: WorkerRuntime, now: float) -> ActiveRun | None:
+        """Admit `w` if it may start now (it is the only ready worker)."""
+        if start_blocker(w, self._engine.world(), now) is None:
+            return self.admit(w, now)
+        return None
+
     def admit(self, w: WorkerRuntime, now: float) -> ActiveRun:
         """Start `w`'s next attempt: a retry that is due, or a new run of its next trigger."""
         engine = self._engine
         run = w.run
         if w.phase is Phase.RETRY_WAIT and run is not None:
-            run.state, _ = run_transition(run.state, RunEvent.STARTED, now=now)
+            run.advance(RunEvent.STARTED, now=now)
         else:
             trigger = self._take_trigger(w, now)
-            spec = w.spec
-            state, _ = run_transition(
-                RunState(
-                    spec.max_retries + 1,
-                    trigger.source is not Source.CONTINUOUS,
-                    spec.mode is Mode.CONTINUOUS,
-                ),
-                RunEvent.STARTED,
-                now=now,
-            )
             run = ActiveRun(
                 record=RunRecord(worker=w.name, trigger=trigger, started_at=engine.now()),
                 token=next(self._tokens),
-                state=state,
+                state=w.first_attempt_state(trigger.source is not Source.CONTINUOUS),
             )
             self._leases[w.name] = run.token
             w.run = run
@@ -114,8 +110,10 @@ class LocalCoordinator:
     # ------------------------------------------------------------------ records
 
     async def started(self, run: ActiveRun) -> None:
-        self._check(run)
-        await self._engine.store.start_run(run.record)
+        record = run.record
+        if self._leases.get(record.worker) != run.token:
+            raise LeaseLost(record.worker, run.token)
+        await self._engine.store.start_run(record)
 
     async def finish(
         self,
@@ -126,22 +124,21 @@ class LocalCoordinator:
         dead_letter: DeadLetterDraft | None = None,
         triggers: Sequence[Trigger] = (),
     ) -> int | None:
-        self._check(run)
+        name = record.worker
+        leases = self._leases
+        if leases.get(name) != run.token:
+            raise LeaseLost(name, run.token)
         # One process owns the store: the in-memory row, already changed by the
         # outcome, is the truth, and the journal takes it whole.
         engine = self._engine
-        worker = engine.worker_state(engine.workers[record.worker])
+        worker = engine.worker_state(engine.workers[name])
         entry_id = await engine.store.finish_run(
             record, worker=worker, requeue=requeue, dead_letter=dead_letter, triggers=triggers,
             detail=run.detail(),
         )
-        if self._leases.get(record.worker) == run.token:
-            del self._leases[record.worker]
+        if leases.get(name) == run.token:
+            del leases[name]
         return entry_id
-
-    def _check(self, run: ActiveRun) -> None:
-        if self._leases.get(run.record.worker) != run.token:
-            raise LeaseLost(run.record.worker, run.token)
 
     async def change_worker(self, name: str, change: WorkerChange) -> None:
         # Applied in memory already (one process owns the store): journal the row.

@@ -33,7 +33,7 @@ from ._runtime import WorkerRuntime
 from ._shutdown import drain
 from ._snapshot import OrchestratorSnapshot, take_snapshot
 from ._spec import OrchestratorConfig, WorkerSpec
-from ._store import Store
+from ._store import Coordinator, Store
 from ._store_memory import MemoryStore
 from ._worklog import ensure_level
 
@@ -87,17 +87,23 @@ class Orchestrator:
             self.config, self.store, now=now, rng=rng if rng is not None else random.Random()
         )
         self.events = engine.events
-        coordinator = self._coordinator = LocalCoordinator(engine)
-        self._dispatcher = Dispatcher(engine, coordinator, self._execute)
+        # A store that decides admission in its own database (PostgreSQL: a cluster)
+        # brings its coordinator and dispatcher; otherwise this process decides alone.
+        cluster = getattr(self.store, "cluster", None)
+        coordinator: Coordinator
+        if cluster is not None:
+            coordinator, self._dispatcher = cluster(engine)
+        else:
+            coordinator = LocalCoordinator(engine)
+            self._dispatcher = Dispatcher(engine, coordinator)
+        self._coordinator = coordinator
         self._monitor = Monitor(engine, self._dispatcher.ready)
         self._control = Control(engine, coordinator, self._dispatcher)
         self._outcomes = Outcomes(
             engine, coordinator, self._dispatcher, self._monitor, self._control.trigger
         )
+        self._dispatcher.execute = self._outcomes.execute
         ensure_level()
-
-    async def _execute(self, w: WorkerRuntime, run: Any) -> None:
-        await self._outcomes.execute(w, run)
 
     # ------------------------------------------------------------------ registration
 

@@ -22,8 +22,9 @@ from collections.abc import Sequence
 from itertools import chain
 from typing import Any
 
+from ._detail_json import attempts_text, logs_text
 from ._records import RunDetailDraft, RunRecord, Trigger, WorkerState
-from ._sqlite_rows import attempts_text, iso_text, logs_text
+from ._sqlite_rows import iso_text
 
 _VALUES = 21
 ACTION_WIDTH = 2 + _VALUES  # k, z, v1..v21

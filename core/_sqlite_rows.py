@@ -20,12 +20,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+from ._detail_json import detail_of_json
 from ._records import (
-    Attempt,
     Circuit,
     DeadLetter,
     RunDetailDraft,
-    RunLogLine,
     RunRecord,
     RunStatus,
     Source,
@@ -231,50 +230,13 @@ def run_of(row: sqlite3.Row) -> RunRecord:
     )
 
 
-def attempts_text(attempts: Sequence[Attempt]) -> str:
-    """A run's attempts as the JSON text of `run_details.attempts`."""
-    return json.dumps([
-        [a.number, iso_text(a.started_at), None if a.ended_at is None else iso_text(a.ended_at),
-         a.duration_s, a.error, a.traceback]
-        for a in attempts
-    ])
-
-
-def logs_text(lines: Sequence[RunLogLine]) -> str:
-    """A run's log lines as the JSON text of `run_details.logs`."""
-    return json.dumps([[iso_text(line.ts), line.level, line.message] for line in lines])
-
-
 def detail_of(row: sqlite3.Row) -> RunDetailDraft:
     """A `run_details` row as what it adds to its run."""
+    attempts, logs = _json(row, "attempts"), _json(row, "logs")
     try:
-        attempts = tuple(
-            Attempt(
-                number=int(number), started_at=_moment(started),
-                ended_at=None if ended is None else _moment(ended), duration_s=duration,
-                error=error, traceback=traceback,
-            )
-            for number, started, ended, duration, error, traceback in _json(row, "attempts")
-        )
-    except (TypeError, ValueError) as exc:
-        raise _Damaged("attempts", f"are not attempts ({exc})") from None
-    try:
-        logs = tuple(
-            RunLogLine(ts=_moment(ts), level=str(level), message=str(message))
-            for ts, level, message in _json(row, "logs")
-        )
-    except (TypeError, ValueError) as exc:
-        raise _Damaged("logs", f"are not log lines ({exc})") from None
-    return RunDetailDraft(
-        attempts=attempts, logs=logs, logs_dropped=_integer(row, "logs_dropped")
-    )
-
-
-def _moment(text: Any) -> datetime:
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError(f"{text!r} has no UTC offset")
-    return moment
+        return detail_of_json(attempts, logs, _integer(row, "logs_dropped"))
+    except ValueError as exc:
+        raise _Damaged("run_details", str(exc)) from None
 
 
 def worker_of(row: sqlite3.Row) -> WorkerState:

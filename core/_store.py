@@ -167,6 +167,14 @@ class Coordinator(Protocol):
             retries whose wait is over.
         """
 
+    def admit_now(self, w: WorkerRuntime, now: float) -> ActiveRun | None:
+        """Admit `w` at once if this coordinator can decide without waiting, else None.
+
+        The dispatcher's fast path, when nothing else is waiting: a local coordinator
+        decides in memory; a database's coordinator returns None (the dispatcher then
+        claims in its own task).
+        """
+
     async def started(self, run: ActiveRun) -> None:
         """Record a run's first attempt as running (after a crash: interrupted)."""
 
