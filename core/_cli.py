@@ -25,7 +25,7 @@ from ._graph import dependency_order
 from ._headless import run_headless
 from ._orchestrator import Orchestrator
 from ._runs_cli import runs_main
-from ._spec import Mode
+from ._spec import Mode, seconds_problem
 from ._sqlite_store import SQLiteStore, adopt_legacy_store, default_store_path
 from ._store import Store
 from ._store_memory import MemoryStore
@@ -76,18 +76,20 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--http", metavar="HOST:PORT", help="serve the HTTP API (headless)")
     parser.add_argument(
-        "--grace", metavar="SECONDS", type=_seconds, help="shutdown grace (overrides config)"
+        "--grace", metavar="SECONDS", type=_grace_seconds, help="shutdown grace (overrides config)"
     )
     return parser
 
 
-def _seconds(text: str) -> float:
+def _grace_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    # The range of `shutdown_grace_seconds`, which this option overrides.
+    problem = seconds_problem(value, zero=True)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return value
 
 
@@ -126,6 +128,8 @@ def _check(args: list[str]) -> int:
         count = len(exc.problems)
         print(f"{options.file}: {count} problem{'s' * (count != 1)}", file=sys.stderr)
         return ExitCode.USAGE
+    for warning in config.warnings:
+        print(warning, file=sys.stderr)
     specs = {r.spec.name: r.spec for r in config.workers}
     print(f"{options.file}: OK, {len(specs)} workers")
     for name in dependency_order(specs):
@@ -148,6 +152,8 @@ def _run(args: list[str], run_ui: UiRunner | None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return ExitCode.USAGE
+    for warning in config.warnings:
+        print(warning, file=sys.stderr)
     if options.http is not None:
         if options.ui:
             print("jobdeck: --http serves the API when headless; add --no-ui", file=sys.stderr)

@@ -32,7 +32,7 @@ from ._runs import is_async
 from ._runtime import WorkerRuntime
 from ._shutdown import drain
 from ._snapshot import OrchestratorSnapshot, take_snapshot
-from ._spec import OrchestratorConfig, WorkerSpec
+from ._spec import OrchestratorConfig, WorkerSpec, seconds_problem, worker_function_problem
 from ._store import Coordinator, Store
 from ._store_memory import MemoryStore
 from ._worklog import ensure_level
@@ -150,6 +150,9 @@ class Orchestrator:
             raise ValueError(f"worker {spec.name!r} is already registered")
         if not callable(fn):
             raise TypeError(f"worker {spec.name!r}: fn must be callable, got {fn!r}")
+        problem = worker_function_problem(fn)
+        if problem is not None:
+            raise TypeError(f"worker {spec.name!r}: fn {problem}")
         workers[spec.name] = WorkerRuntime(
             spec=spec,
             fn=fn,
@@ -218,7 +221,14 @@ class Orchestrator:
 
         A second call skips what is left of the grace (runs are still recorded
         `interrupted` and the store still flushed). Safe to call before `run`.
+
+        Raises:
+            ValueError: `grace` is not a duration `shutdown_grace_seconds` accepts.
         """
+        if grace is not None:
+            problem = seconds_problem(grace, zero=True)
+            if problem is not None:
+                raise ValueError(f"stop: grace {problem}")
         request_stop(self._engine, grace)
 
     async def wait_stopped(self) -> None:
