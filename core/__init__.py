@@ -18,6 +18,7 @@ from ._errors import (
     StoreRejected,
     StoreUnavailable,
     UnknownDeadLetter,
+    UnknownRun,
     UnknownWorker,
 )
 from ._events import (
@@ -50,8 +51,12 @@ from ._graph import dependency_order, graph_problems
 from ._health import Health, HealthReport
 from ._orchestrator import Orchestrator
 from ._records import (
+    Attempt,
     Circuit,
     DeadLetter,
+    RunDetail,
+    RunDetailDraft,
+    RunLogLine,
     RunRecord,
     RunStatus,
     Source,
@@ -66,6 +71,7 @@ from ._store import Coordinator, DeadLetterDraft, Store, WorkerChange
 from ._store_memory import MemoryStore
 
 __all__ = [
+    "Attempt",
     "AttemptFailed",
     "Circuit",
     "CircuitEvent",
@@ -104,8 +110,11 @@ __all__ = [
     "OrchestratorStopped",
     "OrchestratorStopping",
     "Priority",
+    "RunDetail",
+    "RunDetailDraft",
     "RunFailed",
     "RunInterrupted",
+    "RunLogLine",
     "RunRecord",
     "RunStarted",
     "RunStatus",
@@ -123,6 +132,7 @@ __all__ = [
     "Trigger",
     "TriggerAccepted",
     "UnknownDeadLetter",
+    "UnknownRun",
     "UnknownWorker",
     "WorkerChange",
     "WorkerDisabled",

@@ -1,5 +1,6 @@
 """The `jobdeck` command line: argument parsing, `check`, and dispatch to the dashboard,
-the headless runner (`_headless`) or `jobdeck dlq` (`_dlq_cli`).
+the headless runner (`_headless`), `jobdeck dlq` (`_dlq_cli`) or `jobdeck runs`
+(`_runs_cli`).
 
 The dashboard lives in `tui`; it passes itself in as `run_ui`, so this module (like
 all of `core`) never imports Textual.
@@ -23,8 +24,9 @@ from ._exit import ExitCode
 from ._graph import dependency_order
 from ._headless import run_headless
 from ._orchestrator import Orchestrator
+from ._runs_cli import runs_main
 from ._spec import Mode, seconds_problem
-from ._sqlite_store import SQLiteStore, default_store_path
+from ._sqlite_store import SQLiteStore, adopt_legacy_store, default_store_path
 from ._store import Store
 from ._store_memory import MemoryStore
 from ._worklog import WORKER_LOGGER
@@ -58,7 +60,8 @@ def _run_parser() -> argparse.ArgumentParser:
         prog="jobdeck",
         description="Run background workers with a terminal dashboard, or headless.",
         epilog="Other commands: 'jobdeck check FILE' validates a config; "
-        "'jobdeck dlq list|show|replay|delete|purge --store PATH' works on dead letters.",
+        "'jobdeck dlq list|show|replay|delete|purge --store PATH' works on dead letters; "
+        "'jobdeck runs list|show --store PATH' shows run history.",
     )
     parser.add_argument("--config", metavar="FILE", help="config file (default: the demo)")
     parser.add_argument("--no-ui", action="store_true", help="run headless, logging events")
@@ -97,7 +100,9 @@ def main(argv: Sequence[str] | None = None, *, run_ui: UiRunner | None = None) -
         if args and args[0] == "check":
             return _check(args[1:])
         if args and args[0] == "dlq":
-            return dlq_main(args[1:], default_config=demo_config_path())
+            return dlq_main(args[1:])
+        if args and args[0] == "runs":
+            return runs_main(args[1:])
         return _run(args, run_ui)
     except KeyboardInterrupt:
         return ExitCode.OK
@@ -200,16 +205,18 @@ def _parse_run(args: list[str]) -> RunOptions:
 def open_store(options: RunOptions, config: JobdeckConfig) -> Store:
     """The store the options and config ask for (`--store` wins over the config).
 
-    Neither names one: `$XDG_STATE_HOME/jobdeck/<config name>.db`, its folder created.
-    A relative `store` in the config is relative to the config file; `:memory:` keeps
-    nothing. The store is opened (and its lock taken) when the orchestrator runs.
+    Neither names one: the bundled demo runs in memory (what a newcomer sees is always
+    the tour); any other config has its default store, `$XDG_STATE_HOME/jobdeck/<config
+    name>-<hash>.db`, its folder created (an older jobdeck's `<config name>.db` is taken
+    over). A relative `store` in the config is relative to the config file; `:memory:`
+    keeps nothing. The store is opened (and its lock taken) when the orchestrator runs.
 
     Raises:
         StoreError: the default state folder cannot be created.
     """
     history = config.orchestrator.history_per_worker
     where = options.store if options.store is not None else config.orchestrator.store
-    if where == ":memory:":
+    if where == ":memory:" or (where is None and options.is_demo):
         return MemoryStore(history_per_worker=history)
     if where is not None and where.startswith(("postgresql://", "postgres://")):
         from ._pg_store import PgStore  # a cluster node; psycopg loads only when asked for
@@ -223,6 +230,9 @@ def open_store(options: RunOptions, config: JobdeckConfig) -> Store:
             raise StoreError(
                 f"store {path}: cannot create the folder {path.parent}: {exc.strerror}"
             ) from None
+        path = adopt_legacy_store(
+            options.config_path, say=lambda text: print(text, file=sys.stderr)
+        )
     else:
         path = Path(where).expanduser()
         if options.store is None and not path.is_absolute():

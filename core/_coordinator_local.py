@@ -147,7 +147,8 @@ class LocalCoordinator:
         engine = self._engine
         worker = engine.worker_state(engine.workers[name])
         return engine.store.finish_run(
-            record, worker=worker, requeue=requeue, dead_letter=dead_letter, triggers=triggers
+            record, worker=worker, requeue=requeue, dead_letter=dead_letter, triggers=triggers,
+            detail=run.detail(),
         )
 
     async def change_worker(self, name: str, change: WorkerChange) -> None:

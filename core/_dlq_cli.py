@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tomllib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,22 +20,19 @@ from ._errors import StoreError, UnknownDeadLetter
 from ._exit import ExitCode
 from ._json_views import MAX_DEAD_LETTER_ID, check_dead_letter_id, dead_letter_json
 from ._logformat import one_line
+from ._offline_store import offline_parser, offline_store_path
 from ._records import DeadLetter, Source, Trigger
-from ._sqlite_store import SQLiteStore, default_store_path
+from ._sqlite_store import SQLiteStore
 
 #: Widest error text shown in the `list` table; `show` gives all of it.
 ERROR_COLUMN_WIDTH = 60
 
 
-def dlq_main(
-    args: Sequence[str], *, default_config: Path, stdin: IO[str] | None = None
-) -> int:
+def dlq_main(args: Sequence[str], *, stdin: IO[str] | None = None) -> int:
     """Run `jobdeck dlq ...`; returns the exit code (0 done, 2 refused or failed).
 
     Args:
         args: the arguments after `dlq`.
-        default_config: the config whose store is used without `--store` or `--config`
-            (`jobdeck`'s own default: the bundled demo).
         stdin: where `purge` reads its confirmation (default `sys.stdin`).
     """
     parser = _parser()
@@ -44,13 +40,15 @@ def dlq_main(
     if getattr(options, "limit", None) is not None and options.limit < 0:
         parser.error(f"argument --limit: must be 0 or more, got {options.limit}")
     try:
-        path = _store_path(options, default_config)
+        path = offline_store_path(options)
     except StoreError as exc:
         print(f"jobdeck: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     if options.command == "purge" and not options.yes:
-        if not _confirmed(path, stdin if stdin is not None else sys.stdin):
-            return ExitCode.USAGE
+        answer = _confirmed(path, stdin if stdin is not None else sys.stdin)
+        if answer is not True:
+            # An explicit "no" is an answer, not an error; no answer at all (EOF) is.
+            return ExitCode.OK if answer is False else ExitCode.USAGE
     skipped: list[str] = []
     try:
         result = trio.run(_act, options, path, skipped)
@@ -74,20 +72,7 @@ def dlq_main(
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    where = common.add_mutually_exclusive_group()
-    where.add_argument("--store", metavar="PATH", help="the store file")
-    where.add_argument(
-        "--config", metavar="FILE",
-        help="use this config's store (its `store`, or the default for its name)",
-    )
-    common.add_argument("--json", action="store_true", help="print JSON")
-    parser = argparse.ArgumentParser(
-        prog="jobdeck dlq",
-        description="Dead letters of a store no jobdeck is running on. Without --store or "
-        "--config: the store of the bundled demo.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser, commands, common = offline_parser("jobdeck dlq", "Dead letters")
     listing = commands.add_parser("list", parents=[common], help="list dead letters, newest first")
     listing.add_argument("--limit", type=int, metavar="N", help="at most N entries")
     for name, text in (
@@ -102,36 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _store_path(options: argparse.Namespace, default_config: Path) -> Path:
-    if options.store is not None:
-        if options.store == ":memory:":
-            raise StoreError("store :memory: keeps nothing between runs: give a store file")
-        path = Path(options.store).expanduser()
-    else:
-        path = _store_of_config(Path(options.config) if options.config else default_config)
-    # Opening would create an empty store: a mistyped path must not look like an empty DLQ.
-    if not path.is_file():
-        raise StoreError(f"store {path} does not exist")
-    return path
-
-
-def _store_of_config(config_path: Path) -> Path:
-    """The config's `[orchestrator] store`, else the default store of that config."""
-    try:
-        with config_path.open("rb") as file:
-            table = tomllib.load(file).get("orchestrator", {})
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise StoreError(f"cannot read config {config_path}: {exc}") from None
-    configured = table.get("store") if isinstance(table, dict) else None
-    if configured is None:
-        return default_store_path(config_path)
-    if configured == ":memory:":
-        raise StoreError(f"config {config_path} uses store :memory:, which keeps nothing")
-    path = Path(str(configured)).expanduser()
-    return path if path.is_absolute() else config_path.parent / path
-
-
-def _confirmed(path: Path, stdin: IO[str]) -> bool:
+def _confirmed(path: Path, stdin: IO[str]) -> bool | None:
+    """True for a yes, False for any other answer, None for no answer (stdin closed)."""
     print(f"Purge every dead letter in {path}? [y/N] ", end="", file=sys.stderr, flush=True)
     answer = stdin.readline()
     if not answer:
@@ -140,10 +97,10 @@ def _confirmed(path: Path, stdin: IO[str]) -> bool:
             "without asking",
             file=sys.stderr,
         )
-        return False
+        return None
     if answer.strip().lower() in ("y", "yes"):
         return True
-    print("jobdeck: nothing purged", file=sys.stderr)
+    print("jobdeck: nothing deleted", file=sys.stderr)
     return False
 
 

@@ -46,6 +46,14 @@ class UnknownDeadLetter(JobdeckError, LookupError):
         super().__init__(f"no dead-letter entry with id {entry_id}")
 
 
+class UnknownRun(JobdeckError, LookupError):
+    """A run id was given that the history does not hold (never, or no longer)."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"no run with id {run_id!r}")
+
+
 class NotRunning(JobdeckError, RuntimeError):
     """A control call needs a running orchestrator, and it is not running (any more)."""
 

@@ -1,7 +1,8 @@
-"""What the HTTP API and `jobdeck dlq --json` show of the engine, as JSON-ready values.
+"""What the HTTP API and the offline commands' `--json` show of the engine, as JSON values.
 
-One view of each thing, whoever shows it: a dead-letter entry, a worker, and the
-orchestrator with every worker (`GET /status`). Times are ISO 8601 text; durations are
+One view of each thing, whoever shows it: a dead-letter entry, a run (in a list, and
+opened with its attempts and log lines), a worker, and the orchestrator with every
+worker (`GET /status`). Times are ISO 8601 text; durations are
 seconds, rounded to the microsecond, and None where there is no finite value.
 Each interface wraps the views in its own envelope (`{"total", "entries"}` over HTTP,
 a bare list from the CLI).
@@ -14,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from ._errors import UnknownDeadLetter
-from ._records import DeadLetter
+from ._records import DeadLetter, RunDetail, RunRecord
 from ._snapshot import OrchestratorSnapshot, WorkerSnapshot
 
 #: Dead-letter ids are SQLite row ids, from 1 to 2**63 - 1: no entry has any other.
@@ -112,3 +113,44 @@ def _seconds(value: float | None) -> float | None:
     if value is None or math.isinf(value) or math.isnan(value):
         return None
     return round(value, 6)
+
+
+def run_json(record: RunRecord) -> dict[str, Any]:
+    """One run of the history: what it ran for and how it ended (`attempts`: how many)."""
+    return {
+        "id": record.id,
+        "worker": record.worker,
+        "status": record.status.value,
+        "source": record.trigger.source.value,
+        "trigger_id": record.trigger.id,
+        "started_at": record.started_at.isoformat(),
+        "ended_at": _time(record.ended_at),
+        "duration_s": _seconds(record.duration_s),
+        "attempts": record.attempts,
+        "error": record.error,
+    }
+
+
+def run_detail_json(detail: RunDetail) -> dict[str, Any]:
+    """A run opened: the run (as in a list, with its payload), every attempt with its
+    whole traceback, and its own log lines."""
+    record = detail.record
+    return {
+        "run": {**run_json(record), "payload": record.trigger.payload},
+        "attempts": [
+            {
+                "number": a.number,
+                "started_at": a.started_at.isoformat(),
+                "ended_at": _time(a.ended_at),
+                "duration_s": _seconds(a.duration_s),
+                "error": a.error,
+                "traceback": a.traceback,
+            }
+            for a in detail.attempts
+        ],
+        "logs": [
+            {"ts": line.ts.isoformat(), "level": line.level, "message": line.message}
+            for line in detail.logs
+        ],
+        "logs_dropped": detail.logs_dropped,
+    }

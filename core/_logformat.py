@@ -3,9 +3,11 @@
 
 For people, one line per event: the time of day (UTC, milliseconds), the event name, the
 worker, then the details as `key=value` pairs (worker log lines show their level and
-message instead). Every few seconds the headless runner adds a `status` line built from a
-snapshot: running slots, pending triggers, DLQ size, overall health, and log lines dropped
-from the ring buffers if any were. `one_line` cuts a long text to a column, for tables.
+message instead). Run and trigger ids are cut to their first 8 characters (JSON keeps
+them whole), and a traceback in a log line shows the worker's frames only. Every few
+seconds the headless runner adds a `status` line built from a snapshot: running slots,
+pending triggers, DLQ size, overall health, and log lines dropped from the ring buffers
+if any were. `one_line` cuts a long text to a column, for tables.
 
 Colour is used only when the stream is a terminal and `NO_COLOR` is not set
 (https://no-color.org); the text is the same with and without it.
@@ -21,6 +23,7 @@ from typing import IO, Any
 
 from ._events import Event, HealthChanged, LogLine
 from ._snapshot import OrchestratorSnapshot
+from ._tracebacks import worker_frames
 
 EVENT_WIDTH = 21
 WORKER_WIDTH = 18
@@ -82,12 +85,12 @@ def text_line(event: Event, *, colour: bool = False) -> str:
     if isinstance(event, LogLine):
         level = event.level.upper()
         details = _paint(_pad(level, LEVEL_WIDTH), _LEVEL_STYLE.get(level), colour)
-        details += f" {event.message}"
+        details += f" {worker_frames(event.message)}"
     else:
         health = isinstance(event, HealthChanged)
         details = " ".join(
             f"{key}={_health_value(key, value, colour) if health else _value(value)}"
-            for key, value in data.items()
+            for key, value in _short_ids(data).items()
             if key not in _SKIP
         )
     return _columns(event.ts, event.name, worker, details, colour)
@@ -114,12 +117,33 @@ def status_line(snapshot: OrchestratorSnapshot, *, colour: bool = False) -> str:
     return _columns(snapshot.taken_at, "status", "", " ".join(parts), colour)
 
 
+#: Characters of a run or trigger id shown for people (JSON keeps the whole id).
+SHORT_ID = 8
+
+
+def short_id(full: str) -> str:
+    """The first `SHORT_ID` characters of a run or trigger id: its counter part, which
+    tells apart the ids one process made (`jobdeck runs show` takes it)."""
+    return full[:SHORT_ID]
+
+
 def one_line(text: str | None, limit: int = 200) -> str:
     """The first line of `text` (an error, say), cut to `limit` characters with `…`."""
     if not text:
         return ""
     first = text.strip().splitlines()[0] if text.strip() else ""
     return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+_ID_KEYS = ("run_id", "trigger_id")
+
+
+def _short_ids(data: dict[str, Any]) -> dict[str, Any]:
+    for key in _ID_KEYS:
+        value = data.get(key)
+        if isinstance(value, str):
+            data[key] = short_id(value)
+    return data
 
 
 def _columns(ts: datetime, name: str, worker: str, details: str, colour: bool) -> str:

@@ -26,7 +26,7 @@ from ._errors import ConfigError
 from ._graph import graph_problems, symmetric_blocks
 from ._monitor import Monitor
 from ._outcomes import Outcomes
-from ._records import DeadLetter, RunRecord, Trigger
+from ._records import DeadLetter, RunDetail, RunRecord, Trigger
 from ._recovery import restore
 from ._runs import is_async
 from ._runtime import WorkerRuntime
@@ -345,6 +345,22 @@ class Orchestrator:
         if worker is not None:
             self._control.worker(worker)
         return await self.store.runs(worker, limit)
+
+    async def run_detail(self, run_id: str) -> RunDetail:
+        """One run opened: its record, every attempt (error, traceback) and its log lines.
+
+        A run still going is read from memory (its attempts so far); any other from the
+        store, as long as the history keeps it.
+
+        Raises:
+            UnknownRun: no run with that id is going or kept.
+        """
+        await trio.lowlevel.checkpoint()
+        for w in self._engine.workers.values():
+            run = w.run
+            if run is not None and run.record.id == run_id:
+                return RunDetail.of(run.record, run.detail())
+        return await self.store.run_detail(run_id)
 
     def logs(self, worker: str | None = None, limit: int = 200) -> list[ev.LogRecordView]:
         """The last log lines of one worker, or of all workers merged by time."""

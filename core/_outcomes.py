@@ -22,7 +22,7 @@ from ._errors import LeaseLost
 from ._lifecycle import Effect, Effects, RunEvent
 from ._monitor import Monitor
 from ._persist import WriteRefused, persist
-from ._records import Circuit, RunRecord, RunStatus, Source, Trigger
+from ._records import Attempt, Circuit, RunRecord, RunStatus, Source, Trigger
 from ._runs import AttemptEnd, run_attempt
 from ._runtime import ActiveRun, Outcome, Phase, WorkerRuntime
 from ._schedule import backoff_delay
@@ -83,6 +83,7 @@ class Outcomes:
             return
         # FAILED or TIMED_OUT
         w.last_error, w.last_traceback = end.error, end.traceback
+        self._attempt_ended(run, end.duration, end.error, end.traceback)
         delay = None
         if run.attempt < run.state.max_attempts and engine.running:
             spec = w.spec
@@ -129,6 +130,9 @@ class Outcomes:
                 max_consecutive_failures=w.spec.max_consecutive_failures,
             )
         ended = engine.now()
+        if run.attempts:
+            # Retried: the attempts before it are kept, so this one is too.
+            self._attempt_ended(run, end.duration, ended=ended)
         w.last_success_seq = next(engine.seq)
         w.last_success = ended
         w.runs_ok += 1
@@ -224,6 +228,9 @@ class Outcomes:
     ) -> None:
         engine = self._engine
         ended = engine.now()
+        if not run.attempts or run.attempts[-1].number != run.attempt:
+            # Cut off while its attempt ran (not while it waited to retry).
+            self._attempt_ended(run, duration, f"interrupted: {reason}", ended=ended)
         record = run.record.finished(
             RunStatus.INTERRUPTED, ended_at=ended, attempts=run.attempt, duration_s=duration,
             error=f"interrupted: {reason}",
@@ -265,6 +272,25 @@ class Outcomes:
             self._end_run(w)
 
     # ------------------------------------------------------------------ helpers
+
+    def _attempt_ended(
+        self,
+        run: ActiveRun,
+        duration: float | None,
+        error: str | None = None,
+        traceback: str | None = None,
+        *,
+        ended: datetime | None = None,
+    ) -> None:
+        """Keep the current attempt of `run`, stored with the run's end."""
+        run.attempts.append(
+            Attempt(
+                number=run.attempt,
+                started_at=run.attempt_started_at or run.record.started_at,
+                ended_at=ended or self._engine.now(), duration_s=duration,
+                error=error or None, traceback=traceback or None,
+            )
+        )
 
     def _end_run(self, w: WorkerRuntime, *, backoff: float = 0.0) -> None:
         engine = self._engine

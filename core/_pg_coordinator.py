@@ -33,7 +33,7 @@ from ._engine import Engine
 from ._errors import LeaseLost, NodeFenced, StoreError, describe
 from ._lifecycle import RunEvent, RunState, run_transition
 from ._pg_pool import PgPool, connect
-from ._pg_rows import dlq_size, notify, read_workers
+from ._pg_rows import dlq_size, notify, put_detail, read_workers
 from ._pg_schema import CHANNEL
 from ._records import Circuit, RunRecord, Source, StoredState, Trigger, new_id
 from ._runtime import ActiveRun, Phase, WorkerRuntime
@@ -433,11 +433,17 @@ class PgCoordinator:
             None if dead_letter is None else dead_letter.error,
             None if dead_letter is None else dead_letter.traceback, history,
         )
-        row = await self._pool.run(
-            lambda conn: conn.execute(
+        detail = run.detail()
+
+        def write(conn: psycopg.Connection) -> Any:
+            found = conn.execute(
                 "SELECT * FROM jd_finish(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", args
             ).fetchone()
-        )
+            if found is not None and not found[0]:
+                put_detail(conn, record.id, detail)  # in the same transaction as the end
+            return found
+
+        row = await self._pool.run(write)
         assert row is not None
         lost, dlq_id, chained_ids, chained_workers = row
         if lost:

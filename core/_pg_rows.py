@@ -9,10 +9,12 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Json
 
+from ._detail_json import attempts_text, logs_text
 from ._pg_schema import CHANNEL
 from ._records import (
     Circuit,
     DeadLetter,
+    RunDetailDraft,
     RunRecord,
     RunStatus,
     Source,
@@ -80,6 +82,22 @@ def insert_trigger(conn: psycopg.Connection, trigger: Trigger) -> None:
         " VALUES (%s, %s, %s, %s, %s, jd_now())",
         (trigger.id, trigger.worker, trigger.source.value, json_param(trigger.payload),
          trigger.accepted_at),
+    )
+
+
+def put_detail(conn: psycopg.Connection, run_id: str, detail: RunDetailDraft | None) -> None:
+    """Store a run's attempts and log lines with it (nothing if there is no detail, or no
+    such run: the history dropped it)."""
+    if detail is None:
+        return
+    conn.execute(
+        "INSERT INTO jd_run_details (run_id, attempts, logs, logs_dropped)"
+        " SELECT %(id)s, %(attempts)s::jsonb, %(logs)s::jsonb, %(dropped)s"
+        " WHERE EXISTS (SELECT 1 FROM jd_runs WHERE id = %(id)s)"
+        " ON CONFLICT (run_id) DO UPDATE SET attempts = EXCLUDED.attempts,"
+        " logs = EXCLUDED.logs, logs_dropped = EXCLUDED.logs_dropped",
+        {"id": run_id, "attempts": attempts_text(detail.attempts),
+         "logs": logs_text(detail.logs), "dropped": detail.logs_dropped},
     )
 
 

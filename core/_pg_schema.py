@@ -350,7 +350,16 @@ END $$;
 """.replace("{admission}", str(ADMISSION_LOCK)).replace("{channel}", CHANNEL)
 
 #: Each migration takes the schema from its index to the next version.
-MIGRATIONS: tuple[str, ...] = (_V1 + _V1_FUNCTIONS,)
+#: What a run's end stores besides its record: its attempts and log lines, which go
+#: with the run when the history drops it.
+_V2 = """
+CREATE TABLE jd_run_details (
+    run_id text PRIMARY KEY REFERENCES jd_runs (id) ON DELETE CASCADE,
+    attempts jsonb NOT NULL, logs jsonb NOT NULL, logs_dropped int NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1 + _V1_FUNCTIONS, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
-from ._errors import UnknownDeadLetter
+from ._detail_json import detail_of_json
+from ._errors import UnknownDeadLetter, UnknownRun
 from ._pg_coordinator import PgCoordinator
 from ._pg_dispatch import ClusterDispatcher
 from ._pg_pool import PgPool
@@ -29,12 +30,15 @@ from ._pg_rows import (
     insert_trigger,
     json_param,
     notify,
+    put_detail,
     read_workers,
     run_of,
 )
 from ._pg_schema import migrate
 from ._records import (
     DeadLetter,
+    RunDetail,
+    RunDetailDraft,
     RunRecord,
     Source,
     StoredState,
@@ -136,12 +140,14 @@ class PgStore:
         requeue: bool = False,
         dead_letter: DeadLetterDraft | None = None,
         triggers: Sequence[Trigger] = (),
+        detail: RunDetailDraft | None = None,
     ) -> int | None:
         """Record a run's end without a lease (one process's view: the store contract)."""
         history = self.history_per_worker
 
         def write(conn: psycopg.Connection) -> int | None:
             _upsert_run(conn, run)
+            put_detail(conn, run.id, detail)
             _save_worker(conn, worker)
             entry_id = None
             if dead_letter is not None:
@@ -192,6 +198,21 @@ class PgStore:
                 {"w": worker, "n": limit},
             ).fetchall()
             return [run_of(r) for r in rows]
+
+        return await self.pool.run(read)
+
+    async def run_detail(self, run_id: str) -> RunDetail:
+        def read(conn: psycopg.Connection) -> RunDetail:
+            row = conn.execute(
+                f"SELECT {RUN_COLUMNS} FROM jd_runs WHERE id = %s", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise UnknownRun(run_id)
+            found = conn.execute(
+                "SELECT attempts, logs, logs_dropped FROM jd_run_details WHERE run_id = %s",
+                (run_id,),
+            ).fetchone()
+            return RunDetail.of(run_of(row), None if found is None else detail_of_json(*found))
 
         return await self.pool.run(read)
 

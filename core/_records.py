@@ -39,11 +39,13 @@ _id_counter = itertools.count(1)
 
 
 def new_id() -> str:
-    """A short unique id for triggers and runs: a random per-process prefix and a counter.
+    """A short unique id for triggers and runs: a counter, then a random per-process part.
 
     Cheaper than 64 random bits per id, and ids made by one process sort by creation.
+    The counter comes first so that an id's first 8 characters, which the text log and
+    the dashboard show, tell apart the runs of one process.
     """
-    return f"{_ID_PREFIX}{next(_id_counter):08x}"
+    return f"{next(_id_counter):08x}{_ID_PREFIX}"
 
 
 @attrs.frozen(kw_only=True)
@@ -85,6 +87,72 @@ class RunRecord:
             id=self.id, worker=self.worker, trigger=self.trigger, status=status,
             started_at=self.started_at, ended_at=ended_at, attempts=attempts,
             duration_s=duration_s, error=error,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Attempt:
+    """One attempt of a run: when, how long, and how it failed (if it did)."""
+
+    number: int
+    started_at: datetime
+    ended_at: datetime | None = None
+    duration_s: float | None = None
+    error: str | None = None
+    #: the whole traceback, jobdeck's frames included (displays may hide those).
+    traceback: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RunLogLine:
+    """A line a run wrote with `ctx.log`."""
+
+    ts: datetime
+    level: str
+    message: str
+
+
+@attrs.frozen(kw_only=True)
+class RunDetailDraft:
+    """What a run's end stores besides its record: its attempts and its own log lines.
+
+    Attributes:
+        attempts: every attempt, in order; empty for a run whose one attempt succeeded
+            (its record says all of it).
+        logs: its last log lines, at most the per-run bound.
+        logs_dropped: lines it wrote beyond the bound, not kept.
+    """
+
+    attempts: tuple[Attempt, ...] = ()
+    logs: tuple[RunLogLine, ...] = ()
+    logs_dropped: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class RunDetail:
+    """A run opened: its record, every attempt, and its own log lines."""
+
+    record: RunRecord
+    attempts: tuple[Attempt, ...]
+    logs: tuple[RunLogLine, ...] = ()
+    logs_dropped: int = 0
+
+    @classmethod
+    def of(cls, record: RunRecord, draft: RunDetailDraft | None) -> RunDetail:
+        """The detail of `record` from what was stored with it (None: nothing was).
+
+        A run stored without attempts (its one attempt succeeded, or it still runs) has
+        the attempt its record describes.
+        """
+        draft = draft or RunDetailDraft()
+        attempts = draft.attempts or (
+            Attempt(
+                number=record.attempts, started_at=record.started_at, ended_at=record.ended_at,
+                duration_s=record.duration_s, error=record.error,
+            ),
+        )
+        return cls(
+            record=record, attempts=attempts, logs=draft.logs, logs_dropped=draft.logs_dropped
         )
 
 

@@ -21,6 +21,7 @@ from ._engine import Engine
 from ._errors import describe
 from ._events import LogLine, LogRecordView
 from ._lifecycle import RunEvent
+from ._records import RunLogLine
 from ._runtime import ActiveRun, WorkerRuntime
 from ._text import safe_text
 from ._worklog import WorkerLog
@@ -57,6 +58,7 @@ async def run_attempt(
     w.heartbeat_t = start
     timeout = w.spec.timeout_seconds
     run.attempt_started_t = start
+    run.attempt_started_at = run.record.started_at if run.attempt == 1 else engine.now()
     run.attempt_deadline_t = deadline = start + timeout if timeout > 0 else math.inf
     error: BaseException | None = None
     with trio.CancelScope(deadline=deadline) as scope:
@@ -108,6 +110,7 @@ def _only_cancellation(exc: BaseException) -> bool:
 def _context(engine: Engine, w: WorkerRuntime, run: ActiveRun, trigger: TriggerFn) -> JobContext:
     record = run.record
     source = record.trigger
+    log_limit = engine.config.log_lines_per_worker
 
     def beat() -> None:
         w.heartbeat_t = trio.current_time()
@@ -118,6 +121,8 @@ def _context(engine: Engine, w: WorkerRuntime, run: ActiveRun, trigger: TriggerF
             ts=engine.now(), worker=worker, run_id=run_id, level=level, message=message
         )
         engine.logs.add(line)
+        # The run keeps its own lines, stored with its end (bounded like the ring buffer).
+        run.log(RunLogLine(ts=line.ts, level=level, message=message), log_limit)
         engine.publish(
             LogLine(ts=line.ts, worker=worker, run_id=run_id, level=level, message=message)
         )

@@ -16,7 +16,7 @@ import trio
 
 from ._circuit import CircuitState
 from ._lifecycle import Effects, RunEvent, RunState, run_transition
-from ._records import Circuit, RunRecord, Trigger
+from ._records import Attempt, Circuit, RunDetailDraft, RunLogLine, RunRecord, Trigger
 from ._spec import Mode, WorkerSpec
 
 DURATIONS_KEPT = 20
@@ -59,6 +59,32 @@ class ActiveRun:
     last_traceback: str | None = None
     #: given up on by shutdown (stuck): its end is already recorded.
     abandoned: bool = False
+    #: wall-clock start of the current attempt.
+    attempt_started_at: datetime | None = None
+    #: its attempts that ended, in order; left empty for a run whose only attempt
+    #: succeeded (the record says it all: nothing more to store on the hot path).
+    attempts: list[Attempt] = attrs.field(factory=list)
+    #: its own log lines, the last `log_limit` of them (made at the first line).
+    logs: deque[RunLogLine] | None = None
+    logs_dropped: int = 0
+
+    def log(self, line: RunLogLine, log_limit: int) -> None:
+        """Keep a line this run wrote, dropping (and counting) its oldest past the limit."""
+        logs = self.logs
+        if logs is None:
+            logs = self.logs = deque(maxlen=log_limit)
+        elif len(logs) == logs.maxlen:
+            self.logs_dropped += 1
+        logs.append(line)
+
+    def detail(self) -> RunDetailDraft | None:
+        """What to store with the run's end besides its record; None if nothing."""
+        if not self.attempts and self.logs is None:
+            return None
+        return RunDetailDraft(
+            attempts=tuple(self.attempts), logs=tuple(self.logs or ()),
+            logs_dropped=self.logs_dropped,
+        )
 
     @property
     def trigger(self) -> Trigger:

@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from itertools import chain
 from typing import Any
 
-from ._records import RunRecord, Trigger, WorkerState
+from ._detail_json import attempts_text, logs_text
+from ._records import RunDetailDraft, RunRecord, Trigger, WorkerState
 from ._sqlite_rows import iso_text
 
 _VALUES = 21
@@ -42,6 +43,9 @@ _PUT_WORKER = 5
 #: 2: store v15..v21 as the state of the run's worker, the rest of a `workers` row).
 _FINISH_RUN = 6
 _REQUEUE, _WITH_WORKER = 1, 2
+#: A run's detail: v1 run id, v2 worker, v3 attempts, v4 log lines (JSON), v5 lines
+#: dropped; then the worker's details beyond the history limit go.
+_PUT_DETAIL = 7
 
 _RUN_COLUMNS = (
     "id", "worker", "trigger_id", "trigger_source", "trigger_payload", "trigger_accepted_at",
@@ -154,6 +158,14 @@ _BATCH_VIEW = (
     _instead(
         "put_worker", _PUT_WORKER,
         f"INSERT INTO workers VALUES ({_news(range(1, 9), (4, 6, 7, 8))}){_WORKER_UPSERT};",
+    ),
+    _instead(
+        "put_detail", _PUT_DETAIL,
+        "INSERT OR REPLACE INTO run_details (run_id, worker, attempts, logs, logs_dropped)"
+        f" VALUES ({_news(range(1, 6))});"
+        " DELETE FROM run_details WHERE worker = NEW.v2 AND seq <= (SELECT seq FROM"
+        " run_details WHERE worker = NEW.v2 ORDER BY seq DESC LIMIT 1"
+        " OFFSET (SELECT n FROM history_limit));",
     ),
     _instead(
         "finish_run", _FINISH_RUN,
@@ -274,10 +286,21 @@ def worker_action(state: WorkerState) -> tuple[Any, ...]:
 
 
 def finish_actions(
-    run: RunRecord, worker: WorkerState, requeue: bool, triggers: Sequence[Trigger] = ()
+    run: RunRecord,
+    worker: WorkerState,
+    requeue: bool,
+    triggers: Sequence[Trigger] = (),
+    detail: RunDetailDraft | None = None,
 ) -> tuple[Any, ...]:
-    """A run's end: the `triggers` it causes, then the run's own actions."""
+    """A run's end: the `triggers` it causes, then the run's own actions (and its detail,
+    in the same statement: one transaction)."""
     actions = _run_end_actions(run, worker, requeue)
+    if detail is not None:
+        actions += (
+            _PUT_DETAIL, 0, run.id, run.worker, attempts_text(detail.attempts),
+            logs_text(detail.logs), detail.logs_dropped,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        )  # fmt: skip
     if triggers:
         return tuple(
             chain.from_iterable([trigger_action(PUT_TRIGGER, t) for t in triggers])

@@ -20,9 +20,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+from ._detail_json import detail_of_json
 from ._records import (
     Circuit,
     DeadLetter,
+    RunDetailDraft,
     RunRecord,
     RunStatus,
     Source,
@@ -226,6 +228,15 @@ def run_of(row: sqlite3.Row) -> RunRecord:
         duration_s=_seconds(row, "duration_s"),
         error=_optional_text(row, "error"),
     )
+
+
+def detail_of(row: sqlite3.Row) -> RunDetailDraft:
+    """A `run_details` row as what it adds to its run."""
+    attempts, logs = _json(row, "attempts"), _json(row, "logs")
+    try:
+        return detail_of_json(attempts, logs, _integer(row, "logs_dropped"))
+    except ValueError as exc:
+        raise _Damaged("run_details", str(exc)) from None
 
 
 def worker_of(row: sqlite3.Row) -> WorkerState:

@@ -71,6 +71,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             run_id TEXT NOT NULL
         )""",
     ),
+    # 2: what a run's end stores besides its record: its attempts and its own log lines
+    # (JSON), kept for the newest `history_per_worker` runs of each worker that have any.
+    (
+        """CREATE TABLE run_details (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL UNIQUE,
+            worker TEXT NOT NULL,
+            attempts TEXT NOT NULL,
+            logs TEXT NOT NULL,
+            logs_dropped INTEGER NOT NULL
+        )""",
+        "CREATE INDEX run_details_by_worker ON run_details (worker, seq)",
+    ),
 )
 
 

@@ -12,18 +12,27 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import platformdirs
 import trio
 
-from ._errors import StoreError, StoreInUse, StoreUnavailable, UnknownDeadLetter
-from ._records import DeadLetter, RunRecord, StoredState, Trigger, WorkerState
+from ._errors import StoreError, StoreInUse, StoreUnavailable, UnknownDeadLetter, UnknownRun
+from ._records import (
+    DeadLetter,
+    RunDetail,
+    RunDetailDraft,
+    RunRecord,
+    StoredState,
+    Trigger,
+    WorkerState,
+)
 from ._sqlite_batch import (
     PUT_TRIGGER,
     create_batch_view,
@@ -33,7 +42,14 @@ from ._sqlite_batch import (
     worker_action,
 )
 from ._sqlite_errors import UNENCODABLE, store_error, unencodable
-from ._sqlite_rows import dead_letter_of, dead_letter_row, load_state, records, run_of
+from ._sqlite_rows import (
+    dead_letter_of,
+    dead_letter_row,
+    detail_of,
+    load_state,
+    records,
+    run_of,
+)
 from ._sqlite_schema import migrate_forward, schema_version
 from ._sqlite_writer import Operation, Writer
 from ._store import DeadLetterDraft
@@ -47,10 +63,83 @@ BUSY_TIMEOUT_SECONDS = 30.0
 def default_store_path(config_path: Path) -> Path:
     """Where the store of a config lives unless told otherwise.
 
-    `$XDG_STATE_HOME/jobdeck/<config name>.db` (`~/.local/state/jobdeck/...` when the
-    variable is unset); the folder is not created here.
+    `$XDG_STATE_HOME/jobdeck/<config name>-<hash>.db` (`~/.local/state/jobdeck/...` when
+    the variable is unset), the hash of the config's absolute path: two configs of the
+    same name in different folders keep separate state. The folder is not created here.
     """
-    return Path(platformdirs.user_state_dir("jobdeck")) / f"{config_path.stem}.db"
+    absolute = str(config_path.expanduser().resolve())
+    digest = hashlib.sha256(absolute.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return _state_folder() / f"{config_path.stem}-{digest}.db"
+
+
+def _state_folder() -> Path:
+    return Path(platformdirs.user_state_dir("jobdeck"))
+
+
+#: Files that belong to a store file, by suffix of its name (the lock is made anew).
+_STORE_SIDECARS = ("-wal", "-shm", ".token")
+
+
+def adopt_legacy_store(config_path: Path, say: Callable[[str], None]) -> Path:
+    """The config's default store, taking over the one an older jobdeck kept for it.
+
+    Older versions kept `<config name>.db`, whatever folder the config was in. When only
+    that file exists, it (with its WAL and token files) is renamed to the new default
+    path, so an upgrade loses nothing, and `say` is told once.
+
+    Raises:
+        StoreInUse: the old store is owned by a running jobdeck.
+        StoreError: it cannot be renamed.
+    """
+    path = default_store_path(config_path)
+    legacy = _state_folder() / f"{config_path.stem}.db"
+    if path.exists() or not legacy.is_file():
+        return path
+    lock_fd = _lock_legacy(legacy)
+    try:
+        for suffix in _STORE_SIDECARS:
+            sidecar = legacy.with_name(legacy.name + suffix)
+            if sidecar.exists():
+                sidecar.rename(path.with_name(path.name + suffix))
+        legacy.rename(path)
+    except OSError as exc:
+        raise StoreError(f"store {legacy}: cannot move it to {path}: {exc.strerror}") from None
+    finally:
+        if lock_fd is not None:
+            os.close(lock_fd)
+    say(f"jobdeck: moved the store of {config_path.name} from {legacy} to {path}")
+    return path
+
+
+def _lock_legacy(legacy: Path) -> int | None:
+    """The old store's lock, held while it is moved; StoreInUse if a jobdeck owns it."""
+    try:
+        fd = os.open(lock_path_of(legacy), os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return None  # no lock file: nobody owns it
+    try:
+        _lock_or_refuse(fd, legacy)
+    except StoreInUse:
+        raise
+    except OSError:
+        os.close(fd)
+        return None  # no locks on this file system: nobody can own it either
+    return fd
+
+
+def _lock_or_refuse(fd: int, path: Path) -> None:
+    """Lock `fd`, the lock file of the store at `path`, for this process alone.
+
+    Raises:
+        StoreInUse: another process holds the lock (`fd` is closed).
+        OSError: the lock cannot be taken (`fd` is left open).
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = _read_owner(fd)
+        os.close(fd)
+        raise StoreInUse(f"store {path} is in use by pid {owner}") from None
 
 
 def lock_path_of(path: Path) -> Path:
@@ -186,11 +275,9 @@ class SQLiteStore:
                 f"(cannot create {lock_path.name}: {exc.strerror})"
             ) from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = _read_owner(fd)
-            os.close(fd)
-            raise StoreInUse(f"store {self.path} is in use by pid {owner}") from None
+            _lock_or_refuse(fd, self.path)
+        except StoreInUse:
+            raise
         except OSError as exc:
             os.close(fd)
             raise StoreError(
@@ -295,9 +382,10 @@ class SQLiteStore:
         requeue: bool = False,
         dead_letter: DeadLetterDraft | None = None,
         triggers: Sequence[Trigger] = (),
+        detail: RunDetailDraft | None = None,
     ) -> int | None:
         try:
-            actions = finish_actions(run, worker, requeue, triggers)
+            actions = finish_actions(run, worker, requeue, triggers, detail)
             dlq_row = None if dead_letter is None else dead_letter_row(dead_letter.with_id(0, run))
         except UNENCODABLE as exc:
             raise unencodable(self.path, exc) from None
@@ -336,6 +424,31 @@ class SQLiteStore:
         )
         self.quarantined = tuple(damaged)
         return found
+
+    async def run_detail(self, run_id: str) -> RunDetail:
+        """One run with its attempts and log lines.
+
+        Raises:
+            UnknownRun: no run has that id.
+            StoreError: the run's row is damaged (it stays in the store).
+        """
+
+        def read(conn: sqlite3.Connection) -> tuple[list[RunRecord], list[Any], list[str]]:
+            found, damaged = records(
+                conn, "runs", "id", run_of, "SELECT * FROM runs WHERE id = ?", (run_id,)
+            )
+            details, bad = records(
+                conn, "run_details", "run_id", detail_of,
+                "SELECT * FROM run_details WHERE run_id = ?", (run_id,),
+            )
+            return found, details, damaged + bad
+
+        found, details, damaged = await self._read(read)
+        if damaged:
+            raise StoreError(f"store {self.path}: damaged {damaged[0]}")
+        if not found:
+            raise UnknownRun(run_id)
+        return RunDetail.of(found[0], details[0] if details else None)
 
     async def dlq_list(self, limit: int | None = None) -> list[DeadLetter]:
         count = -1 if limit is None else limit

@@ -16,7 +16,15 @@ from typing import Protocol
 
 import attrs
 
-from ._records import DeadLetter, RunRecord, StoredState, Trigger, WorkerState
+from ._records import (
+    DeadLetter,
+    RunDetail,
+    RunDetailDraft,
+    RunRecord,
+    StoredState,
+    Trigger,
+    WorkerState,
+)
 from ._runtime import ActiveRun, WorkerRuntime
 
 
@@ -67,6 +75,7 @@ class Store(Protocol):
         requeue: bool = False,
         dead_letter: DeadLetterDraft | None = None,
         triggers: Sequence[Trigger] = (),
+        detail: RunDetailDraft | None = None,
     ) -> int | None:
         """Record a run's end, all in one transaction.
 
@@ -76,6 +85,8 @@ class Store(Protocol):
             requeue: keep (or put back) the run's trigger as pending instead of removing it.
             dead_letter: if given, a DLQ entry is added.
             triggers: new pending triggers the run's end causes (dependents to run).
+            detail: the run's attempts and log lines, kept as long as the run is (None:
+                nothing beyond its record, whose one attempt says it all).
 
         Returns:
             The new DLQ entry's id, if one was added.
@@ -86,6 +97,13 @@ class Store(Protocol):
 
     async def runs(self, worker: str | None = None, limit: int = 50) -> list[RunRecord]:
         """Recent finished or running runs, newest first."""
+
+    async def run_detail(self, run_id: str) -> RunDetail:
+        """One run of the history with its attempts and log lines.
+
+        Raises:
+            UnknownRun: no run with that id is kept.
+        """
 
     async def dlq_list(self, limit: int | None = None) -> list[DeadLetter]:
         """DLQ entries, newest first."""
@@ -175,7 +193,8 @@ class Coordinator(Protocol):
         """Record a run's end and release its lease, in one transaction (awaited).
 
         The worker's shared state follows from the outcome (its circuit and failure
-        count, last start, success and error), applied as a change, not a whole row.
+        count, last start, success and error), applied as a change, not a whole row;
+        the run's attempts and log lines (`run.detail()`) are stored with it.
 
         Returns:
             The new DLQ entry's id, if one was added.

@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from ._errors import UnknownDeadLetter
+from ._errors import UnknownDeadLetter, UnknownRun
 from ._records import (
     Circuit,
     DeadLetter,
+    RunDetail,
+    RunDetailDraft,
     RunRecord,
     RunStatus,
     Source,
@@ -86,6 +88,8 @@ class MemoryStore:
         #: history); running ones as they are.
         self._runs: dict[str, _PackedRun | RunRecord] = {}
         self._history: dict[str, deque[str]] = {}
+        #: what runs' ends stored besides their records, kept as long as the runs.
+        self._details: dict[str, RunDetailDraft] = {}
         self._dlq: dict[int, DeadLetter] = {}
         self._next_dlq_id = 1
         self.closed = False
@@ -119,8 +123,11 @@ class MemoryStore:
         requeue: bool = False,
         dead_letter: DeadLetterDraft | None = None,
         triggers: Sequence[Trigger] = (),
+        detail: RunDetailDraft | None = None,
     ) -> int | None:
         self._put_run(run, _pack(run))
+        if detail is not None and run.id in self._runs:
+            self._details[run.id] = detail
         for trigger in triggers:
             self._pending[trigger.id] = trigger
         if requeue:
@@ -141,7 +148,9 @@ class MemoryStore:
             history.append(run.id)
         self._runs[run.id] = kept
         while len(history) > self.history_per_worker:
-            del self._runs[history.popleft()]
+            oldest = history.popleft()
+            del self._runs[oldest]
+            self._details.pop(oldest, None)
 
     async def save_worker(self, state: WorkerState) -> None:
         self._workers[state.name] = _pack_worker(state)
@@ -153,6 +162,13 @@ class MemoryStore:
             found = [self._runs[i] for i in self._history.get(worker, ())]
         found.sort(key=_started_at, reverse=True)
         return [r if isinstance(r, RunRecord) else _unpack(r) for r in found[:limit]]
+
+    async def run_detail(self, run_id: str) -> RunDetail:
+        kept = self._runs.get(run_id)
+        if kept is None:
+            raise UnknownRun(run_id)
+        record = kept if isinstance(kept, RunRecord) else _unpack(kept)
+        return RunDetail.of(record, self._details.get(run_id))
 
     async def dlq_list(self, limit: int | None = None) -> list[DeadLetter]:
         entries = sorted(self._dlq.values(), key=lambda e: e.id, reverse=True)

@@ -32,6 +32,7 @@ from jobdeck import (
     format_seconds,
 )
 from jobdeck._logformat import one_line as one_line  # re-exported for the widgets
+from jobdeck._tracebacks import worker_frames
 
 #: What the state column shows: the worker's own state, or its health (`display_state`).
 DisplayState: TypeAlias = WorkerStatus | Health
@@ -224,12 +225,15 @@ def payload_text(payload: Any) -> str:
 _TRACEBACK_FILE = re.compile(r'File "([^"]+)"')
 
 
-def short_traceback(traceback: str) -> str:
+def short_traceback(traceback: str, *, whole: bool = False) -> str:
     """A traceback with file paths made relative to the import path they came from.
 
     `File "/home/me/app/.venv/lib/python3.11/site-packages/trio/_core/_run.py"` reads
-    `File "trio/_core/_run.py"`: shorter lines, and no machine-specific prefixes.
+    `File "trio/_core/_run.py"`: shorter lines, and no machine-specific prefixes. Only
+    the worker's own frames are shown unless `whole`.
     """
+    if not whole:
+        traceback = worker_frames(traceback)
     places = {os.path.abspath(p or ".") for p in sys.path}
     # An editable install imports `jobdeck` through a finder, not a sys.path entry.
     places.add(os.path.dirname(os.path.dirname(os.path.abspath(jobdeck.__file__))))

@@ -21,13 +21,14 @@ from jobdeck import (
     DeadLetterDeleted,
     DeadLettered,
     Event,
+    RunRecord,
     WorkerDisabled,
     WorkerEnabled,
 )
 
 from ._cells import one_line
 from ._model import DeckModel
-from .screens import ConfirmScreen, DeckScreen, DetailScreen, PayloadScreen
+from .screens import ConfirmScreen, DeckScreen, DetailScreen, PayloadScreen, RunScreen
 
 
 class DeckController:
@@ -176,6 +177,18 @@ class DeckController:
         app.push_screen(
             DetailScreen(name, self.model, self, title=self.title, sort_label=sort_label)
         )
+
+    def open_run(self, run_id: str) -> None:
+        """Show run `run_id` on its own screen, over the one it was opened from."""
+        self.app.push_screen(RunScreen(run_id, self.model, self))
+
+    def rerun(self, run: RunRecord) -> None:
+        """Trigger `run`'s worker again, with its payload if it had one."""
+        payload = run.trigger.payload
+        if payload is None:
+            self.trigger_worker(run.worker)
+        else:
+            self.trigger_worker(run.worker, payload)
 
     def follow_logs(self, name: str | None) -> None:
         """Show the Logs tab on `name`'s lines (None: every worker), following."""

@@ -24,6 +24,7 @@ from jobdeck import (
     Orchestrator,
     OrchestratorSnapshot,
     OrchestratorStopped,
+    RunDetail,
     RunFailed,
     RunInterrupted,
     RunRecord,
@@ -216,6 +217,14 @@ class DeckModel:
         finally:
             self._history_loading = False
         return True
+
+    async def read_run(self, run_id: str) -> RunDetail | None:
+        """One run with its attempts and log lines; None if the core has ended or no
+        longer keeps it."""
+        try:
+            return await self.bridge.read(self.orch.run_detail, run_id)
+        except (CoreNotRunning, LookupError):
+            return None
 
     async def read_worker_runs(self, worker: str) -> Sequence[RunRecord] | None:
         """The latest runs of `worker`, newest first; None if the core has ended (or no

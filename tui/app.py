@@ -46,7 +46,7 @@ from ._bridge import CoreBridge
 from ._commands import DeckCommands
 from ._controller import DeckController
 from ._model import NOTABLE_EVENTS, DeckModel
-from .screens import DeckScreen, DetailScreen, HelpScreen, Section
+from .screens import DeckScreen, DetailScreen, HelpScreen, RunScreen, Section
 
 if TYPE_CHECKING:
     from jobdeck import JobdeckConfig
@@ -295,12 +295,14 @@ class DeckApp(App[Any]):
         """The key reference, from the BINDINGS themselves."""
         deck = {b.action: b for b in DeckScreen.BINDINGS if isinstance(b, Binding)}
         detail = [b for b in DetailScreen.BINDINGS if isinstance(b, Binding)]
+        run = [b for b in RunScreen.BINDINGS if isinstance(b, Binding)]
 
         def pick(*actions: str) -> list[Binding]:
             return [deck[a] for a in actions if a in deck]
 
         enter = Binding("enter", "select", "Detail",
-                        tooltip="Workers: open the worker's detail · Dead letters: full entry")
+                        tooltip="Workers: open the worker's detail · Dead letters: full entry"
+                        " · History: open the run")
         palette = Binding("ctrl+p", "command_palette", "Commands",
                           tooltip='Command palette: "Trigger <worker>", "Enable <worker>", …')
         app_keys = [b for b in self.BINDINGS if isinstance(b, Binding)]
@@ -315,6 +317,7 @@ class DeckApp(App[Any]):
                                   "cursor_bottom"),
                             palette, *app_keys]),
             ("Worker detail", detail),
+            ("Run", run),
         ]
 
     # ------------------------------------------------------------------ stopping

@@ -276,3 +276,29 @@ async def test_disable_on_one_node_holds_the_worker_on_every_node(pg_dsn: str) -
         await b.enable("job")
         await wait_until(lambda: rec.started == ["job"])
     assert sql(pg_dsn, "SELECT enabled FROM jd_workers WHERE name = 'job'") == [(True,)]
+
+
+async def test_a_runs_attempts_and_log_lines_are_kept_for_every_node(pg_dsn: str) -> None:
+    """A run's attempts (error, traceback) and its log lines are stored with its end under
+    its lease, and another node opens the run with them."""
+
+    async def flaky(ctx: JobContext) -> None:
+        ctx.log.info("attempt %d", ctx.attempt)
+        if ctx.attempt == 1:
+            raise RuntimeError("first attempt fails")
+
+    def setup(orch: Orchestrator) -> None:
+        orch.register("flaky", flaky, mode="triggered", retry_backoff_seconds=0.05)
+
+    a, b = make_node(pg_dsn, "a", setup), make_node(pg_dsn, "b", setup)
+    async with running(a):
+        await a.trigger("flaky")
+        await wait_until(lambda: sql(pg_dsn, "SELECT status FROM jd_runs") == [("succeeded",)])
+    ((run_id,),) = sql(pg_dsn, "SELECT id FROM jd_runs")
+    async with running(b):
+        detail = await b.run_detail(run_id)
+    assert [(x.number, x.error) for x in detail.attempts] == [
+        (1, "RuntimeError: first attempt fails"), (2, None)
+    ]
+    assert detail.attempts[0].traceback is not None
+    assert [line.message for line in detail.logs] == ["attempt 1", "attempt 2"]

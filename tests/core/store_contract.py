@@ -24,9 +24,13 @@ from typing import Any
 import pytest
 
 from jobdeck import (
+    Attempt,
     Circuit,
     DeadLetter,
     DeadLetterDraft,
+    RunDetail,
+    RunDetailDraft,
+    RunLogLine,
     RunRecord,
     RunStatus,
     Source,
@@ -34,6 +38,7 @@ from jobdeck import (
     StoredState,
     Trigger,
     UnknownDeadLetter,
+    UnknownRun,
     WorkerState,
 )
 
@@ -316,6 +321,67 @@ class StoreContract:
                 await store.finish_run(ended(run, RunStatus.SUCCEEDED), worker=state(run.worker))
             assert [r.id for r in await store.runs("fetch")] == [r.id for r in fetches[:2:-1]]
             assert [r.id for r in await store.runs("report")] == [r.id for r in reports[::-1]]
+
+    # ------------------------------------------------------------ run details
+
+    async def test_run_detail_keeps_attempts_and_log_lines(
+        self, store: Store, restart: Restart
+    ) -> None:
+        """A run's attempts (error, traceback) and log lines stored with its end survive."""
+        run = started(trigger(payload={"n": 1}))
+        await store.start_run(run)
+        detail = RunDetailDraft(
+            attempts=(
+                Attempt(number=1, started_at=at(1), ended_at=at(2), duration_s=1.0,
+                        error="ValueError: no", traceback="Traceback: no"),
+                Attempt(number=2, started_at=at(3), ended_at=at(4), duration_s=1.0),
+            ),
+            logs=(RunLogLine(ts=at(1.5), level="INFO", message="héllo\nsecond line"),),
+            logs_dropped=7,
+        )
+        done = ended(run, RunStatus.SUCCEEDED, attempts=2)
+        await store.finish_run(done, worker=state(), detail=detail)
+        again, _ = await restart(store)
+        found = await again.run_detail(run.id)
+        assert found == RunDetail(
+            record=done, attempts=detail.attempts, logs=detail.logs, logs_dropped=7
+        )
+
+    async def test_run_detail_without_a_stored_detail_has_its_one_attempt(
+        self, store: Store
+    ) -> None:
+        """A run stored without detail has the one attempt its record describes."""
+        run = started(trigger())
+        await store.start_run(run)
+        done = ended(run, RunStatus.SUCCEEDED)
+        await store.finish_run(done, worker=state())
+        found = await store.run_detail(run.id)
+        assert found.record == done and found.logs == () and found.logs_dropped == 0
+        assert found.attempts == (
+            Attempt(number=1, started_at=done.started_at, ended_at=done.ended_at,
+                    duration_s=done.duration_s),
+        )
+
+    async def test_run_detail_of_an_unknown_run(self, store: Store) -> None:
+        """An id no run has raises UnknownRun."""
+        with pytest.raises(UnknownRun):
+            await store.run_detail("nope")
+
+    async def test_run_details_go_with_the_history(self, make_store: MakeStore) -> None:
+        """A run dropped from a worker's history takes its detail with it."""
+        async with self.opened(make_store(history_per_worker=2)) as store:
+            runs = [started(trigger(), t=i) for i in range(4)]
+            for run in runs:
+                await store.start_run(run)
+                line = RunLogLine(ts=at(1), level="INFO", message=run.id)
+                await store.finish_run(
+                    ended(run, RunStatus.SUCCEEDED), worker=state(),
+                    detail=RunDetailDraft(logs=(line,)),
+                )
+            with pytest.raises(UnknownRun):
+                await store.run_detail(runs[0].id)
+            kept = await store.run_detail(runs[-1].id)
+            assert [line.message for line in kept.logs] == [runs[-1].id]
 
     async def test_runs_across_workers_newest_first(self, store: Store) -> None:
         """`runs(None)` lists every worker's runs together, newest first."""

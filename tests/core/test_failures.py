@@ -515,7 +515,8 @@ async def test_ctx_log_lines_are_kept_with_run_id(autojump_clock: trio.testing.M
 
 
 async def test_log_ring_buffer_is_bounded(autojump_clock: trio.testing.MockClock) -> None:
-    """log_lines_per_worker=5 keeps the last 5 lines and counts the ones dropped."""
+    """log_lines_per_worker=5 keeps the last 5 lines and counts the ones dropped, in the
+    worker's ring buffer and in the run's own lines alike."""
 
     async def chatty(ctx: JobContext) -> None:
         for i in range(8):
@@ -526,8 +527,12 @@ async def test_log_ring_buffer_is_bounded(autojump_clock: trio.testing.MockClock
     async with running(orch):
         await orch.trigger("w")
         await trio.sleep(1)
+        (record,) = await orch.history("w")
+        detail = await orch.run_detail(record.id)
     assert [line.message for line in orch.logs("w")] == [f"line {i}" for i in range(3, 8)]
     assert orch.log_lines_dropped == 3
+    assert [line.message for line in detail.logs] == [f"line {i}" for i in range(3, 8)]
+    assert detail.logs_dropped == 3
     assert orch.snapshot().log_lines_dropped == 3
 
 

@@ -784,10 +784,11 @@ def test_token_file_is_beside_a_sqlite_store(tmp_path: Path) -> None:
 def test_token_file_of_a_memory_store_is_in_the_state_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A :memory: store's token goes to $XDG_STATE_HOME/jobdeck/<config name>.token."""
+    """A :memory: store's token goes to $XDG_STATE_HOME/jobdeck/<config name>-<hash>.token."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     path = token_file_for(MemoryStore(), Path("/etc/jobs/nightly.toml"))
-    assert path == tmp_path / "jobdeck" / "nightly.token"
+    assert path.parent == tmp_path / "jobdeck"
+    assert path.name.startswith("nightly-") and path.suffix == ".token"
 
 
 def test_write_token_file_is_mode_0600(tmp_path: Path) -> None:

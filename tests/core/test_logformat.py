@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import io
+import json
+import os
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+import trio
 
+import jobdeck
 from jobdeck import (
     AttemptFailed,
     DeadLettered,
@@ -25,7 +29,7 @@ from jobdeck import (
     TriggerAccepted,
     WorkerDisabled,
 )
-from jobdeck._logformat import one_line, status_line, text_line, use_colour
+from jobdeck._logformat import json_line, one_line, status_line, text_line, use_colour
 
 T0 = datetime(2026, 1, 1, 12, 0, 5, tzinfo=UTC)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -209,3 +213,37 @@ def test_line_writer_escapes_what_the_stream_cannot_encode_and_goes_on() -> None
         "caf\\udce9 and caf\\xe9",
         "next line",
     ]
+
+
+def test_text_shows_short_ids_json_keeps_them_whole() -> None:
+    """Run and trigger ids are cut to 8 characters in text; JSON has the whole ids."""
+    event = RunStarted(ts=T0, worker="w", run_id="0000002a1b2c3d4e", trigger_id="00000029ffeeddcc",
+                       source="manual", attempt=1)
+    line = text_line(event)
+    assert "run_id=0000002a " in line and "trigger_id=00000029 " in line
+    assert "1b2c3d4e" not in line
+    whole = json.loads(json_line(event))
+    assert (whole["run_id"], whole["trigger_id"]) == ("0000002a1b2c3d4e", "00000029ffeeddcc")
+
+
+def test_text_shows_a_logged_traceback_with_the_workers_frames_only() -> None:
+    """jobdeck's and trio's frames are left out of a traceback in a log line (text only)."""
+    jobdeck_file = os.path.join(os.path.dirname(jobdeck.__file__), "_runs.py")
+    trio_file = os.path.join(os.path.dirname(trio.__file__), "_threads.py")
+    message = (
+        "it broke\nTraceback (most recent call last):\n"
+        f'  File "{jobdeck_file}", line 74, in run_attempt\n'
+        "    await trio.to_thread.run_sync(w.fn, ctx)\n"
+        f'  File "{trio_file}", line 392, in worker_fn\n'
+        "    ret = context.run(sync_fn, *args)\n"
+        "          ^^^^^^^^^^^^^^^^^^^^^^^^^^^\n"
+        '  File "/srv/app/jobs.py", line 9, in export\n'
+        "    open(path)\n"
+        "PermissionError: denied"
+    )
+    line = text_line(LogLine(ts=T0, worker="w", run_id="r", level="ERROR", message=message))
+    assert '  File "/srv/app/jobs.py", line 9, in export\n    open(path)\nPermissionError' in line
+    assert "_runs.py" not in line and "_threads.py" not in line and "^^^" not in line
+    assert "context.run" not in line
+    assert json.loads(json_line(LogLine(ts=T0, worker="w", run_id="r", level="ERROR",
+                                        message=message)))["message"] == message

@@ -288,3 +288,27 @@ def _cap_file(store: SQLiteStore, *, extra_pages: int) -> None:
     assert conn is not None
     (pages,) = conn.execute("PRAGMA page_count").fetchone()
     conn.execute(f"PRAGMA max_page_count = {pages + extra_pages}")
+
+
+async def test_run_detail_survives_a_restart(tmp_path: Path) -> None:
+    """A run's attempts and log lines are in the store: a new orchestrator shows them."""
+
+    async def flaky(ctx: JobContext) -> None:
+        ctx.log.info("attempt %d with %s", ctx.attempt, ctx.payload)
+        if ctx.attempt == 1:
+            raise RuntimeError("first attempt fails")
+
+    first = orchestrator(tmp_path / "s.db")
+    first.register("flaky", flaky, mode="triggered", retry_backoff_seconds=0.01)
+    async with running(first) as events:
+        await first.trigger("flaky", "x")
+        done = await next_event(events, RunSucceeded)
+
+    second = orchestrator(tmp_path / "s.db")
+    second.register("flaky", flaky, mode="triggered")
+    async with running(second):
+        detail = await second.run_detail(done.run_id)
+    assert [(a.number, a.error) for a in detail.attempts] == [
+        (1, "RuntimeError: first attempt fails"), (2, None),
+    ]
+    assert [line.message for line in detail.logs] == ["attempt 1 with x", "attempt 2 with x"]

@@ -16,6 +16,7 @@ import pytest
 import trio
 
 from jobdeck import DeadLetterDraft, RunRecord, RunStatus, Source, SQLiteStore, Trigger, WorkerState
+from jobdeck._sqlite_store import default_store_path
 
 from .conftest import REPO, jobdeck_command, run_jobdeck
 
@@ -178,14 +179,37 @@ async def _create_store(path: Path) -> None:
 def test_default_store_lives_in_the_state_folder(
     start_jobdeck, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Without --store, state goes to $XDG_STATE_HOME/jobdeck/<config name>.db."""
+    """Without --store, state goes to $XDG_STATE_HOME/jobdeck/<config name>-<hash>.db."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     proc = start_jobdeck("--no-ui", "--log-format", "json", "--config",
                          str(idle_config(tmp_path)))
     proc.wait_for(has("orchestrator_started"))
     proc.signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
-    assert (tmp_path / "state" / "jobdeck" / "jobs.db").is_file()
+    assert [p.name for p in (tmp_path / "state" / "jobdeck").glob("jobs-*.db")] == [
+        default_store_path(idle_config(tmp_path)).name
+    ]
+
+
+def test_dlq_needs_a_store_or_a_config(tmp_path: Path) -> None:
+    """`jobdeck dlq list` without --store or --config exits 2 saying what to give."""
+    result = dlq("list")
+    assert result.returncode == 2
+    assert "give --store PATH or --config FILE" in result.stderr
+
+
+def test_dlq_config_uses_its_default_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`jobdeck dlq list --config FILE` reads that config's default store."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    config = idle_config(tmp_path)
+    path = default_store_path(config)
+    path.parent.mkdir(parents=True)
+    trio.run(_fill_dlq, path)
+    result = dlq("list", "--config", str(config), "--json")
+    assert result.returncode == 0, result.stderr
+    assert [e["id"] for e in json.loads(result.stdout)] == [2, 1]
 
 
 # ---------------------------------------------------------------------- shutdown
@@ -342,11 +366,18 @@ def test_dlq_delete_removes_one_entry(dlq_store: Path) -> None:
 
 
 def test_dlq_purge_without_answer_refuses(dlq_store: Path) -> None:
-    """`dlq purge` with no answer on stdin (EOF) or a "no" purges nothing and exits 2."""
-    for answer in ("", "n\n"):
-        result = dlq("purge", "--store", str(dlq_store), input=answer)
-        assert result.returncode == 2
-        assert "nothing purged" in result.stderr
+    """`dlq purge` with no answer on stdin (EOF) purges nothing and exits 2."""
+    result = dlq("purge", "--store", str(dlq_store), input="")
+    assert result.returncode == 2
+    assert "nothing purged" in result.stderr
+    assert len(json.loads(dlq("list", "--store", str(dlq_store), "--json").stdout)) == 2
+
+
+def test_dlq_purge_answered_no_exits_0(dlq_store: Path) -> None:
+    """`dlq purge` answered "n" deletes nothing and exits 0: a "no" is not an error."""
+    result = dlq("purge", "--store", str(dlq_store), input="n\n")
+    assert result.returncode == 0
+    assert "nothing deleted" in result.stderr
     assert len(json.loads(dlq("list", "--store", str(dlq_store), "--json").stdout)) == 2
 
 

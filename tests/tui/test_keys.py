@@ -14,7 +14,14 @@ from textual.widgets import Input, Static
 
 from jobdeck.tui._virtual_time import VirtualTime
 from jobdeck.tui.app import DeckApp
-from jobdeck.tui.screens import ConfirmScreen, DeckScreen, DetailScreen, HelpScreen, PayloadScreen
+from jobdeck.tui.screens import (
+    ConfirmScreen,
+    DeckScreen,
+    DetailScreen,
+    HelpScreen,
+    PayloadScreen,
+    RunScreen,
+)
 
 from . import workers
 from .conftest import basic_workers, drive, make_app, make_orchestrator, settle, until, worker_state
@@ -623,5 +630,87 @@ def test_input_keys_go_to_the_filter_not_to_actions() -> None:
         assert app.screen.query_one("#filter", Input).value == "t"
         await settle(pilot)
         assert worker_state(app, "alpha").runs_ok == 0
+
+    drive(app, scenario)
+
+
+def test_enter_on_a_history_row_opens_the_run_and_t_runs_it_again() -> None:
+    """`enter` on History shows the run's attempts, traceback and log lines; `t` triggers
+    its worker again with the same payload; `esc` goes back."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        assert app.bridge.control("trigger", "alpha", {"n": 7})
+        await until(pilot, lambda: worker_state(app, "alpha").runs_ok == 1, "alpha ran")
+        await pilot.press("4")
+        await until(pilot, lambda: app.deck.history_table.row_count == 1, "history row")
+        app.deck.history_table.focus()
+        await pilot.press("enter")
+        assert isinstance(app.screen, RunScreen)
+        screen = app.screen
+        await until(pilot, lambda: screen.detail is not None, "run read")
+        text = plain(screen.query_one("#run-body", Static))
+        assert "alpha done (payload {'n': 7})" in text  # its own log line
+        assert '"n": 7' in text and "#1" in text and "succeeded" in text
+        await pilot.press("t")
+        await until(pilot, lambda: worker_state(app, "alpha").runs_ok == 2, "ran again")
+        runs = await app.bridge.read(app.orch.history, "alpha", 1)
+        assert runs[0].trigger.payload == {"n": 7}
+        await pilot.press("escape")
+        assert isinstance(app.screen, DeckScreen)
+
+    drive(app, scenario)
+
+
+def test_the_run_view_shows_the_workers_frames_and_f_the_whole_traceback() -> None:
+    """A failed run opened from the worker detail (`enter`) shows its error and traceback."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        select(app, "bravo")
+        await pilot.press("t")
+        await until(pilot, lambda: worker_state(app, "bravo").runs_failed == 1, "bravo failed")
+        await pilot.press("enter")
+        assert isinstance(app.screen, DetailScreen)
+        detail = app.screen
+        await until(pilot, lambda: bool(detail.runs), "runs read")
+        await pilot.press("enter")
+        assert isinstance(app.screen, RunScreen)
+        screen = app.screen
+        await until(pilot, lambda: screen.detail is not None, "run read")
+        text = plain(screen.query_one("#run-body", Static))
+        assert "RuntimeError: boom" in text and "tests/tui/workers.py" in text
+        assert "_runs.py" not in text
+        await pilot.press("f")
+        assert "_runs.py" in plain(screen.query_one("#run-body", Static))
+        await pilot.press("escape")
+        assert app.screen is detail
+
+    drive(app, scenario)
+
+
+def test_j_in_the_worker_detail_selects_an_older_run_and_enter_opens_it() -> None:
+    """In a worker's detail, `enter` opens the selected recent run; `j` selects older."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        for n in (1, 2):
+            assert app.bridge.control("trigger", "alpha", {"n": n})
+            await until(pilot, lambda n=n: worker_state(app, "alpha").runs_ok == n, f"run {n}")
+        select(app, "alpha")
+        await pilot.press("enter")
+        detail = app.screen
+        assert isinstance(detail, DetailScreen)
+        await until(pilot, lambda: len(detail.runs or ()) == 2, "runs read")
+        await pilot.press("j", "j")  # past the oldest: stays on it
+        assert detail.selected_run_index == 1
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        await until(pilot, lambda: screen.detail is not None, "run read")
+        assert screen.detail is not None and screen.detail.record.trigger.payload == {"n": 1}
 
     drive(app, scenario)

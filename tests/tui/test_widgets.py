@@ -155,3 +155,24 @@ def test_the_status_bar_counts_log_lines_dropped_from_the_buffers() -> None:
         await until(pilot, lambda: "log 2 dropped" in status(), "the count in the status bar")
 
     drive(app, scenario)
+
+
+def test_the_activity_feed_cuts_errors_to_its_width_only() -> None:
+    """An error is kept whole and cut only when drawn, to the feed's width: not at 80."""
+    app = make_app(make_orchestrator(basic_workers()))
+    error = "ConnectionError: " + "x" * 60 + " the end"  # 85 characters: past 80
+    wide = error + " " + "y" * 200
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        feed = app.deck.activity
+        feed.add([DeadLettered(**RUN, source="manual", dlq_id=3, error=error),
+                  DeadLettered(**RUN, source="manual", dlq_id=4, error=wide)])
+        feed.flush()
+        await pilot.pause()
+        assert feed.lines[-2].endswith(error) and feed.lines[-1].endswith(wide)
+        drawn = [feed.render_line(y).text for y in range(feed.size.height)]
+        assert any(line.rstrip().endswith(error) for line in drawn)
+        assert any(line.rstrip().endswith("…") for line in drawn)
+        assert all(len(line) <= feed.size.width for line in drawn)
+
+    drive(app, scenario)

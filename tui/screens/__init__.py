@@ -6,6 +6,7 @@ from ._deck import DeckScreen
 from ._detail import DetailScreen
 from ._help import HelpScreen, Section
 from ._payload import PayloadScreen
+from ._run import RunScreen
 
 __all__ = [
     "ConfirmScreen",
@@ -14,5 +15,6 @@ __all__ = [
     "DetailScreen",
     "HelpScreen",
     "PayloadScreen",
+    "RunScreen",
     "Section",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from jobdeck import DeadLetter
+from jobdeck import DeadLetter, RunRecord
 
 
 class Controls(Protocol):
@@ -44,6 +44,12 @@ class Controls(Protocol):
 
     def open_detail(self, name: str) -> None:
         """Show worker `name`'s detail screen."""
+
+    def open_run(self, run_id: str) -> None:
+        """Show one run: its attempts, traceback and log lines."""
+
+    def rerun(self, run: RunRecord) -> None:
+        """Trigger `run`'s worker again with the same payload."""
 
     def follow_logs(self, name: str | None) -> None:
         """Show the Logs tab on `name`'s lines (None: every worker's), following."""

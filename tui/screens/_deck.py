@@ -498,6 +498,12 @@ class DeckScreen(Screen[None]):
     def _worker_selected(self, event: WorkerTable.Selected) -> None:
         self.controls.open_detail(event.key)
 
+    @on(DataTable.RowSelected, "#history-table")
+    def _run_selected(self, event: DataTable.RowSelected) -> None:
+        run_id = self.history_table.selected_key
+        if run_id is not None:
+            self.controls.open_run(run_id)
+
     @on(DataTable.RowSelected, "#dlq-table")
     def _dead_letter_selected(self, event: DataTable.RowSelected) -> None:
         if self.dlq_table.selected_entry is not None:

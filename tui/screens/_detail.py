@@ -13,6 +13,7 @@ from jobdeck import OrchestratorSnapshot, RunRecord, WorkerSnapshot
 
 from .._model import DeckModel
 from ..widgets import KeyBar, StatusBar, WorkerDetail
+from ..widgets._worker_detail import RUNS_SHOWN
 from ._controls import Controls
 
 
@@ -36,6 +37,12 @@ class DetailScreen(Screen[None]):
         Binding("e", "enable", "Enable", tooltip="Enable this worker (closes an open circuit)"),
         Binding("d", "disable", "Disable", tooltip="Disable this worker"),
         Binding("l", "logs", "Logs", tooltip="Follow this worker's logs"),
+        Binding("enter", "open_run", "Open run",
+                tooltip="Open the selected recent run: attempts, traceback, log lines"),
+        Binding("j", "select_run(1)", "Older run", show=False,
+                tooltip="Select the next older recent run"),
+        Binding("k", "select_run(-1)", "Newer run", show=False,
+                tooltip="Select the next newer recent run"),
     ]
 
     def __init__(
@@ -56,6 +63,8 @@ class DetailScreen(Screen[None]):
         #: Recent runs of this worker; None until loaded.
         self.runs: Sequence[RunRecord] | None = None
         self.runs_dirty = True
+        #: The recent run `enter` opens (None: the latest), kept by id as runs come.
+        self.selected_run_id: str | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self._title, id="detail-status")
@@ -79,11 +88,22 @@ class DetailScreen(Screen[None]):
             return
         pending: Sequence[Any] | None = self.model.pending_triggers(self.worker)
         self.query_one(WorkerDetail).show(
-            worker, snapshot.taken_at, runs=self.runs, pending=pending
+            worker, snapshot.taken_at, runs=self.runs, pending=pending,
+            selected_run=self.selected_run_index,
         )
         self.refresh_bindings()
 
+    @property
+    def selected_run_index(self) -> int | None:
+        """Where the selected run is among the recent runs shown; None if none are."""
+        if not self.runs:
+            return None
+        ids = [run.id for run in self.runs[:RUNS_SHOWN]]
+        return ids.index(self.selected_run_id) if self.selected_run_id in ids else 0
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("open_run", "select_run"):
+            return True if self.runs else None
         if action in ("trigger", "trigger_payload", "enable", "disable"):
             worker = self.current
             if worker is None or not self.model.may_control:
@@ -105,6 +125,20 @@ class DetailScreen(Screen[None]):
 
     def action_disable(self) -> None:
         self.controls.disable_worker(self.worker)
+
+    def action_open_run(self) -> None:
+        index = self.selected_run_index
+        if self.runs and index is not None:
+            self.controls.open_run(self.runs[index].id)
+
+    def action_select_run(self, step: int) -> None:
+        index = self.selected_run_index
+        if not self.runs or index is None:
+            return
+        shown = self.runs[:RUNS_SHOWN]
+        self.selected_run_id = shown[max(0, min(len(shown) - 1, index + step))].id
+        if self.model.snapshot is not None:
+            self.show_snapshot(self.model.snapshot)
 
     def action_logs(self) -> None:
         self.dismiss()

@@ -74,11 +74,13 @@ def describe(event: Event) -> tuple[str, str, str, str] | None:
     if isinstance(event, AttemptFailed):
         if not event.will_retry:
             return None  # the run's end (dead-lettered) says it
+        # The error last and whole (its first line): the line is cut to the feed's width
+        # when drawn, so a wide terminal shows more of it.
         retry = "" if event.retry_in_s is None else f", retry in {seconds_text(event.retry_in_s)}"
-        return ("↻", worker, f"attempt {event.attempt} failed: {one_line(event.error, 80)}{retry}",
+        return ("↻", worker, f"attempt {event.attempt} failed{retry}: {_first_line(event.error)}",
                 "yellow")
     if isinstance(event, DeadLettered):
-        return ("✗", worker, f"failed → DLQ #{event.dlq_id}: {one_line(event.error, 80)}",
+        return ("✗", worker, f"failed → DLQ #{event.dlq_id}: {_first_line(event.error)}",
                 "bold red")
     if isinstance(event, RunInterrupted):
         return ("■", worker, f"interrupted ({event.reason})", "yellow")
@@ -101,6 +103,10 @@ def describe(event: Event) -> tuple[str, str, str, str] | None:
         grace = seconds_text(event.grace_s)
         return ("■", "", f"stopping: {event.in_flight} in flight, grace {grace}", "bold yellow")
     return None
+
+
+def _first_line(error: str) -> str:
+    return one_line(error, len(error) + 1)
 
 
 class ActivityFeed(Widget):

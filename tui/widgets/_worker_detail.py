@@ -102,17 +102,19 @@ class WorkerDetail(VerticalScroll):
         *,
         runs: Sequence[RunRecord] | None,
         pending: Sequence[Any] | None,
+        selected_run: int | None = None,
     ) -> None:
         """Show `worker` as of `now`, with its recent `runs` and `pending` triggers.
 
         `runs` None: not loaded yet. `pending`: trigger records if the core lists them,
-        else None (only the count is known).
+        else None (only the count is known). `selected_run`: the index of the run shown
+        selected (the one `enter` opens).
         """
         self._put("detail-title", self._title(worker))
         self._put("detail-state", self._state(worker, now))
         self._put("detail-spec", self._spec(worker))
         self._put("detail-pending", self._pending(worker, pending, now))
-        self._put("detail-runs", self._runs(runs, now))
+        self._put("detail-runs", self._runs(runs, now, selected_run))
         self._put("detail-error", self._error(worker))
 
     def _put(self, id: str, content: tuple[Any, RenderableType]) -> None:
@@ -236,7 +238,7 @@ class WorkerDetail(VerticalScroll):
         return key, Group(Text(f"{worker.pending} waiting"), table)
 
     def _runs(
-        self, runs: Sequence[RunRecord] | None, now: datetime
+        self, runs: Sequence[RunRecord] | None, now: datetime, selected: int | None = None
     ) -> tuple[Any, RenderableType]:
         if runs is None:
             return None, Text("loading…", style="bright_black")
@@ -251,7 +253,7 @@ class WorkerDetail(VerticalScroll):
         table.add_column("took", justify="right", no_wrap=True)
         table.add_column("error", ratio=1, no_wrap=True, overflow="ellipsis")
         shown = list(runs)[:RUNS_SHOWN]
-        for run in shown:
+        for index, run in enumerate(shown):
             status = run.status
             took = "" if run.duration_s is None else seconds_text(run.duration_s)
             table.add_row(
@@ -259,8 +261,9 @@ class WorkerDetail(VerticalScroll):
                 Text(status.value, style=RUN_STATUS_STYLES.get(status, "")),
                 "" if status == RunStatus.RUNNING else str(run.attempts), took,
                 Text(one_line(run.error), style="red"),
+                style="reverse" if index == selected else None,
             )
-        key = tuple(
+        key = selected, tuple(
             (r.id, r.status, r.attempts, r.duration_s, ago(r.started_at, now)) for r in shown
         )
         return key, table
