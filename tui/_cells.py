@@ -46,12 +46,14 @@ STATE_STYLES: dict[DisplayState, str] = {
     Health.OVERDUE: "red",
     Health.STALLED: "bold red",
     WorkerStatus.DISABLED: "bright_black",
+    WorkerStatus.CIRCUIT_OPEN: "bold red",
     WorkerStatus.STUCK: "bold magenta",
 }
 
 #: Sort rank of each displayed state: the ones that need a person come first.
 STATE_RANK: dict[DisplayState, int] = {
     WorkerStatus.STUCK: 0,
+    WorkerStatus.CIRCUIT_OPEN: 1,
     Health.FAILING: 1,
     Health.STALLED: 2,
     Health.OVERDUE: 3,
@@ -105,7 +107,7 @@ DIM = "bright_black"
 
 #: Worker states the state column always shows as they are.
 _OWN_STATES = (WorkerStatus.RUNNING, WorkerStatus.STUCK, WorkerStatus.RETRYING,
-               WorkerStatus.DISABLED)
+               WorkerStatus.DISABLED, WorkerStatus.CIRCUIT_OPEN)
 #: Health that an idle or waiting worker shows instead of its state.
 _TELLING_HEALTH = (Health.FAILING, Health.DEGRADED, Health.OVERDUE, Health.STALLED)
 
