@@ -30,8 +30,6 @@ from jobdeck import (
     RunStarted,
     RunSucceeded,
     Trigger,
-    WorkerDisabled,
-    WorkerEnabled,
     WorkerSnapshot,
 )
 
@@ -48,9 +46,8 @@ HISTORY_MIN_INTERVAL = 1.0
 RUN_EVENTS = (RunStarted, RunSucceeded, RunFailed, RunInterrupted)
 #: Events that change the dead-letter queue.
 DLQ_EVENTS = (DeadLettered, DeadLetterReplayed, DeadLetterDeleted)
-#: Events that may raise a toast (or end the app).
-NOTABLE_EVENTS = (WorkerDisabled, WorkerEnabled, ControlFailed, DeadLettered,
-                  DeadLetterDeleted, OrchestratorStopped)
+#: Events that answer a person in the flash line (or end the app).
+NOTABLE_EVENTS = (ControlFailed, DeadLetterDeleted, OrchestratorStopped)
 
 
 @attrs.frozen

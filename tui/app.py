@@ -315,8 +315,9 @@ class DeckApp(App[Any]):
                           tooltip='Command palette: "Trigger <worker>", "Enable <worker>", …')
         app_keys = [b for b in self.BINDINGS if isinstance(b, Binding)]
         return [
-            ("Workers", [*pick("trigger", "trigger_payload", "enable", "disable", "logs",
-                               "filter", "clear_filter", "sort"), enter]),
+            ("Workers", [*pick("trigger", "trigger_payload", "enable", "reset_circuit", "disable",
+                               "logs",
+                               "filter", "clear_filter", "sort", "reverse_sort"), enter]),
             ("Dead letters", pick("replay", "delete", "purge", "restore")),
             ("Logs", pick("follow", "log_scope")),
             ("Everywhere", [*pick("pause", "resume", "show_tab('workers')", "show_tab('logs')",

@@ -15,6 +15,7 @@ from textual.widgets import Input, Static
 from jobdeck.tui._virtual_time import VirtualTime
 from jobdeck.tui.app import DeckApp
 from jobdeck.tui.screens import ConfirmScreen, DeckScreen, DetailScreen, HelpScreen, PayloadScreen
+from jobdeck.tui.widgets import Flash, FlashLine, KeyBar
 
 from . import workers
 from .conftest import basic_workers, drive, make_app, make_orchestrator, settle, until, worker_state
@@ -36,8 +37,9 @@ def plain(static: Static) -> str:
     return captured.get()
 
 
-def notifications(app: DeckApp) -> str:
-    return "\n".join(n.message for n in app._notifications)
+def flash(app: DeckApp) -> str:
+    """What the flash line of the screen shown says now."""
+    return app.screen.query_one(FlashLine).text
 
 
 def basic_app(**kwargs: Any) -> DeckApp:
@@ -63,7 +65,7 @@ def test_t_triggers_the_selected_worker() -> None:
         select(app, "alpha")
         await pilot.press("t")
         await until(pilot, lambda: worker_state(app, "alpha").runs_ok == 1, "alpha's run")
-        assert "Triggered alpha" in notifications(app)
+        assert flash(app) == "Triggered alpha"
         assert worker_state(app, "bravo").runs_failed == 0
 
     drive(app, scenario)
@@ -107,8 +109,13 @@ def test_invalid_json_is_an_error_in_the_dialog_and_sends_nothing() -> None:
     drive(app, scenario)
 
 
-def test_e_enables_a_worker_and_closes_its_open_circuit() -> None:
-    """`e` on a worker whose circuit opened closes the circuit and enables it."""
+def key_bar(app: DeckApp) -> str:
+    return app.screen.query_one(KeyBar).render_line(0).text
+
+
+def test_an_open_circuit_says_circuit_open_and_e_resets_it() -> None:
+    """An open circuit is `circuit open` (not "disabled") in the row, the header and the
+    detail, which agree on the next run; the key bar offers `e Reset circuit`, no `d`."""
     app = basic_app()
 
     async def scenario(pilot: Pilot[Any]) -> None:
@@ -117,13 +124,30 @@ def test_e_enables_a_worker_and_closes_its_open_circuit() -> None:
         assert app.deck.check_action("enable", ()) is None  # greyed: nothing to enable
         await pilot.press("t")
         await until(pilot, lambda: worker_state(app, "bravo").circuit == "open", "open circuit")
-        app.refresh_now()
-        assert app.deck.check_action("enable", ()) is True
+        await settle(pilot)
+        table = app.deck.worker_table
+        assert table.get_cell("bravo", "state").plain == "circuit open"
+        assert table.get_cell("bravo", "why").plain.startswith("e resets · after 1 failure")
+        assert table.get_cell("bravo", "next").plain == "—"
+        await until(pilot, lambda: "1 circuit open" in plain(app.deck.query_one("#status", Static)),
+                    "the header to say what is wrong")
+        assert "disabled" not in plain(app.deck.query_one("#status", Static))
+        assert " e Reset circuit " in key_bar(app)
+        assert " d Disable " not in key_bar(app) and " e Enable " not in key_bar(app)
+        await pilot.press("enter")
+        await settle(pilot)
+        detail = " ".join(plain(s) for s in app.screen.query(Static))
+        assert "circuit open" in detail and "enabled yes" not in detail
+        assert "no: its circuit is open (e resets it)" in detail
+        assert "none until the circuit is reset (e)" in detail
+        assert " e Reset circuit " in key_bar(app)
+        await pilot.press("escape")
+        assert app.deck.check_action("reset_circuit", ()) is True
         await pilot.press("e")
         await until(pilot, lambda: worker_state(app, "bravo").circuit == "closed", "closed")
         bravo = worker_state(app, "bravo")
         assert bravo.enabled and bravo.consecutive_failures == 0
-        assert "circuit closed" in notifications(app)
+        assert flash(app) == "Reset the circuit of bravo: runs start again"
 
     drive(app, scenario)
 
@@ -232,7 +256,7 @@ def test_shift_x_purges_the_queue_after_yes() -> None:
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
         await until(pilot, lambda: app.orch.snapshot().dlq_size == 0, "purged")
-        await until(pilot, lambda: "Purged 2 dead letters" in notifications(app), "feedback")
+        await until(pilot, lambda: flash(app) == "Purged 2 dead letters", "feedback")
 
     drive(app, scenario)
 
@@ -471,16 +495,44 @@ def test_command_palette_triggers_a_worker() -> None:
     drive(app, scenario)
 
 
-def test_toasts_when_a_circuit_opens_and_a_run_is_dead_lettered() -> None:
-    """A worker disabled by its circuit and a dead-lettered run each raise a toast."""
+def test_a_circuit_opening_and_a_dead_letter_go_to_the_feed_not_to_toasts() -> None:
+    """Failures and circuits are activity lines; nothing pops over the screen, even `?`."""
     app = basic_app()
 
     async def scenario(pilot: Pilot[Any]) -> None:
         await until(pilot, lambda: rows(app), "rows")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
         select(app, "bravo")
         await pilot.press("t")
-        await until(pilot, lambda: "circuit open" in notifications(app), "circuit toast")
-        assert "RuntimeError: boom (DLQ #1)" in notifications(app)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: any("circuit open after 1 failures" in line
+                                       for line in app.deck.activity.lines), "circuit line")
+        await settle(pilot)
+        lines = app.deck.activity.lines
+        assert any("failed → DLQ #1: RuntimeError: boom" in line for line in lines)
+        assert isinstance(app.screen, HelpScreen)
+        assert not app._notifications  # no toast at all, over the help or anywhere
+
+    drive(app, scenario)
+
+
+def test_an_acknowledgement_shows_in_the_flash_line_for_a_few_seconds() -> None:
+    """`s` says "Sorted by name" in the one flash line above the key bar; it then goes."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        await pilot.press("s")
+        line = app.deck.query_one(FlashLine)
+        assert line.text == "Sorted by name ▲"
+        assert line.region.y == app.screen.size.height - 2  # just above the key bar
+        assert not app._notifications
+        await pilot.press("s")
+        assert line.text == "Sorted by state ▲"  # the latest only, never a pile
+        line.show(Flash("gone", "info", 0.0))  # as when its time is up
+        assert line.text == ""
 
     drive(app, scenario)
 

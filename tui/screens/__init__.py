@@ -1,7 +1,7 @@
 """The dashboard's screens, one per module, and what their keys ask for (`Controls`)."""
 
 from ._confirm import ConfirmScreen
-from ._controls import Controls
+from ._controls import Controls, worker_key
 from ._deck import DeckScreen
 from ._detail import DetailScreen
 from ._help import HelpScreen, Section
@@ -15,4 +15,5 @@ __all__ = [
     "HelpScreen",
     "PayloadScreen",
     "Section",
+    "worker_key",
 ]

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from jobdeck import DeadLetter
+from jobdeck import DeadLetter, WorkerSnapshot, WorkerStatus
+
+from ..widgets import Flash, Severity
 
 
 class Controls(Protocol):
     """Control actions and the moves between screens that keys trigger."""
+
+    #: The latest answer in the flash line (a screen shows it when it opens).
+    current_flash: Flash | None
+
+    def flash(self, text: str, severity: Severity = "info") -> None:
+        """Answer what a person just did, in the flash line above the key bar."""
 
     def trigger_worker(self, name: str) -> None:
         """Ask for one run of `name` now."""
@@ -22,7 +30,7 @@ class Controls(Protocol):
         """Ask for a JSON payload, then trigger `name` with it."""
 
     def enable_worker(self, name: str) -> None:
-        """Enable `name` (closes an open circuit)."""
+        """Enable `name`, or reset its open circuit."""
 
     def disable_worker(self, name: str) -> None:
         """Disable `name`: no runs start, its triggers are kept."""
@@ -50,3 +58,23 @@ class Controls(Protocol):
 
     def tab_shown(self, tab: str) -> None:
         """The deck's active tab changed: bring what it shows up to date, now."""
+
+
+def worker_key(action: str, worker: WorkerSnapshot) -> bool | None:
+    """Whether a worker key applies to `worker`: True shown, None greyed, False hidden.
+
+    `e` is "Reset circuit" on an open circuit and "Enable" on a disabled worker; `d` is
+    hidden on an open circuit (resetting it is what a person wants there).
+    """
+    circuit_open = worker.state == WorkerStatus.CIRCUIT_OPEN
+    if action == "reset_circuit":
+        return circuit_open
+    if action == "enable":
+        if circuit_open:
+            return False
+        return True if not worker.enabled else None
+    if action == "disable":
+        if circuit_open:
+            return False
+        return True if worker.enabled else None
+    return True

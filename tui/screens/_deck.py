@@ -19,13 +19,14 @@ from jobdeck import (
     WorkerSnapshot,
 )
 
-from .._cells import SORTS
+from .._cells import SORTS, sort_arrow
 from .._model import DeckModel
 from ..widgets import (
     ActivityFeed,
     DeadLetterDetail,
     DeadLetterTable,
     FilterBar,
+    FlashLine,
     HistoryTable,
     KeyBar,
     KeyedTable,
@@ -34,7 +35,7 @@ from ..widgets import (
     StopBanner,
     WorkerTable,
 )
-from ._controls import Controls
+from ._controls import Controls, worker_key
 
 #: Tab ids, in order (keys 1-4 and tab cycle through them).
 TABS = ("workers", "logs", "dlq", "history")
@@ -42,19 +43,22 @@ TAB_TITLES = {"workers": "1 Workers", "logs": "2 Logs", "dlq": "3 Dead letters",
               "history": "4 History"}
 
 #: Actions that need a selected worker on the workers tab.
-WORKER_ACTIONS = frozenset({"trigger", "trigger_payload", "enable", "disable", "logs"})
+WORKER_ACTIONS = frozenset(
+    {"trigger", "trigger_payload", "enable", "reset_circuit", "disable", "logs"}
+)
 #: Actions that act on the dead-letter queue.
 DLQ_ACTIONS = frozenset({"replay", "delete", "purge"})
 #: Actions that change something: greyed while jobdeck is stopping.
 CONTROL_ACTIONS = frozenset(
-    {"trigger", "trigger_payload", "enable", "disable", "pause", "resume", "replay", "delete",
-     "purge"}
+    {"trigger", "trigger_payload", "enable", "reset_circuit", "disable", "pause", "resume",
+     "replay", "delete", "purge"}
 )
 
 
 #: Actions whose availability `update_bindings` watches.
 _CHECKED_ACTIONS = (
     *sorted(WORKER_ACTIONS), *sorted(DLQ_ACTIONS), "pause", "resume", "filter", "sort",
+    "reverse_sort",
     "clear_filter", "restore", "follow", "log_scope",
 )
 
@@ -72,8 +76,9 @@ class DeckScreen(Screen[None]):
         Binding("t", "trigger", "Trigger", tooltip="Run the selected worker once now"),
         Binding("T", "trigger_payload", "Trigger+JSON", key_display="T",
                 tooltip="Trigger the selected worker with a JSON payload typed in a dialog"),
-        Binding("e", "enable", "Enable",
-                tooltip="Enable the selected worker (closes an open circuit)"),
+        Binding("e", "enable", "Enable", tooltip="Enable the selected worker"),
+        Binding("e", "reset_circuit", "Reset circuit",
+                tooltip="Reset the open circuit: failures to 0, runs start again"),
         Binding("d", "disable", "Disable",
                 tooltip="Disable the selected worker: no runs start, triggers are kept"),
         Binding("p", "pause", "Pause", tooltip="Pause all: no new runs start"),
@@ -90,6 +95,8 @@ class DeckScreen(Screen[None]):
         Binding("escape", "restore", "Back", key_display="esc",
                 tooltip="Dead letters: back from the full-screen entry to the list"),
         Binding("s", "sort", "Sort", tooltip="Cycle the sort column (shown in the status bar)"),
+        Binding("S", "reverse_sort", "Reverse", key_display="S",
+                tooltip="Reverse the sort order (rows with nothing to sort by stay last)"),
         Binding("l", "logs", "Logs", tooltip="Follow the selected worker's logs"),
         Binding("l", "follow", "Follow", tooltip="Logs tab: follow the tail on / off"),
         Binding("a", "log_scope", "All/one",
@@ -133,9 +140,11 @@ class DeckScreen(Screen[None]):
                 yield DeadLetterDetail(tz=tz, id="dlq-detail")
             with TabPane(TAB_TITLES["history"], id="history"):
                 yield HistoryTable(id="history-table")
+        yield FlashLine(id="flash")
         yield KeyBar()
 
     def on_mount(self) -> None:
+        self.query_one(FlashLine).show(self.controls.current_flash)
         self.worker_table.focus()
         held, self._held_events = self._held_events, []
         self.activity.add(held)
@@ -194,7 +203,10 @@ class DeckScreen(Screen[None]):
 
     @property
     def sort_label(self) -> str:
-        return dict(SORTS)[self.worker_table.sort_by]
+        """`name ▲`, `last run ▼`, `config order`: the sort as the header shows it."""
+        table = self.worker_table
+        arrow = sort_arrow(table.sort_by, table.sort_reverse)
+        return f"{dict(SORTS)[table.sort_by]} {arrow}".rstrip()
 
     # ------------------------------------------------------------------ showing
 
@@ -301,7 +313,7 @@ class DeckScreen(Screen[None]):
         """Hide keys that belong to another tab; grey out those the selection rules out."""
         model = self.model
         tab = self.active_tab
-        if action in WORKER_ACTIONS or action in ("filter", "sort"):
+        if action in WORKER_ACTIONS or action in ("filter", "sort", "reverse_sort"):
             if tab != "workers":
                 return False
         if action in DLQ_ACTIONS and tab != "dlq":
@@ -320,17 +332,16 @@ class DeckScreen(Screen[None]):
             return None if model.stopping else (True if not paused else False)
         if action == "resume":
             return (None if model.stopping else True) if paused else False
-        if action in CONTROL_ACTIONS and not model.may_control:
-            return None
         if action in WORKER_ACTIONS:
             worker = self.selected_worker
             if worker is None:
+                return None if action != "reset_circuit" else False
+            allowed = worker_key(action, worker)
+            if allowed and action in CONTROL_ACTIONS and not model.may_control:
                 return None
-            if action == "enable":
-                return True if not worker.may_run else None
-            if action == "disable":
-                return True if worker.enabled else None
-            return True
+            return allowed
+        if action in CONTROL_ACTIONS and not model.may_control:
+            return None
         if action in ("replay", "delete"):
             return True if self.selected_dead_letter is not None else None
         if action == "purge":
@@ -348,6 +359,9 @@ class DeckScreen(Screen[None]):
     def action_enable(self) -> None:
         if (worker := self.selected_worker) is not None:
             self.controls.enable_worker(worker.name)
+
+    def action_reset_circuit(self) -> None:
+        self.action_enable()  # enabling closes an open circuit
 
     def action_disable(self) -> None:
         if (worker := self.selected_worker) is not None:
@@ -392,7 +406,13 @@ class DeckScreen(Screen[None]):
         # The snapshot shown is at most one tick old: re-sort it rather than read anew.
         table.set_sort(keys[(keys.index(table.sort_by) + 1) % len(keys)])
         self.redraw()
-        self.notify(f"Sorted by {self.sort_label}", timeout=2)
+        self.controls.flash(f"Sorted by {self.sort_label}")
+
+    def action_reverse_sort(self) -> None:
+        table = self.worker_table
+        table.set_sort(table.sort_by, not table.sort_reverse)
+        self.redraw()
+        self.controls.flash(f"Sorted by {self.sort_label}")
 
     def action_logs(self) -> None:
         if (worker := self.selected_worker) is not None:
@@ -408,7 +428,7 @@ class DeckScreen(Screen[None]):
         if log.scope is None:
             name = self.worker_table.selected_worker
             if name is None:
-                self.notify("Select a worker on the Workers tab first", severity="warning")
+                self.controls.flash("Select a worker on the Workers tab first", "warning")
                 return
             self.show_logs(name)
         else:

@@ -4,6 +4,7 @@ from ._activity_feed import ActivityFeed
 from ._dead_letter_detail import DeadLetterDetail
 from ._dead_letter_table import DeadLetterTable
 from ._filter_bar import FilterBar
+from ._flash_line import Flash, FlashLine, Severity
 from ._history_table import HistoryTable
 from ._key_bar import KeyBar
 from ._keyed_table import KeyedTable
@@ -18,10 +19,13 @@ __all__ = [
     "DeadLetterDetail",
     "DeadLetterTable",
     "FilterBar",
+    "Flash",
+    "FlashLine",
     "HistoryTable",
     "KeyBar",
     "KeyedTable",
     "LogView",
+    "Severity",
     "StatusBar",
     "StopBanner",
     "WorkerDetail",
