@@ -677,3 +677,87 @@ def test_input_keys_go_to_the_filter_not_to_actions() -> None:
         assert worker_state(app, "alpha").runs_ok == 0
 
     drive(app, scenario)
+
+
+def test_triggering_a_worker_that_cannot_run_says_why_it_waits() -> None:
+    """`t` on a paused, disabled or open-circuit worker: the flash says what holds the
+    trigger, and the row's why counts the triggers queued."""
+    app = basic_app()
+
+    def why(name: str) -> str:
+        return app.deck.worker_table.get_cell(name, "why").plain
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        select(app, "bravo")
+        await pilot.press("t")  # its circuit opens after one failure
+        await until(pilot, lambda: worker_state(app, "bravo").circuit == "open", "open circuit")
+        await settle(pilot)
+        await pilot.press("t")
+        assert flash(app) == "bravo — queued: circuit open (e to reset)"
+        select(app, "delta")
+        await pilot.press("d")
+        await until(pilot, lambda: not worker_state(app, "delta").enabled, "disabled")
+        await settle(pilot)
+        await pilot.press("t")
+        assert flash(app) == "delta — queued: disabled (e to enable)"
+        select(app, "alpha")
+        await pilot.press("p", "t")
+        assert flash(app) == "alpha — queued: paused (p resumes)"
+        await settle(pilot)
+        assert why("alpha") == "paused · 1 trigger queued"
+        assert why("bravo").endswith("· 1 trigger queued")
+        assert why("delta") == "by an operator — e enables · 1 trigger queued"
+
+    drive(app, scenario)
+
+
+def test_sorting_by_next_run_puts_workers_that_cannot_run_last_and_S_reverses() -> None:
+    """Next run: soonest first, a disabled worker (—) last either way; `S` flips it."""
+    orch = make_orchestrator({
+        "later": (workers.ok, {"interval_seconds": 3600, "run_at_start": False}),
+        "off": (workers.ok, {"interval_seconds": 60, "run_at_start": False, "enabled": False}),
+        "sooner": (workers.ok, {"interval_seconds": 600, "run_at_start": False}),
+        "manual": (workers.ok, {"mode": "triggered"}),
+    })
+    app = make_app(orch)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: len(rows(app)) == 4, "rows")
+        await pilot.press("s", "s", "s", "s")  # name, state, last run, next run
+        assert app.deck.worker_table.sort_by == "next"
+        assert rows(app) == ["sooner", "later", "off", "manual"]
+        assert "next run ▲" in app.deck.worker_table.columns.values()
+        await pilot.press("S")
+        assert rows(app) == ["later", "sooner", "off", "manual"]
+        assert "next run ▼" in app.deck.worker_table.columns.values()
+        assert "sort next run ▼" in plain(app.deck.query_one("#status", Static))
+        await pilot.press("s")  # another sort: the reversal stays until S again
+        assert app.deck.worker_table.sort_by == "took"
+
+    drive(app, scenario)
+
+
+def test_counters_since_start_are_labelled_and_agree_with_stored_history() -> None:
+    """Per-process counts say "since start" in the column and the detail; the detail tells
+    the stored runs apart (they survive restarts)."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        assert app.deck.worker_table.columns["runs"] == "since start"
+        select(app, "charlie")
+        await pilot.press("t")
+        await until(pilot, lambda: worker_state(app, "charlie").runs_failed == 1, "a failure")
+        await settle(pilot)
+        assert app.deck.worker_table.get_cell("charlie", "runs").plain == "0 ok 1 ✗"
+        await pilot.press("enter")
+        await settle(pilot)
+        await until(pilot, lambda: "stored run" in plain(
+            app.screen.query_one("#detail-runs", Static)), "the stored runs")
+        state = plain(app.screen.query_one("#detail-state", Static))
+        assert "since start" in state and "0 ok · 1 failed" in state
+        runs = plain(app.screen.query_one("#detail-runs", Static))
+        assert "last 1 stored run: 0 ok · 1 failed" in runs
+
+    drive(app, scenario)
