@@ -609,6 +609,7 @@ def status_line(
     sort_label: str,
     filter_text: str,
     shown: int,
+    total: int | None = None,
     width: int = 0,
 ) -> Text:
     """The status bar: state, health, slots, pending, DLQ, uptime, sort and filter.
@@ -616,10 +617,13 @@ def status_line(
     Log lines dropped from the workers' buffers show after the DLQ, when there are any.
     The widest wording that fits `width` cells is used (0: the widest): labels shorten
     and separators narrow before anything is cut, so DLQ, uptime, sort and filter stay.
+    A filter shows as `shown` of `total` rows (None: of every worker).
     """
+    if total is None:
+        total = len(snapshot.workers)
     for level, separator in enumerate(_SEPARATORS):
         text = _status_text(snapshot, title=title, sort_label=sort_label,
-                            filter_text=filter_text, shown=shown, level=level,
+                            filter_text=filter_text, shown=shown, total=total, level=level,
                             separator=separator)
         if not width or text.cell_len <= width:
             return text
@@ -634,6 +638,7 @@ def _status_text(
     sort_label: str,
     filter_text: str,
     shown: int,
+    total: int,
     level: int,
     separator: str,
 ) -> Text:
@@ -691,7 +696,7 @@ def _status_text(
         if not short:
             text.append("filter ", style=DIM)
         text.append(("/" if short else "") + filter_text, style="bold reverse")
-        text.append(f" {shown}/{len(snapshot.workers)}", style=DIM)
+        text.append(f" {shown}/{total}", style=DIM)
     return text
 
 

@@ -26,7 +26,7 @@ from jobdeck import (
 
 from ._cells import one_line, plural
 from ._model import DeckModel
-from .screens import ConfirmScreen, DeckScreen, DetailScreen, PayloadScreen
+from .screens import ConfirmScreen, DeadLetterScreen, DeckScreen, DetailScreen, PayloadScreen
 from .widgets import Flash, FlashLine, Severity
 
 
@@ -157,13 +157,15 @@ class DeckController:
             self.model.dead_letters_changed()
             self.flash(f"Replaying DLQ #{entry.id}: a new {entry.worker} run is queued")
 
-    def ask_delete(self, entry: DeadLetter) -> None:
-        """Ask, then delete a dead letter."""
+    def ask_delete(self, entry: DeadLetter, then: Callable[[], object] | None = None) -> None:
+        """Ask, then delete a dead letter (and call `then` once it is asked for)."""
 
         def answer(yes: bool | None) -> None:
             if yes and self._control("delete_dead_letter", entry.id):
                 self.model.dead_letters_changed()
                 self.flash(f"Deleted DLQ #{entry.id} ({entry.worker})")
+                if then is not None:
+                    then()
 
         self.app.push_screen(
             ConfirmScreen(
@@ -201,6 +203,13 @@ class DeckController:
         sort_label = self.deck.sort_label if self.deck is not None else ""
         app.push_screen(
             DetailScreen(name, self.model, self, title=self.title, sort_label=sort_label)
+        )
+
+    def open_dead_letter(self, entry: DeadLetter) -> None:
+        """Show a dead letter in full, on its own screen (with its keys)."""
+        sort_label = self.deck.sort_label if self.deck is not None else ""
+        self.app.push_screen(
+            DeadLetterScreen(entry, self.model, self, title=self.title, sort_label=sort_label)
         )
 
     def follow_logs(self, name: str | None) -> None:

@@ -44,7 +44,7 @@ from ._bridge import CoreBridge
 from ._commands import DeckCommands
 from ._controller import DeckController
 from ._model import NOTABLE_EVENTS, DeckModel
-from .screens import DeckScreen, DetailScreen, HelpScreen, Section
+from .screens import DeadLetterScreen, DeckScreen, DetailScreen, HelpScreen, Section
 
 if TYPE_CHECKING:
     from jobdeck import JobdeckConfig
@@ -234,6 +234,8 @@ class DeckApp(App[Any]):
             written = deck.show_snapshot(snapshot)
             if isinstance(self.screen, DetailScreen):
                 self._refresh_detail(self.screen, snapshot)
+            elif isinstance(self.screen, DeadLetterScreen):
+                self.screen.show_snapshot(snapshot)
             deck.show_active_tab()
         self._last_refresh = self._monotonic()
         self.refresh_costs.append(
@@ -305,6 +307,8 @@ class DeckApp(App[Any]):
         """The key reference, from the BINDINGS themselves."""
         deck = {b.action: b for b in DeckScreen.BINDINGS if isinstance(b, Binding)}
         detail = [b for b in DetailScreen.BINDINGS if isinstance(b, Binding)]
+        entry = [b for b in DeadLetterScreen.BINDINGS
+                 if isinstance(b, Binding) and b.action == "app.pop_screen"]
 
         def pick(*actions: str) -> list[Binding]:
             return [deck[a] for a in actions if a in deck]
@@ -316,14 +320,14 @@ class DeckApp(App[Any]):
         app_keys = [b for b in self.BINDINGS if isinstance(b, Binding)]
         return [
             ("Workers", [*pick("trigger", "trigger_payload", "enable", "reset_circuit", "disable",
-                               "logs",
-                               "filter", "clear_filter", "sort", "reverse_sort"), enter]),
-            ("Dead letters", pick("replay", "delete", "purge", "restore")),
-            ("Logs", pick("follow", "log_scope")),
-            ("Everywhere", [*pick("pause", "resume", "show_tab('workers')", "show_tab('logs')",
-                                  "show_tab('dlq')", "show_tab('history')", "next_tab",
-                                  "previous_tab", "cursor_down", "cursor_up", "cursor_top",
-                                  "cursor_bottom"),
+                               "logs", "sort", "reverse_sort"), enter]),
+            ("Dead letters", [*pick("replay", "delete", "purge"), *entry]),
+            ("Logs", pick("search", "clear_search", "next_match", "previous_match", "log_level",
+                          "follow", "log_scope")),
+            ("Everywhere", [*pick("filter", "clear_filter", "pause", "resume",
+                                  "show_tab('workers')", "show_tab('logs')", "show_tab('dlq')",
+                                  "show_tab('history')", "next_tab", "previous_tab",
+                                  "cursor_down", "cursor_up", "cursor_top", "cursor_bottom"),
                             palette, *app_keys]),
             ("Worker detail", detail),
         ]

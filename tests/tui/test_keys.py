@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,13 +13,23 @@ from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
+from jobdeck import LogLine
 from jobdeck.tui._virtual_time import VirtualTime
 from jobdeck.tui.app import DeckApp
-from jobdeck.tui.screens import ConfirmScreen, DeckScreen, DetailScreen, HelpScreen, PayloadScreen
+from jobdeck.tui.screens import (
+    ConfirmScreen,
+    DeadLetterScreen,
+    DeckScreen,
+    DetailScreen,
+    HelpScreen,
+    PayloadScreen,
+)
 from jobdeck.tui.widgets import Flash, FlashLine, KeyBar
 
 from . import workers
 from .conftest import basic_workers, drive, make_app, make_orchestrator, settle, until, worker_state
+
+TS = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 
 
 def rows(app: DeckApp) -> list[str]:
@@ -759,5 +770,94 @@ def test_counters_since_start_are_labelled_and_agree_with_stored_history() -> No
         assert "since start" in state and "0 ok · 1 failed" in state
         runs = plain(app.screen.query_one("#detail-runs", Static))
         assert "last 1 stored run: 0 ok · 1 failed" in runs
+
+    drive(app, scenario)
+
+
+def test_a_full_screen_dead_letter_has_a_key_bar_and_its_keys_work() -> None:
+    """`enter` on a dead letter: its own screen, whose key bar offers esc, r and x; `r`
+    replays it and goes back to the list."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        await dead_letter_of(pilot, app, "charlie")
+        await pilot.press("enter")
+        assert isinstance(app.screen, DeadLetterScreen)
+        keys = app.screen.query_one(KeyBar).shown_keys
+        for key in ("escape", "r", "x", "question_mark", "q"):
+            assert key in keys, keys
+        assert " esc Back " in key_bar(app) and " r Replay " in key_bar(app)
+        await pilot.press("escape")
+        assert isinstance(app.screen, DeckScreen)
+        await pilot.press("enter", "r")
+        assert isinstance(app.screen, DeckScreen)
+        await until(pilot, lambda: worker_state(app, "charlie").runs_ok == 1, "replayed run")
+
+    drive(app, scenario)
+
+
+def test_slash_filters_the_history_and_the_dead_letters_too() -> None:
+    """`/` works on every tab: History and Dead letters keep the rows with the text."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        await dead_letter_of(pilot, app, "charlie")
+        await pilot.press("1")
+        select(app, "alpha")
+        await pilot.press("t")
+        await until(pilot, lambda: worker_state(app, "alpha").runs_ok == 1, "alpha ran")
+        await pilot.press("4")
+        history = app.deck.history_table
+        await until(pilot, lambda: history.row_count == 2, "two runs")
+        await pilot.press("slash", *"fail")
+        assert history.row_count == 1
+        assert history.get_row_at(0)[1].plain == "charlie"
+        await pilot.press("enter")
+        assert history.has_focus and history.row_count == 1
+        assert "filter fail 1/2" in plain(app.deck.query_one("#status", Static))
+        await pilot.press("escape")
+        assert history.row_count == 2
+        await pilot.press("3", "slash", *"alpha")
+        assert app.deck.dlq_table.row_count == 0
+        await pilot.press("escape")
+        assert app.deck.dlq_table.row_count == 1
+
+    drive(app, scenario)
+
+
+def test_logs_search_highlights_matches_n_moves_and_L_filters_levels() -> None:
+    """On Logs, `/` searches (matches counted, `n`/`N` move between them) and `L` shows
+    only lines of a level and above."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        await pilot.press("2")
+        log = app.deck.log_view
+        log.add([LogLine(ts=TS, worker="alpha", run_id="r", level="INFO", message=f"row {i}")
+                 for i in range(30)])
+        log.add([LogLine(ts=TS, worker="alpha", run_id="r", level="ERROR",
+                         message="disk full\nTraceback line")])
+        app.refresh_now()
+        await pilot.press("slash", *"row 1", "enter")
+        assert log.match_count == 11  # row 1, row 10 … row 19
+        assert log.current_match == 19  # the newest first
+        assert "1" in str(log.border_title) and "of 11" in str(log.border_title)
+        await pilot.press("N")
+        assert log.current_match == 18
+        await pilot.press("n")
+        assert log.current_match == 19
+        assert not log.follow  # held still on the match
+        await pilot.press("L")
+        assert log.lines[0].endswith("row 0")  # INFO and above: still all
+        await pilot.press("L")  # WARNING and above
+        assert len(log.lines) == 2  # the message and its further line
+        assert log.lines[0].endswith("ERROR   disk full")
+        assert log.lines[1].strip() == "Traceback line"
+        assert "WARNING and above" in str(log.border_title)
+        await pilot.press("escape")
+        assert log.search == "" and log.match_count == 0
 
     drive(app, scenario)

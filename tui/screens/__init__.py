@@ -2,6 +2,7 @@
 
 from ._confirm import ConfirmScreen
 from ._controls import Controls, worker_key
+from ._dead_letter import DeadLetterScreen
 from ._deck import DeckScreen
 from ._detail import DetailScreen
 from ._help import HelpScreen, Section
@@ -10,6 +11,7 @@ from ._payload import PayloadScreen
 __all__ = [
     "ConfirmScreen",
     "Controls",
+    "DeadLetterScreen",
     "DeckScreen",
     "DetailScreen",
     "HelpScreen",

@@ -7,6 +7,7 @@ importing it would import itself back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from jobdeck import DeadLetter, WorkerSnapshot, WorkerStatus
@@ -44,14 +45,17 @@ class Controls(Protocol):
     def replay(self, entry: DeadLetter) -> None:
         """Replay a dead letter: a new run with the same payload."""
 
-    def ask_delete(self, entry: DeadLetter) -> None:
-        """Ask, then delete a dead letter."""
+    def ask_delete(self, entry: DeadLetter, then: Callable[[], object] | None = None) -> None:
+        """Ask, then delete a dead letter (and call `then` once it is asked for)."""
 
     def ask_purge(self) -> None:
         """Ask, then delete every dead letter."""
 
     def open_detail(self, name: str) -> None:
         """Show worker `name`'s detail screen."""
+
+    def open_dead_letter(self, entry: DeadLetter) -> None:
+        """Show a dead letter in full, on its own screen."""
 
     def follow_logs(self, name: str | None) -> None:
         """Show the Logs tab on `name`'s lines (None: every worker's), following."""

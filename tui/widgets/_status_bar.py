@@ -31,15 +31,22 @@ class StatusBar(Static):
         super().__init__("", id=id)
         self.title = title
         self._shown: Text | None = None
-        self._last: tuple[OrchestratorSnapshot, str, str, int] | None = None
+        self._last: tuple[OrchestratorSnapshot, str, str, int, int | None] | None = None
 
     def show(
-        self, snapshot: OrchestratorSnapshot, *, sort_label: str, filter_text: str, shown: int
+        self,
+        snapshot: OrchestratorSnapshot,
+        *,
+        sort_label: str,
+        filter_text: str = "",
+        shown: int = 0,
+        total: int | None = None,
     ) -> None:
-        self._last = (snapshot, sort_label, filter_text, shown)
+        """Show `snapshot`; a filter shows as `shown` of `total` rows (None: workers)."""
+        self._last = (snapshot, sort_label, filter_text, shown, total)
         text = status_line(
             snapshot, title=self.title, sort_label=sort_label, filter_text=filter_text,
-            shown=shown, width=self.size.width,
+            shown=shown, total=total, width=self.size.width,
         )
         if text != self._shown:
             self._shown = text
@@ -48,5 +55,6 @@ class StatusBar(Static):
 
     def on_resize(self, event: events.Resize) -> None:
         if self._last is not None:
-            snapshot, sort_label, filter_text, shown = self._last
-            self.show(snapshot, sort_label=sort_label, filter_text=filter_text, shown=shown)
+            snapshot, sort_label, filter_text, shown, total = self._last
+            self.show(snapshot, sort_label=sort_label, filter_text=filter_text, shown=shown,
+                      total=total)
