@@ -112,13 +112,23 @@ class DeckController:
         return f"Triggered {what}", "info"
 
     def ask_payload(self, name: str) -> None:
-        """Open the payload dialog; on enter, trigger `name` with the JSON typed."""
+        """Open the payload dialog, filled in with the worker's last payload (or the
+        example in its spec, or `{}`); on enter, trigger `name` with the JSON typed."""
+        if name in self.model.last_payloads:
+            # Seen in this session's events: at once, no read.
+            self._open_payload_dialog(name, self.model.last_payloads[name], "its last payload")
+        else:
+            self.app.run_worker(self._ask_payload(name), group="payload", exclusive=True)
 
+    async def _ask_payload(self, name: str) -> None:
+        self._open_payload_dialog(name, *await self.model.payload_for(name))
+
+    def _open_payload_dialog(self, name: str, payload: Any, origin: str) -> None:
         def send(result: tuple[Any] | None) -> None:
             if result is not None:
                 self.trigger_worker(name, result[0])
 
-        self.app.push_screen(PayloadScreen(name), send)
+        self.app.push_screen(PayloadScreen(name, payload, origin=origin), send)
 
     def enable_worker(self, name: str) -> None:
         """Enable `name`; closes an open circuit and resets its failure count."""

@@ -17,8 +17,9 @@ import sys
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -26,7 +27,7 @@ import outcome
 import trio
 from rich.console import Group, RenderableType
 from rich.text import Text
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
@@ -71,6 +72,15 @@ class RefreshCost:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def screenshot_folder() -> Path:
+    """Where the palette's Screenshot saves: `$XDG_PICTURES_DIR` if it names a folder,
+    else the working directory."""
+    pictures = os.environ.get("XDG_PICTURES_DIR", "")
+    if pictures and Path(pictures).expanduser().is_dir():
+        return Path(pictures).expanduser()
+    return Path.cwd()
 
 
 def _leaf(error: BaseException) -> BaseException:
@@ -296,6 +306,39 @@ class DeckApp(App[Any]):
             for event in notable:
                 if isinstance(event, OrchestratorStopped) and event.stuck:
                     self._leave_stuck(event.stuck)
+
+    # ------------------------------------------------------------------ palette
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The palette's own commands, in the dashboard's words."""
+        yield SystemCommand("Theme", "Change the colours", self.action_change_theme)
+        yield SystemCommand(
+            "Quit",
+            "Stop gracefully: no new runs, runs in flight get the grace (q again interrupts "
+            "them), then quit",
+            self.action_quit,
+        )
+        yield SystemCommand("Keys", "Every key of the dashboard (?)", self.action_help)
+        folder = screenshot_folder()
+        yield SystemCommand(
+            "Screenshot",
+            f"Save an SVG picture of the screen in {folder}",
+            # Once the palette has closed, so the picture shows the dashboard.
+            lambda: self.set_timer(0.1, self.save_screen_picture),
+        )
+
+    def save_screen_picture(self) -> Path | None:
+        """Save an SVG of the screen in `screenshot_folder()`; the flash line says where."""
+        folder = screenshot_folder()
+        name = f"jobdeck_{datetime.now():%Y-%m-%dT%H_%M_%S}.svg"
+        try:
+            path = Path(self.save_screenshot(name, str(folder)))
+        except OSError as exc:
+            self.controller.flash(f"Screenshot not saved in {folder}: {exc.strerror or exc}",
+                                  "error")
+            return None
+        self.controller.flash(f"Screenshot saved: {path}")
+        return path
 
     # ------------------------------------------------------------------ help
 

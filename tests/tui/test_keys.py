@@ -861,3 +861,98 @@ def test_logs_search_highlights_matches_n_moves_and_L_filters_levels() -> None:
         assert log.search == "" and log.match_count == 0
 
     drive(app, scenario)
+
+
+def test_shift_t_offers_the_workers_own_payload_not_another_workers() -> None:
+    """`T` opens filled in: the worker's last payload, else its spec's `example_payload`
+    (from the config file), else `{}`."""
+    app = basic_app()
+
+    def dialog_value() -> str:
+        return app.screen.query_one("#payload-input", Input).value
+
+    async def open_dialog(pilot: Pilot[Any], name: str) -> None:
+        select(app, name)
+        await pilot.press("T")
+        await until(pilot, lambda: isinstance(app.screen, PayloadScreen), "the dialog")
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        await open_dialog(pilot, "alpha")
+        assert dialog_value() == "{}"
+        await pilot.press(*'{"n": 3}', "enter")  # typing replaces what was offered
+        await until(pilot, lambda: worker_state(app, "alpha").runs_ok == 1, "alpha's run")
+        await open_dialog(pilot, "alpha")
+        assert dialog_value() == '{"n": 3}'
+        assert "filled in from its last payload" in plain(
+            app.screen.query_one("#payload-hint", Static))
+        await pilot.press("escape")
+        await open_dialog(pilot, "bravo")
+        assert dialog_value() == "{}"  # not alpha's shape
+        await pilot.press("escape")
+
+    drive(app, scenario)
+
+
+def test_shift_t_offers_the_example_payload_of_the_config(tmp_path: Any) -> None:
+    """`example_payload` in a worker's TOML table is what `T` offers before any run."""
+    from jobdeck import MemoryStore, Orchestrator, load_config
+
+    config_file = tmp_path / "jobs.toml"
+    config_file.write_text(
+        "[workers.report]\n"
+        'fn = "tests.tui.workers:ok"\n'
+        'mode = "triggered"\n'
+        'example_payload = { to = "ops@example.com", rows = [1, 2] }\n'
+    )
+    config = load_config(config_file)
+    app = make_app(Orchestrator.from_config(config, store=MemoryStore()))
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app) == ["report"], "the row")
+        await pilot.press("T")
+        await until(pilot, lambda: isinstance(app.screen, PayloadScreen), "the dialog")
+        value = app.screen.query_one("#payload-input", Input).value
+        assert value == '{"to": "ops@example.com", "rows": [1, 2]}'
+        await pilot.press("enter")
+        await until(pilot, lambda: worker_state(app, "report").runs_ok == 1, "the run")
+        runs = await app.bridge.read(app.orch.history, "report", 5)
+        assert runs[0].trigger.payload == {"to": "ops@example.com", "rows": [1, 2]}
+
+    drive(app, scenario)
+
+
+def test_the_palette_says_what_quit_does_saves_screenshots_here_and_counts_right(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Quit says it stops gracefully; Screenshot saves in the working directory (or
+    $XDG_PICTURES_DIR) and says where; one dead letter is not "all 1 dead letters"."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("XDG_PICTURES_DIR", raising=False)
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        assert "gracefully" in commands["Quit"].help
+        assert "as soon as possible" not in commands["Quit"].help
+        path = app.save_screen_picture()
+        assert path is not None and path.parent == tmp_path and path.exists()
+        assert flash(app) == f"Screenshot saved: {path}"
+        pictures = tmp_path / "pictures"
+        pictures.mkdir()
+        monkeypatch.setenv("XDG_PICTURES_DIR", str(pictures))
+        path = app.save_screen_picture()
+        assert path is not None and path.parent == pictures
+        await dead_letter_of(pilot, app, "charlie")
+        await pilot.press("X")
+        question = plain(app.screen.query_one(Static))
+        assert "Delete the one dead letter?" in question and "all 1" not in question
+        await pilot.press("n")
+        from jobdeck.tui._commands import DeckCommands
+
+        provider = DeckCommands(app.screen)
+        helps = [help_text for _, _, help_text in provider._global_commands()]
+        assert "Delete 1 dead letter (asks first)" in helps
+
+    drive(app, scenario)
