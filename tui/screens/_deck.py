@@ -566,7 +566,9 @@ class DeckScreen(Screen[None]):
 
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        self._focus_tab(self.active_tab)
+        # A `/` typed right after the tab's key has opened its filter bar: typing goes there.
+        if not (isinstance(self.focused, FilterBar) and self.focused.tab == self.active_tab):
+            self._focus_tab(self.active_tab)
         self.controls.tab_shown(self.active_tab)
         self.update_bindings()
 

@@ -41,7 +41,7 @@ from .._cells import HEALTH_STYLES, clock_time, health_word, one_line, plural, s
 
 #: Lines kept: more than any terminal is tall. The feed shows the newest that fit.
 MAX_LINES = 100
-#: A worker's failures (failed attempts, dead letters) make at most one line per this
+#: A worker's failed attempts, and its dead letters, each make at most one line per this
 #: many seconds (of the events' own time); the others are counted.
 FAILURE_WINDOW_S = 10.0
 
@@ -188,9 +188,10 @@ class ActivityFeed(Widget):
         self._changed = False
         #: Failure lines not shown (the rate limit), since the start.
         self.failures_folded = 0
-        # Per worker: when its last failure line was, and its failures folded since.
-        self._last_failure: dict[str, datetime] = {}
-        self._folded: dict[str, int] = {}
+        # Per worker and kind (a failed attempt, a dead letter): when its last line was,
+        # and the failures folded since.
+        self._last_failure: dict[tuple[str, type], datetime] = {}
+        self._folded: dict[tuple[str, type], int] = {}
         # Per worker (None: overall): the word its health was last shown with.
         self._health_words: dict[str | None, str] = {}
 
@@ -233,16 +234,16 @@ class ActivityFeed(Widget):
             )
 
     def _failure_folded(self, event: AttemptFailed | DeadLettered) -> int | None:
-        """None: the failure is folded (counted) into its worker's next line; else it
-        gets a line, which says how many were folded before it."""
-        worker = event.worker
-        last = self._last_failure.get(worker)
+        """None: the failure is folded (counted) into its worker's next line of the same
+        kind; else it gets a line, which says how many were folded before it."""
+        key = (event.worker, type(event))
+        last = self._last_failure.get(key)
         if last is not None and (event.ts - last).total_seconds() < FAILURE_WINDOW_S:
-            self._folded[worker] = self._folded.get(worker, 0) + 1
+            self._folded[key] = self._folded.get(key, 0) + 1
             self.failures_folded += 1
             return None
-        self._last_failure[worker] = event.ts
-        return self._folded.pop(worker, 0)
+        self._last_failure[key] = event.ts
+        return self._folded.pop(key, 0)
 
     def flush(self) -> None:
         """Repaint if lines came since the last call."""
