@@ -35,6 +35,7 @@ from .._cells import (
     sparkline,
     spec_seconds,
     state_word,
+    until,
     worker_row_why,
 )
 
@@ -200,9 +201,10 @@ class WorkerDetail(VerticalScroll):
         if worker.state == WorkerStatus.DISABLED:
             return "none until enabled (e)"
         words = next_run(worker, now)
-        if worker.spec.mode == Mode.SCHEDULED and worker.next_due is not None and words:
-            return f"{full_time(worker.next_due, self.tz)} ({words})"
-        return words or "now running"
+        if worker.spec.mode == Mode.SCHEDULED and worker.next_due is not None:
+            due = f"{full_time(worker.next_due, self.tz)} ({until(worker.next_due, now)})"
+            return due if words else f"{due}, after the run in flight"
+        return words or "after the run in flight"
 
     def _when(self, when: datetime | None, now: datetime) -> str:
         if when is None:
