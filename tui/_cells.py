@@ -141,6 +141,11 @@ def health_word(health: str, reasons: Sequence[str] = (), *, overall: bool = Fal
     return str(health)
 
 
+def plural(count: int, word: str) -> str:
+    """`1 dead letter`, `3 dead letters`, `0 runs`."""
+    return f"{count} {word}{'s' * (count != 1)}"
+
+
 def seconds_text(seconds: float) -> str:
     """`0.42s`, `1.5s`, `12s`, `4m 05s`, `2h 03m`: short, for a cell."""
     if seconds < 0:
@@ -259,11 +264,6 @@ def short_traceback(traceback: str) -> str:
         return match.group(0)
 
     return _TRACEBACK_FILE.sub(shorten, traceback)
-
-
-def plural(count: int, word: str) -> str:
-    """`1 dead letter`, `3 dead letters`, `0 runs`."""
-    return f"{count} {word}{'s' * (count != 1)}"
 
 
 def one_line(text: str | None, limit: int = 200) -> str:

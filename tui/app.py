@@ -74,15 +74,6 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def screenshot_folder() -> Path:
-    """Where the palette's Screenshot saves: `$XDG_PICTURES_DIR` if it names a folder,
-    else the working directory."""
-    pictures = os.environ.get("XDG_PICTURES_DIR", "")
-    if pictures and Path(pictures).expanduser().is_dir():
-        return Path(pictures).expanduser()
-    return Path.cwd()
-
-
 def _leaf(error: BaseException) -> BaseException:
     """The one real error inside nested single-exception groups."""
     while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
@@ -449,6 +440,15 @@ class DeckApp(App[Any]):
                  "cancelled; their runs are recorded interrupted and re-queued.",
                  style="yellow"),
         )
+
+
+def screenshot_folder() -> Path:
+    """Where the palette's Screenshot saves: `$XDG_PICTURES_DIR` if it names a folder,
+    else the working directory."""
+    pictures = os.environ.get("XDG_PICTURES_DIR", "")
+    if pictures and Path(pictures).expanduser().is_dir():
+        return Path(pictures).expanduser()
+    return Path.cwd()
 
 
 def _leave_now(code: int) -> None:
