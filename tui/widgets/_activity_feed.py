@@ -208,7 +208,7 @@ class ActivityFeed(Widget):
         """
         found: list[Entry] = []
         folded_before = self.failures_folded
-        for event in events:
+        for event in events[self._first_kept(events):]:
             if not worth_a_line(event):
                 continue
             if isinstance(event, _FAILURES):
@@ -232,6 +232,19 @@ class ActivityFeed(Widget):
                 f"activity · {plural(self.failures_folded, 'repeated failure')} not shown "
                 f"(one line per worker per {FAILURE_WINDOW_S:g}s)"
             )
+
+    @staticmethod
+    def _first_kept(events: Sequence[Event]) -> int:
+        """Where the events that can still show begin: a burst of thousands keeps only
+        its newest lines, so older events are not even looked at (twice the lines the
+        feed holds are read, for the failures that fold away)."""
+        wanted = 2 * MAX_LINES
+        for index in range(len(events) - 1, -1, -1):
+            if worth_a_line(events[index]):
+                wanted -= 1
+                if not wanted:
+                    return index
+        return 0
 
     def _failure_folded(self, event: AttemptFailed | DeadLettered) -> int | None:
         """None: the failure is folded (counted) into its worker's next line of the same
