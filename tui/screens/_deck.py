@@ -22,6 +22,7 @@ from jobdeck import (
 from .._cells import SORTS, sort_arrow
 from .._model import DeckModel
 from ..widgets import (
+    LOG_LEVELS,
     ActivityFeed,
     DeadLetterDetail,
     DeadLetterTable,
@@ -35,7 +36,6 @@ from ..widgets import (
     StopBanner,
     WorkerTable,
 )
-from ..widgets._log_view import LEVELS
 from ._controls import Controls, worker_key
 
 #: Tab ids, in order (keys 1-4 and tab cycle through them).
@@ -480,7 +480,7 @@ class DeckScreen(Screen[None]):
 
     def action_log_level(self) -> None:
         log = self.log_view
-        level = LEVELS[(LEVELS.index(log.level) + 1) % len(LEVELS)]
+        level = LOG_LEVELS[(LOG_LEVELS.index(log.level) + 1) % len(LOG_LEVELS)]
         log.set_level(level)
         self.controls.flash("Logs: every level" if level is None
                             else f"Logs: {level} and above")

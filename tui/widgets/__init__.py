@@ -8,6 +8,7 @@ from ._flash_line import Flash, FlashLine, Severity
 from ._history_table import HistoryTable
 from ._key_bar import KeyBar
 from ._keyed_table import KeyedTable
+from ._log_view import LEVELS as LOG_LEVELS
 from ._log_view import LogView
 from ._status_bar import StatusBar
 from ._stop_banner import StopBanner
@@ -15,6 +16,7 @@ from ._worker_detail import WorkerDetail
 from ._worker_table import WorkerTable
 
 __all__ = [
+    "LOG_LEVELS",
     "ActivityFeed",
     "DeadLetterDetail",
     "DeadLetterTable",
