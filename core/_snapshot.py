@@ -24,8 +24,11 @@ class WorkerStatus(enum.StrEnum):
     STUCK = "stuck"
     #: between attempts, holding no slot.
     RETRYING = "retrying"
-    #: disabled by an operator, or its circuit is open.
+    #: disabled by an operator.
     DISABLED = "disabled"
+    #: enabled, but its circuit opened after failed runs: none start until it is reset
+    #: (or, with a cooldown, until its trial run).
+    CIRCUIT_OPEN = "circuit_open"
     #: wants to run and cannot yet (the reason says why).
     WAITING = "waiting"
     IDLE = "idle"
@@ -159,8 +162,10 @@ def _worker_snapshot(
         state = WorkerStatus.STUCK if w.stuck else WorkerStatus.RUNNING
     elif w.phase is Phase.RETRY_WAIT:
         state = WorkerStatus.RETRYING
-    elif not w.may_run:
+    elif not w.enabled:
         state = WorkerStatus.DISABLED
+    elif w.circuit is Circuit.OPEN:
+        state = WorkerStatus.CIRCUIT_OPEN
     elif w.demand_since(now_t) is not None:
         state = WorkerStatus.WAITING
     else:

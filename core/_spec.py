@@ -232,6 +232,8 @@ class WorkerSpec:
     jitter_seconds: float = attrs.field(default=0.0, validator=_Seconds(zero=True))
     stall_seconds: float = attrs.field(default=60.0, validator=_Seconds())
     params: Mapping[str, Any] = attrs.field(factory=dict, converter=_to_params, eq=False)
+    #: Display only: a payload the dashboard offers when triggering with a payload.
+    example_payload: Any = attrs.field(default=None, eq=False)
 
     @timeout_seconds.validator
     def _check_timeout(self, attribute: attrs.Attribute[Any], value: float) -> None:

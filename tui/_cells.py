@@ -48,12 +48,15 @@ STATE_STYLES: dict[DisplayState, str] = {
     Health.OVERDUE: "red",
     Health.STALLED: "bold red",
     WorkerStatus.DISABLED: "bright_black",
+    # Its own colour: a stop that needs a person, unlike a failing worker that still runs.
+    WorkerStatus.CIRCUIT_OPEN: "bold reverse red",
     WorkerStatus.STUCK: "bold magenta",
 }
 
 #: Sort rank of each displayed state: the ones that need a person come first.
 STATE_RANK: dict[DisplayState, int] = {
     WorkerStatus.STUCK: 0,
+    WorkerStatus.CIRCUIT_OPEN: 1,
     Health.FAILING: 1,
     Health.STALLED: 2,
     Health.OVERDUE: 3,
@@ -107,7 +110,7 @@ DIM = "bright_black"
 
 #: Worker states the state column always shows as they are.
 _OWN_STATES = (WorkerStatus.RUNNING, WorkerStatus.STUCK, WorkerStatus.RETRYING,
-               WorkerStatus.DISABLED)
+               WorkerStatus.DISABLED, WorkerStatus.CIRCUIT_OPEN)
 #: Health that an idle or waiting worker shows instead of its state.
 _TELLING_HEALTH = (Health.FAILING, Health.DEGRADED, Health.OVERDUE, Health.STALLED)
 
@@ -124,6 +127,25 @@ def display_state(worker: WorkerSnapshot) -> DisplayState:
     if worker.health in _TELLING_HEALTH:
         return worker.health
     return WorkerStatus.WAITING if worker.state == WorkerStatus.WAITING else Health.OK
+
+
+def health_word(health: str, reasons: Sequence[str] = (), *, overall: bool = False) -> str:
+    """The words a person reads for a health value.
+
+    The core's `disabled` health is two things: an operator's disable (which never makes
+    the overall health bad) and an open circuit. The dashboard says which: `disabled`
+    only for the operator's, `circuit open` otherwise (README, "Prometheus").
+    """
+    if health == Health.DISABLED:
+        if not overall and "disabled by operator" in reasons:
+            return "disabled"
+        return "circuit open"
+    return str(health)
+
+
+def plural(count: int, word: str) -> str:
+    """`1 dead letter`, `3 dead letters`, `0 runs`."""
+    return f"{count} {word}{'s' * (count != 1)}"
 
 
 def seconds_text(seconds: float) -> str:
@@ -251,57 +273,89 @@ def short_traceback(traceback: str, *, whole: bool = False) -> str:
 
 # ---------------------------------------------------------------------- worker rows
 
-#: (key, label) of every column of the workers table, in order.
-WORKER_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("name", "worker"),
-    ("mode", "mode"),
-    ("priority", "prio"),
-    ("state", "state"),
-    ("why", "why"),
-    ("last", "last run"),
-    ("next", "next run"),
-    ("took", "took"),
-    ("trend", "trend"),
-    ("runs", "ok/fail"),
-    ("failures", "fails"),
-    ("circuit", "circuit"),
+#: (key, label, width) of every column of the workers table, in order. `name` fits the
+#: longest name, `why` takes what the others leave; a label never needs more than its
+#: width (the sort arrow included), so sorting never cuts a header.
+WORKER_COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("name", "worker", 0),
+    ("mode", "mode", 5),
+    ("priority", "prio", 4),
+    ("state", "state", 12),
+    ("why", "why", 0),
+    ("last", "last run", 10),
+    ("next", "next run", 10),
+    ("took", "took", 6),
+    ("trend", "trend", 8),
+    ("runs", "since start", 11),
+    ("failures", "in a row", 10),
+    ("circuit", "circuit", 7),
 )
 
-#: Fixed widths; `why` takes what is left and `name` fits the longest name.
-WORKER_COLUMN_WIDTHS: dict[str, int] = {
-    "mode": 5,
-    "priority": 4,
-    "state": 8,
-    "last": 8,
-    "next": 10,
-    "took": 6,
-    "trend": 8,
-    "runs": 7,
-    "failures": 5,
-    "circuit": 7,
-}
+#: Columns always shown: who, what state, and why (the headline).
+ESSENTIAL_COLUMNS = ("name", "state", "why")
+#: The other columns, most wanted first: on a narrow screen the last ones go first
+#: (trend, priority, mode), and none is shown that would leave `why` short of
+#: `WHY_WANTED` cells.
+OPTIONAL_COLUMNS = ("next", "last", "failures", "circuit", "took", "runs", "mode", "priority",
+                    "trend")
+WHY_WANTED = 32
+#: The narrowest why, on a screen too narrow for anything else.
+WHY_MIN = 12
+#: The name column fits the longest name, between these (narrower only on a screen
+#: too narrow for the longest name and a `WHY_WANTED` why).
+NAME_WIDTH = (10, 24)
 
 #: One cell's content: (text, style). Cheap to build and compare; made Text only if changed.
 Cell = tuple[str, str]
 
 
-def worker_row(worker: WorkerSnapshot, now: datetime) -> tuple[Cell, ...]:
-    """Every cell of a worker's row, in `WORKER_COLUMNS` order."""
+def worker_columns(names: Sequence[str], width: int, padding: int) -> list[tuple[str, str, int]]:
+    """The columns shown at `width` cells: (key, label, width), in table order.
+
+    Args:
+        names: every worker's name (the name column fits the longest).
+        width: the table's width.
+        padding: blank cells around each column.
+    """
+    longest = max((len(name) for name in names), default=0)
+    widths = {key: size for key, _, size in WORKER_COLUMNS}
+    room = width - len(ESSENTIAL_COLUMNS) * padding - widths["state"]
+    widths["name"] = min(max(longest, NAME_WIDTH[0]), NAME_WIDTH[1],
+                         max(NAME_WIDTH[0], room - WHY_WANTED))
+    used = sum(widths[key] + padding for key in ESSENTIAL_COLUMNS)
+    shown = set(ESSENTIAL_COLUMNS)
+    for key in OPTIONAL_COLUMNS:
+        if width - used - widths[key] - padding < WHY_WANTED:
+            break
+        shown.add(key)
+        used += widths[key] + padding
+    widths["why"] = max(WHY_MIN, width - used)
+    return [(key, label, widths[key]) for key, label, _ in WORKER_COLUMNS if key in shown]
+
+
+def worker_row(worker: WorkerSnapshot, now: datetime) -> dict[str, Cell]:
+    """Every cell of a worker's row, by column key (`WORKER_COLUMNS`)."""
     state = display_state(worker)
-    return (
-        (worker.name, "bold" if state in (WorkerStatus.RUNNING, WorkerStatus.STUCK) else ""),
-        (MODE_LABELS[worker.spec.mode], DIM),
-        _priority_cell(worker.spec.priority),
-        (state, STATE_STYLES.get(state, "")),
-        _why_cell(worker, state),
-        _last_cell(worker, now),
-        _next_cell(worker, now),
-        _took_cell(worker, now),
-        (sparkline(worker.durations), "blue"),
-        _runs_cell(worker),
-        _failures_cell(worker),
-        _circuit_cell(worker.circuit),
-    )
+    return {
+        "name": (worker.name,
+                 "bold" if state in (WorkerStatus.RUNNING, WorkerStatus.STUCK) else ""),
+        "mode": (MODE_LABELS[worker.spec.mode], DIM),
+        "priority": _priority_cell(worker.spec.priority),
+        "state": (state_word(state), STATE_STYLES.get(state, "")),
+        "why": _why_cell(worker, state),
+        "last": _last_cell(worker, now),
+        "next": _next_cell(worker, now),
+        "took": _took_cell(worker, now),
+        "trend": (sparkline(worker.durations), "blue"),
+        "runs": runs_since_start(worker),
+        "failures": _failures_cell(worker),
+        "circuit": _circuit_cell(worker.circuit),
+    }
+
+
+def state_word(state: DisplayState) -> str:
+    """The state column's word: `circuit open` rather than the core's `circuit_open`."""
+    return "circuit open" if state == WorkerStatus.CIRCUIT_OPEN else str(state)
 
 
 def cell_text(cell: Cell) -> Text:
@@ -317,12 +371,49 @@ def _priority_cell(priority: Priority) -> Cell:
     return (PRIORITY_LABELS[priority], _PRIORITY_STYLES.get(priority, ""))
 
 
+_TRIAL = re.compile(r"trial run in (.+)$")
+
+
+def circuit_trial_in(worker: WorkerSnapshot) -> str | None:
+    """`50s` when an open circuit has a trial run coming (its cooldown), else None.
+
+    Read from the core's own reason ("..., trial run in 50s"), so the why, the next-run
+    column and the detail say the same time.
+    """
+    if worker.state != WorkerStatus.CIRCUIT_OPEN:
+        return None
+    found = _TRIAL.search(worker.reason)
+    return found.group(1) if found else None
+
+
+def circuit_why(worker: WorkerSnapshot) -> str:
+    """`e resets · trial run in 50s · after 3 failures`: an open circuit's why, what to
+    do first (a narrow column cuts the end)."""
+    parts = ["e resets"]
+    trial = circuit_trial_in(worker)
+    if trial is not None:
+        parts.append(f"trial run in {trial}")
+    parts.append(f"after {plural(worker.consecutive_failures, 'failure')}")
+    return " · ".join(parts)
+
+
+def worker_row_why(worker: WorkerSnapshot) -> str:
+    """The why column's words for `worker`."""
+    return _why_cell(worker, display_state(worker))[0]
+
+
 def _why_cell(worker: WorkerSnapshot, state: DisplayState) -> Cell:
     reason = worker.reason
-    if state == WorkerStatus.DISABLED and reason.startswith("disabled: "):
-        reason = reason.removeprefix("disabled: ")  # the state column says it already
+    if state == WorkerStatus.CIRCUIT_OPEN:
+        reason = circuit_why(worker)
+    elif state == WorkerStatus.DISABLED and reason == "disabled":
+        reason = "by an operator — e enables"  # the state column says "disabled"
+    if worker.pending:
+        reason += f" · {plural(worker.pending, 'trigger')} queued"
     if state in (WorkerStatus.RUNNING, Health.OK, WorkerStatus.WAITING):
         return (reason, "" if state == WorkerStatus.WAITING else DIM)
+    if state == WorkerStatus.CIRCUIT_OPEN:
+        return (reason, "bold red")
     return (reason, STATE_STYLES.get(state, ""))
 
 
@@ -337,16 +428,29 @@ def _last_cell(worker: WorkerSnapshot, now: datetime) -> Cell:
     return (text, "green" if worker.last_success is not None else "")
 
 
-def _next_cell(worker: WorkerSnapshot, now: datetime) -> Cell:
+def next_run(worker: WorkerSnapshot, now: datetime) -> str:
+    """When the worker runs next, in the words of the next-run column (empty: running)."""
     if worker.state in (WorkerStatus.RUNNING, WorkerStatus.STUCK):
-        return ("", "")
+        return ""
+    trial = circuit_trial_in(worker)
+    if trial is not None:
+        return f"trial {trial}"
     if not worker.may_run:
-        return ("—", DIM)
+        return "—"
     if worker.spec.mode == Mode.TRIGGERED:
-        return ("on trigger", DIM) if worker.pending == 0 else (f"{worker.pending} queued", "cyan")
+        return "on trigger" if worker.pending == 0 else f"{worker.pending} queued"
     if worker.spec.mode == Mode.CONTINUOUS:
-        return ("loop", DIM)
-    return (until(worker.next_due, now), "")
+        return "loop"
+    return until(worker.next_due, now)
+
+
+def _next_cell(worker: WorkerSnapshot, now: datetime) -> Cell:
+    text = next_run(worker, now)
+    if text.startswith("trial"):
+        return (text, "yellow")
+    if text in ("—", "on trigger", "loop"):
+        return (text, DIM)
+    return (text, "cyan" if text.endswith("queued") else "")
 
 
 def _took_cell(worker: WorkerSnapshot, now: datetime) -> Cell:
@@ -358,9 +462,11 @@ def _took_cell(worker: WorkerSnapshot, now: datetime) -> Cell:
     return (seconds_text(worker.last_duration_s), "")
 
 
-def _runs_cell(worker: WorkerSnapshot) -> Cell:
-    text = f"{worker.runs_ok}/{worker.runs_failed}"
-    return (text, "red" if worker.runs_failed else "")
+def runs_since_start(worker: WorkerSnapshot) -> Cell:
+    """`12 ok 3 ✗`: runs that ended since this jobdeck started (not stored)."""
+    if not worker.runs_failed:
+        return (f"{worker.runs_ok} ok", "" if worker.runs_ok else DIM)
+    return (f"{worker.runs_ok} ok {worker.runs_failed} ✗", "red")
 
 
 def _failures_cell(worker: WorkerSnapshot) -> Cell:
@@ -395,48 +501,102 @@ SORTS: tuple[tuple[str, str], ...] = (
 SORT_COLUMNS = {"name": "name", "state": "state", "last": "last", "next": "next",
                 "took": "took", "failures": "failures"}
 
-#: Sorts that put the biggest (most recent, slowest, most failing) first.
+#: Sorts that put the biggest (most recent, slowest, most failing) first, unreversed.
 SORT_DESCENDING = frozenset({"last", "took", "failures"})
 
-_FAR = float("inf")
+
+def sort_descending(sort: str, reverse: bool) -> bool:
+    """Whether rows go biggest first under `sort`, reversed (`S`) or not."""
+    return (sort in SORT_DESCENDING) != reverse
 
 
-def sort_key(sort: str, worker: WorkerSnapshot, index: int) -> tuple[Any, ...]:
-    """Where `worker` (registered `index`-th) goes in the table under `sort`."""
+def sort_arrow(sort: str, reverse: bool) -> str:
+    """`▼` biggest first, `▲` smallest first; none for the config order."""
+    if sort == "config":
+        return "▼" if reverse else ""
+    return "▼" if sort_descending(sort, reverse) else "▲"
+
+
+def sort_value(sort: str, worker: WorkerSnapshot) -> Any:
+    """What `sort` orders `worker` by; None when it has nothing to order by (never ran,
+    cannot run, runs only on a trigger): such rows go last, whichever the direction."""
     if sort == "name":
-        return (worker.name,)
+        return worker.name
     if sort == "state":
-        return (STATE_RANK.get(display_state(worker), 99), index)
+        return STATE_RANK.get(display_state(worker), 99)
     if sort == "last":
-        # Most recent first; never-run workers last.
-        started = worker.last_start.timestamp() if worker.last_start else -_FAR
-        return (-started, index)
+        return worker.last_start.timestamp() if worker.last_start else None
     if sort == "next":
-        due = worker.next_due.timestamp() if worker.next_due else _FAR
-        return (due, index)
+        return _next_due_value(worker)
     if sort == "took":
-        took = worker.last_duration_s if worker.last_duration_s is not None else -1.0
-        return (-took, index)
+        return worker.last_duration_s
     if sort == "failures":
-        return (-worker.consecutive_failures, -worker.runs_failed, index)
-    return (index,)
+        return (worker.consecutive_failures, worker.runs_failed)
+    return None
+
+
+def _next_due_value(worker: WorkerSnapshot) -> float | None:
+    if not worker.may_run or worker.state in (WorkerStatus.RUNNING, WorkerStatus.STUCK):
+        return None
+    if worker.pending:
+        return -math.inf  # a trigger waits: it runs as soon as it may
+    if worker.spec.mode == Mode.SCHEDULED and worker.next_due is not None:
+        return worker.next_due.timestamp()
+    return None
+
+
+def order_workers(
+    workers: Sequence[WorkerSnapshot], sort: str, reverse: bool
+) -> list[WorkerSnapshot]:
+    """`workers` (in config order) as `sort` orders them; ties keep the config order,
+    rows without a value go last. `reverse` (`S`) flips the direction."""
+    if sort == "config":
+        return list(reversed(workers)) if reverse else list(workers)
+    valued = [(sort_value(sort, worker), worker) for worker in workers]
+    ordered = sorted(
+        ((value, worker) for value, worker in valued if value is not None),
+        key=lambda pair: pair[0], reverse=sort_descending(sort, reverse),
+    )
+    return [worker for _, worker in ordered] + [w for value, w in valued if value is None]
 
 
 def matches(worker: WorkerSnapshot, query: str) -> bool:
     """Whether the filter `query` keeps `worker`: a name fragment or a state word.
 
-    `fetch` keeps every worker whose name contains it; `failing`, `running`, `disabled`
-    (any displayed state, or the core's own state word) keep workers in that state.
+    `fetch` keeps every worker whose name contains it; `failing`, `running`, `disabled`,
+    `circuit open` (any displayed state, or the core's own state word) keep workers in
+    that state.
     """
     query = query.strip().lower()
     if not query:
         return True
     if query in worker.name.lower():
         return True
-    return query in (display_state(worker), worker.state, worker.health, worker.mode)
+    state = display_state(worker)
+    return query in (state, state_word(state), worker.state, worker.health, worker.mode)
 
 
 # ---------------------------------------------------------------------- header
+
+
+def overall_health_text(snapshot: OrchestratorSnapshot) -> str:
+    """What is wrong, in the header's words: `ok`, `1 circuit open`, `2 failing`, `stuck`.
+
+    The core's overall `disabled` is only ever open circuits (an operator's disable does
+    not count): it reads `N circuit(s) open`, never "health disabled".
+    """
+    health = snapshot.health
+    if health == Health.OK:
+        return "ok"
+    if health == Health.DISABLED:
+        count = sum(1 for w in snapshot.workers if w.state == WorkerStatus.CIRCUIT_OPEN)
+        return f"{count} circuit{'s' * (count != 1)} open" if count else "circuit open"
+    count = sum(1 for w in snapshot.workers if w.health == health)
+    return f"{count} {health}" if count else str(health)
+
+
+#: Separators from the widest header to the tightest.
+_SEPARATORS = ("  │  ", " │ ", " │ ", "  ", " ")
 
 
 def status_line(
@@ -446,48 +606,103 @@ def status_line(
     sort_label: str,
     filter_text: str,
     shown: int,
+    total: int | None = None,
+    width: int = 0,
 ) -> Text:
     """The status bar: state, health, slots, pending, DLQ, uptime, sort and filter.
 
     Log lines dropped from the workers' buffers show after the DLQ, when there are any.
+    The widest wording that fits `width` cells is used (0: the widest): labels shorten
+    and separators narrow before anything is cut, so DLQ, uptime, sort and filter stay.
+    A filter shows as `shown` of `total` rows (None: of every worker).
     """
-    sep = ("  │  ", DIM)
-    text = Text(no_wrap=True, overflow="ellipsis")
-    text.append(" jobdeck", style="bold")
-    if title:
-        text.append(f" · {title}", style=DIM)
-    text.append(*sep)
-    text.append("● ", style=ORCHESTRATOR_STYLES.get(snapshot.state, ""))
-    text.append(snapshot.state, style=ORCHESTRATOR_STYLES.get(snapshot.state, ""))
-    text.append(*sep)
-    text.append("health ", style=DIM)
-    text.append(snapshot.health, style=HEALTH_STYLES.get(snapshot.health, "bold"))
-    text.append(*sep)
-    text.append("running ", style=DIM)
+    if total is None:
+        total = len(snapshot.workers)
+    for level, separator in enumerate(_SEPARATORS):
+        text = _status_text(snapshot, title=title, sort_label=sort_label,
+                            filter_text=filter_text, shown=shown, total=total, level=level,
+                            separator=separator)
+        if not width or text.cell_len <= width:
+            return text
+    text.truncate(width, overflow="ellipsis")
+    return text
+
+
+def _status_text(
+    snapshot: OrchestratorSnapshot,
+    *,
+    title: str,
+    sort_label: str,
+    filter_text: str,
+    shown: int,
+    total: int,
+    level: int,
+    separator: str,
+) -> Text:
+    """The header at one `level` of wording: 0 widest; 1 without the title; 2, 3 short
+    labels (`4/5 run`, `2 pend`); 4 without what goes without saying (`running` by its
+    green dot, `0 pend`)."""
+    short = level >= 2
+    tightest = level >= 4
+    text = Text(no_wrap=True, overflow="ellipsis", end="")
+    if level == 0:
+        text.append(" jobdeck", style="bold")
+        if title:
+            text.append(f" · {title}", style=DIM)
+        text.append(separator, style=DIM)
+    else:
+        text.append(" ")
+    state_style = ORCHESTRATOR_STYLES.get(snapshot.state, "")
+    if tightest and snapshot.state == OrchestratorState.RUNNING:
+        text.append("●", style=state_style)
+    else:
+        text.append("● ", style=state_style)
+        text.append(snapshot.state, style=state_style)
+    text.append(separator, style=DIM)
+    health_style = HEALTH_STYLES.get(snapshot.health, "bold")
+    if snapshot.health == Health.OK:
+        text.append("health ", style=DIM)
+    text.append(overall_health_text(snapshot), style=health_style)
+    text.append(separator, style=DIM)
     busy = snapshot.running >= snapshot.max_concurrent_workers
     slots = f"{snapshot.running}/{snapshot.max_concurrent_workers}"
-    text.append(slots, style="bold yellow" if busy else "bold")
-    text.append(*sep)
-    text.append("pending ", style=DIM)
-    text.append(str(snapshot.pending), style="bold cyan" if snapshot.pending else "bold")
-    text.append(*sep)
+    _labelled(text, "running", slots, "bold yellow" if busy else "bold", short, "run")
+    text.append(separator, style=DIM)
+    if snapshot.pending or not tightest:
+        _labelled(text, "pending", str(snapshot.pending),
+                  "bold cyan" if snapshot.pending else "bold", short, "pend")
+        text.append(separator, style=DIM)
     text.append("DLQ ", style=DIM)
     text.append(str(snapshot.dlq_size), style="bold red" if snapshot.dlq_size else "bold")
     if snapshot.log_lines_dropped:
         # Lines that fell out of the workers' log buffers: the Logs tab no longer has them.
-        text.append(*sep)
+        text.append(separator, style=DIM)
         text.append("log ", style=DIM)
         text.append(str(snapshot.log_lines_dropped), style="bold yellow")
         text.append(" dropped", style=DIM)
-    text.append(*sep)
+    text.append(separator, style=DIM)
     text.append("up ", style=DIM)
-    text.append(format_seconds(math.floor(snapshot.uptime_s)))
-    text.append(*sep)
-    text.append("sort ", style=DIM)
+    uptime = format_seconds(math.floor(snapshot.uptime_s))
+    text.append(uptime.replace(" ", "") if short else uptime)
+    text.append(separator, style=DIM)
+    if not short:
+        text.append("sort ", style=DIM)
     text.append(sort_label)
     if filter_text:
-        text.append(*sep)
-        text.append("filter ", style=DIM)
-        text.append(filter_text, style="bold reverse")
-        text.append(f" {shown}/{len(snapshot.workers)}", style=DIM)
+        text.append(separator, style=DIM)
+        if not short:
+            text.append("filter ", style=DIM)
+        text.append(("/" if short else "") + filter_text, style="bold reverse")
+        text.append(f" {shown}/{total}", style=DIM)
     return text
+
+
+def _labelled(text: Text, label: str, value: str, style: str, short: bool, short_label: str
+              ) -> None:
+    """`running 4/5`, or short: `4/5 run`."""
+    if short:
+        text.append(value, style=style)
+        text.append(f" {short_label}", style=DIM)
+    else:
+        text.append(f"{label} ", style=DIM)
+        text.append(value, style=style)

@@ -8,8 +8,9 @@ from typing import Protocol, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from jobdeck import OrchestratorState
+from jobdeck import OrchestratorState, WorkerStatus
 
+from ._cells import plural
 from ._controller import DeckController
 from ._model import DeckModel
 
@@ -43,7 +44,7 @@ class DeckCommands(Provider):
         if snapshot.dlq_size:
             yield (
                 "Purge the dead-letter queue", controls.ask_purge,
-                f"Delete all {snapshot.dlq_size} dead letters (asks first)",
+                f"Delete {plural(snapshot.dlq_size, 'dead letter')} (asks first)",
             )
 
     def _worker_commands(self, only: str | None = None) -> Iterator[Command]:
@@ -62,11 +63,14 @@ class DeckCommands(Provider):
                     f"Trigger {name} with a payload…", partial(controls.ask_payload, name),
                     "Type a JSON payload for one run",
                 )
-                if not worker.may_run:
+                if worker.state == WorkerStatus.CIRCUIT_OPEN:
                     yield (
-                        f"Enable {name}", partial(controls.enable_worker, name),
-                        "Enable it; closes an open circuit",
+                        f"Reset the circuit of {name}", partial(controls.enable_worker, name),
+                        "Failures back to 0: runs start again",
                     )
+                elif not worker.enabled:
+                    yield (f"Enable {name}", partial(controls.enable_worker, name),
+                           "Runs start again")
                 if worker.enabled:
                     yield (
                         f"Disable {name}", partial(controls.disable_worker, name),

@@ -1,10 +1,11 @@
-"""What the keys and the command palette ask of the core, and the toasts that answer.
+"""What the keys and the command palette ask of the core, and the flash line that answers.
 
 Control actions go to the core through the bridge (`orch.request`: a sync send, safe on
 the one thread both share); some ask first in a dialog. The controller also makes the
-moves between screens that keys ask for (a worker's detail, its logs), and raises the
-toasts for what the core did that needs a person: a circuit opened, a run
-dead-lettered, an action that failed.
+moves between screens that keys ask for (a worker's detail, its logs), and answers each
+action in the flash line above the key bar ("Triggered fetch-data", "queued: paused").
+What the core does on its own (a circuit opened, a run dead-lettered) is not an answer:
+the activity feed shows it, never a toast over the screen.
 """
 
 from __future__ import annotations
@@ -15,29 +16,35 @@ from typing import Any
 from textual.app import App
 
 from jobdeck import (
-    Circuit,
     ControlFailed,
     DeadLetter,
     DeadLetterDeleted,
-    DeadLettered,
     Event,
+    OrchestratorState,
     RunRecord,
-    WorkerDisabled,
-    WorkerEnabled,
+    WorkerStatus,
 )
 
-from ._cells import one_line
+from ._cells import one_line, plural
 from ._model import DeckModel
-from .screens import ConfirmScreen, DeckScreen, DetailScreen, PayloadScreen, RunScreen
+from .screens import (
+    ConfirmScreen,
+    DeadLetterScreen,
+    DeckScreen,
+    DetailScreen,
+    PayloadScreen,
+    RunScreen,
+)
+from .widgets import Flash, FlashLine, Severity
 
 
 class DeckController:
-    """The dashboard's control actions, the dialogs before some, and the toasts.
+    """The dashboard's control actions, the dialogs before some, and the flash line.
 
     Implements `screens.Controls`, which is all the screens know of it.
 
     Args:
-        app: the app whose screens and toasts it drives.
+        app: the app whose screens it drives.
         model: what the dashboard knows; what is sent marks it stale.
         title: the dashboard's title, for the screens it opens.
         refresh: brings every visible view up to date at once, and starts the reads
@@ -58,6 +65,8 @@ class DeckController:
         self._refresh = refresh
         #: The main screen, once the app has made it.
         self.deck: DeckScreen | None = None
+        #: The latest answer in the flash line (it may have gone already).
+        self.current_flash: Flash | None = None
 
     @property
     def selected_worker_name(self) -> str | None:
@@ -73,53 +82,89 @@ class DeckController:
         if self.model.bridge.control(action, *args):
             self.model.dirty = True
             return True
-        self.app.notify("jobdeck is not taking requests right now", severity="error")
+        self.flash("jobdeck is not taking requests right now", "error")
         return False
+
+    # ------------------------------------------------------------------ flash line
+
+    def flash(self, text: str, severity: Severity = "info") -> None:
+        """Answer what a person just did, in the flash line of every screen that has one."""
+        self.current_flash = Flash.now(text, severity)
+        for screen in self.app.screen_stack:
+            for line in screen.query(FlashLine):
+                line.show(self.current_flash)
 
     # ------------------------------------------------------------------ workers
 
     def trigger_worker(self, name: str, *payload: Any) -> None:
-        """Ask for one run of `name` (with a payload, if one is given)."""
+        """Ask for one run of `name` (with a payload, if one is given); say whether it
+        can start, or what holds it."""
         if self._control("trigger", name, *payload):
-            with_payload = " with a payload" if payload else ""
-            self.app.notify(f"Triggered {name}{with_payload}", timeout=3)
+            self.flash(*self.trigger_answer(name, with_payload=bool(payload)))
+
+    def trigger_answer(self, name: str, *, with_payload: bool = False) -> tuple[str, Severity]:
+        """What the flash line says to a trigger of `name`: "Triggered", or why it waits."""
+        what = f"{name} with a payload" if with_payload else name
+        worker = self.model.worker(name)
+        snapshot = self.model.snapshot
+        if worker is not None and worker.state == WorkerStatus.CIRCUIT_OPEN:
+            return f"{what} — queued: circuit open (e to reset)", "warning"
+        if worker is not None and worker.state == WorkerStatus.DISABLED:
+            return f"{what} — queued: disabled (e to enable)", "warning"
+        if snapshot is not None and snapshot.state == OrchestratorState.PAUSED:
+            return f"{what} — queued: paused (p resumes)", "warning"
+        if worker is not None and worker.state in (
+            WorkerStatus.RUNNING, WorkerStatus.RETRYING, WorkerStatus.STUCK
+        ):
+            return f"{what} — queued: runs after the run in flight", "info"
+        return f"Triggered {what}", "info"
 
     def ask_payload(self, name: str) -> None:
-        """Open the payload dialog; on enter, trigger `name` with the JSON typed."""
+        """Open the payload dialog, filled in with the worker's last payload (or the
+        example in its spec, or `{}`); on enter, trigger `name` with the JSON typed."""
+        if name in self.model.last_payloads:
+            # Seen in this session's events: at once, no read.
+            self._open_payload_dialog(name, self.model.last_payloads[name], "its last payload")
+        else:
+            self.app.run_worker(self._ask_payload(name), group="payload", exclusive=True)
 
+    async def _ask_payload(self, name: str) -> None:
+        self._open_payload_dialog(name, *await self.model.payload_for(name))
+
+    def _open_payload_dialog(self, name: str, payload: Any, origin: str) -> None:
         def send(result: tuple[Any] | None) -> None:
             if result is not None:
                 self.trigger_worker(name, result[0])
 
-        self.app.push_screen(PayloadScreen(name), send)
+        self.app.push_screen(PayloadScreen(name, payload, origin=origin), send)
 
     def enable_worker(self, name: str) -> None:
         """Enable `name`; closes an open circuit and resets its failure count."""
         worker = self.model.worker(name)
-        circuit_open = worker is not None and worker.circuit == Circuit.OPEN
+        circuit_open = worker is not None and worker.state == WorkerStatus.CIRCUIT_OPEN
         if self._control("enable", name):
-            note = ": circuit closed" if circuit_open else ""
-            self.app.notify(f"Enabled {name}{note}", timeout=3)
+            if circuit_open:
+                self.flash(f"Reset the circuit of {name}: runs start again")
+            else:
+                self.flash(f"Enabled {name}")
 
     def disable_worker(self, name: str) -> None:
         """Disable `name`: no runs start (its triggers are kept) until it is enabled."""
         if self._control("disable", name):
-            self.app.notify(f"Disabled {name}: no runs start until enabled (e)", timeout=3)
+            self.flash(f"Disabled {name}: no runs start until enabled (e)")
 
     def pause_all(self) -> None:
         """No new runs start; runs in flight go on."""
         if self.model.may_control:
             self.model.orch.pause()
-            self.app.notify(
-                "Paused: no new runs start; runs in flight go on (p resumes)", timeout=3
-            )
+            self.flash("Paused: no new runs start; runs in flight go on (p resumes)")
             self._refresh()
 
     def resume_all(self) -> None:
         """Start runs again."""
         if self.model.may_control:
             self.model.orch.resume()
-            self.app.notify("Resumed", timeout=3)
+            self.flash("Resumed")
             self._refresh()
 
     # ------------------------------------------------------------------ dead letters
@@ -128,17 +173,17 @@ class DeckController:
         """Replay a dead letter: a new `replay` trigger with the same payload."""
         if self._control("replay", entry.id):
             self.model.dead_letters_changed()
-            self.app.notify(
-                f"Replaying DLQ #{entry.id}: a new {entry.worker} run is queued", timeout=3
-            )
+            self.flash(f"Replaying DLQ #{entry.id}: a new {entry.worker} run is queued")
 
-    def ask_delete(self, entry: DeadLetter) -> None:
-        """Ask, then delete a dead letter."""
+    def ask_delete(self, entry: DeadLetter, then: Callable[[], object] | None = None) -> None:
+        """Ask, then delete a dead letter (and call `then` once it is asked for)."""
 
         def answer(yes: bool | None) -> None:
             if yes and self._control("delete_dead_letter", entry.id):
                 self.model.dead_letters_changed()
-                self.app.notify(f"Deleted DLQ #{entry.id} ({entry.worker})", timeout=3)
+                self.flash(f"Deleted DLQ #{entry.id} ({entry.worker})")
+                if then is not None:
+                    then()
 
         self.app.push_screen(
             ConfirmScreen(
@@ -160,7 +205,7 @@ class DeckController:
 
         self.app.push_screen(
             ConfirmScreen(
-                f"Delete all {count} dead letters? None of them can be replayed afterwards.",
+                f"{purge_question(count)} It cannot be undone: none can be replayed afterwards.",
                 title="purge the dead-letter queue",
             ),
             answer,
@@ -189,6 +234,12 @@ class DeckController:
             self.trigger_worker(run.worker)
         else:
             self.trigger_worker(run.worker, payload)
+    def open_dead_letter(self, entry: DeadLetter) -> None:
+        """Show a dead letter in full, on its own screen (with its keys)."""
+        sort_label = self.deck.sort_label if self.deck is not None else ""
+        self.app.push_screen(
+            DeadLetterScreen(entry, self.model, self, title=self.title, sort_label=sort_label)
+        )
 
     def follow_logs(self, name: str | None) -> None:
         """Show the Logs tab on `name`'s lines (None: every worker), following."""
@@ -202,40 +253,22 @@ class DeckController:
         """The deck's active tab changed: refresh now, which loads what the tab shows."""
         self._refresh()
 
-    # ------------------------------------------------------------------ toasts
+    # ------------------------------------------------------------------ answers
 
     def notice(self, events: Sequence[Event]) -> None:
-        """Toasts for the events that need a person."""
-        dead: list[DeadLettered] = []
+        """The core's answers to what a person asked: a purge done, an action refused.
+
+        Failures, dead letters and circuits are the activity feed's, not the flash line's.
+        """
         for event in events:
-            if isinstance(event, DeadLettered):
-                dead.append(event)
-            elif isinstance(event, DeadLetterDeleted) and event.dlq_id is None:
-                self.app.notify(f"Purged {event.count} dead letter{'s' * (event.count != 1)}")
-            self._toast(event)
-        self._toast_dead_letters(dead)
+            if isinstance(event, DeadLetterDeleted) and event.dlq_id is None:
+                self.flash(f"Purged {plural(event.count, 'dead letter')}")
+            elif isinstance(event, ControlFailed):
+                self.flash(f"not done: {event.action}: {one_line(event.error, 100)}", "error")
 
-    def _toast(self, event: Event) -> None:
-        notify = self.app.notify
-        if isinstance(event, WorkerDisabled) and event.reason.startswith("circuit"):
-            notify(
-                f"{event.worker}: {event.reason}. Select it and press e to enable it.",
-                title="worker disabled", severity="warning", timeout=8,
-            )
-        elif isinstance(event, WorkerEnabled) and event.reason.startswith("circuit closed"):
-            notify(f"{event.worker}: {event.reason}", title="circuit closed")
-        elif isinstance(event, ControlFailed):
-            notify(f"{event.action}: {event.error}", title="not done", severity="error",
-                   timeout=8)
 
-    def _toast_dead_letters(self, dead: list[DeadLettered]) -> None:
-        if len(dead) == 1:
-            event = dead[0]
-            self.app.notify(
-                f"{event.worker}: {one_line(event.error, 100)} (DLQ #{event.dlq_id})",
-                title="run dead-lettered", severity="error", timeout=5,
-            )
-        elif dead:
-            names = ", ".join(sorted({event.worker for event in dead}))
-            self.app.notify(f"{len(dead)} runs: {names}", title="runs dead-lettered",
-                            severity="error", timeout=5)
+def purge_question(count: int) -> str:
+    """"Delete the dead letter?" / "Delete all 3 dead letters?"."""
+    if count == 1:
+        return "Delete the one dead letter?"
+    return f"Delete all {count} dead letters?"

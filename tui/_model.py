@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, tzinfo
+from typing import Any
 
 import attrs
 
@@ -31,8 +32,7 @@ from jobdeck import (
     RunStarted,
     RunSucceeded,
     Trigger,
-    WorkerDisabled,
-    WorkerEnabled,
+    TriggerAccepted,
     WorkerSnapshot,
 )
 
@@ -49,9 +49,10 @@ HISTORY_MIN_INTERVAL = 1.0
 RUN_EVENTS = (RunStarted, RunSucceeded, RunFailed, RunInterrupted)
 #: Events that change the dead-letter queue.
 DLQ_EVENTS = (DeadLettered, DeadLetterReplayed, DeadLetterDeleted)
-#: Events that may raise a toast (or end the app).
-NOTABLE_EVENTS = (WorkerDisabled, WorkerEnabled, ControlFailed, DeadLettered,
-                  DeadLetterDeleted, OrchestratorStopped)
+#: Events that answer a person in the flash line (or end the app).
+NOTABLE_EVENTS = (ControlFailed, DeadLetterDeleted, OrchestratorStopped)
+#: Events that carry a trigger's payload.
+PAYLOAD_EVENTS = (TriggerAccepted, RunStarted)
 
 
 @attrs.frozen
@@ -122,6 +123,8 @@ class DeckModel:
         self._history_dirty = True
         self._history_loading = False
         self._last_history_load = -float("inf")
+        #: The latest payload seen (events) per worker, for the trigger dialog.
+        self.last_payloads: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ snapshot
 
@@ -165,6 +168,10 @@ class DeckModel:
             self._history_dirty = True
         if batch.has(DLQ_EVENTS):
             self._dlq_dirty = True
+        for event in batch.of(PAYLOAD_EVENTS):
+            payload = event.payload  # type: ignore[attr-defined]
+            if payload is not None:
+                self.last_payloads[event.worker] = payload  # type: ignore[attr-defined]
         self.dirty = True
         return batch
 
@@ -233,3 +240,17 @@ class DeckModel:
             return await self.bridge.read(self.orch.history, worker, WORKER_RUNS_LIMIT)
         except (CoreNotRunning, LookupError):
             return None
+
+    async def payload_for(self, worker: str) -> tuple[Any, str]:
+        """What the trigger dialog offers for `worker`, and where it comes from: the
+        latest payload seen for it (events, then its stored runs), else its spec's
+        `example_payload`, else `{}`."""
+        if worker in self.last_payloads:
+            return self.last_payloads[worker], "its last payload"
+        for run in await self.read_worker_runs(worker) or ():
+            if run.trigger.payload is not None:
+                return run.trigger.payload, "its last run's payload"
+        known = self.worker(worker)
+        if known is not None and known.spec.example_payload is not None:
+            return known.spec.example_payload, "the example_payload of its spec"
+        return {}, ""

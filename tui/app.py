@@ -17,8 +17,9 @@ import sys
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -26,7 +27,7 @@ import outcome
 import trio
 from rich.console import Group, RenderableType
 from rich.text import Text
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
@@ -46,7 +47,7 @@ from ._bridge import CoreBridge
 from ._commands import DeckCommands
 from ._controller import DeckController
 from ._model import NOTABLE_EVENTS, DeckModel
-from .screens import DeckScreen, DetailScreen, HelpScreen, RunScreen, Section
+from .screens import DeadLetterScreen, DeckScreen, DetailScreen, HelpScreen, RunScreen, Section
 
 if TYPE_CHECKING:
     from jobdeck import JobdeckConfig
@@ -224,6 +225,8 @@ class DeckApp(App[Any]):
             written = deck.show_snapshot(snapshot)
             if isinstance(self.screen, DetailScreen):
                 self._refresh_detail(self.screen, snapshot)
+            elif isinstance(self.screen, DeadLetterScreen):
+                self.screen.show_snapshot(snapshot)
             deck.show_active_tab()
         self._last_refresh = self._monotonic()
         self.refresh_costs.append(
@@ -285,6 +288,39 @@ class DeckApp(App[Any]):
                 if isinstance(event, OrchestratorStopped) and event.stuck:
                     self._leave_stuck(event.stuck)
 
+    # ------------------------------------------------------------------ palette
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The palette's own commands, in the dashboard's words."""
+        yield SystemCommand("Theme", "Change the colours", self.action_change_theme)
+        yield SystemCommand(
+            "Quit",
+            "Stop gracefully: no new runs, runs in flight get the grace (q again interrupts "
+            "them), then quit",
+            self.action_quit,
+        )
+        yield SystemCommand("Keys", "Every key of the dashboard (?)", self.action_help)
+        folder = screenshot_folder()
+        yield SystemCommand(
+            "Screenshot",
+            f"Save an SVG picture of the screen in {folder}",
+            # Once the palette has closed, so the picture shows the dashboard.
+            lambda: self.set_timer(0.1, self.save_screen_picture),
+        )
+
+    def save_screen_picture(self) -> Path | None:
+        """Save an SVG of the screen in `screenshot_folder()`; the flash line says where."""
+        folder = screenshot_folder()
+        name = f"jobdeck_{datetime.now():%Y-%m-%dT%H_%M_%S}.svg"
+        try:
+            path = Path(self.save_screenshot(name, str(folder)))
+        except OSError as exc:
+            self.controller.flash(f"Screenshot not saved in {folder}: {exc.strerror or exc}",
+                                  "error")
+            return None
+        self.controller.flash(f"Screenshot saved: {path}")
+        return path
+
     # ------------------------------------------------------------------ help
 
     def action_help(self) -> None:
@@ -296,6 +332,8 @@ class DeckApp(App[Any]):
         deck = {b.action: b for b in DeckScreen.BINDINGS if isinstance(b, Binding)}
         detail = [b for b in DetailScreen.BINDINGS if isinstance(b, Binding)]
         run = [b for b in RunScreen.BINDINGS if isinstance(b, Binding)]
+        entry = [b for b in DeadLetterScreen.BINDINGS
+                 if isinstance(b, Binding) and b.action == "app.pop_screen"]
 
         def pick(*actions: str) -> list[Binding]:
             return [deck[a] for a in actions if a in deck]
@@ -307,14 +345,15 @@ class DeckApp(App[Any]):
                           tooltip='Command palette: "Trigger <worker>", "Enable <worker>", …')
         app_keys = [b for b in self.BINDINGS if isinstance(b, Binding)]
         return [
-            ("Workers", [*pick("trigger", "trigger_payload", "enable", "disable", "logs",
-                               "filter", "clear_filter", "sort"), enter]),
-            ("Dead letters", pick("replay", "delete", "purge", "restore")),
-            ("Logs", pick("follow", "log_scope")),
-            ("Everywhere", [*pick("pause", "resume", "show_tab('workers')", "show_tab('logs')",
-                                  "show_tab('dlq')", "show_tab('history')", "next_tab",
-                                  "previous_tab", "cursor_down", "cursor_up", "cursor_top",
-                                  "cursor_bottom"),
+            ("Workers", [*pick("trigger", "trigger_payload", "enable", "reset_circuit", "disable",
+                               "logs", "sort", "reverse_sort"), enter]),
+            ("Dead letters", [*pick("replay", "delete", "purge"), *entry]),
+            ("Logs", pick("search", "clear_search", "next_match", "previous_match", "log_level",
+                          "follow", "log_scope")),
+            ("Everywhere", [*pick("filter", "clear_filter", "pause", "resume",
+                                  "show_tab('workers')", "show_tab('logs')", "show_tab('dlq')",
+                                  "show_tab('history')", "next_tab", "previous_tab",
+                                  "cursor_down", "cursor_up", "cursor_top", "cursor_bottom"),
                             palette, *app_keys]),
             ("Worker detail", detail),
             ("Run", run),
@@ -394,6 +433,15 @@ class DeckApp(App[Any]):
                  "cancelled; their runs are recorded interrupted and re-queued.",
                  style="yellow"),
         )
+
+
+def screenshot_folder() -> Path:
+    """Where the palette's Screenshot saves: `$XDG_PICTURES_DIR` if it names a folder,
+    else the working directory."""
+    pictures = os.environ.get("XDG_PICTURES_DIR", "")
+    if pictures and Path(pictures).expanduser().is_dir():
+        return Path(pictures).expanduser()
+    return Path.cwd()
 
 
 def _leave_now(code: int) -> None:

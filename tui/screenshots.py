@@ -60,8 +60,6 @@ async def _draw(out: Path) -> list[Path]:
             await app.bridge.wait_ready()
             await virtual_time.advance(app, WARM_UP_S)
             await _settle(app, pilot)
-            app.clear_notifications()
-            await pilot.pause()
             save("dashboard.svg")
             app.deck.worker_table.select_key(DETAIL_WORKER)
             await pilot.press("enter")

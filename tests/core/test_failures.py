@@ -261,7 +261,7 @@ async def test_circuit_opens_after_consecutive_failed_runs(
             (disabled,) = received(events, WorkerDisabled)
     assert disabled.reason == "circuit open after 3 failures"
     assert disabled.ts == EPOCH + timedelta(seconds=3)
-    assert (snap.state, snap.circuit, snap.enabled) == ("disabled", "open", True)
+    assert (snap.state, snap.circuit, snap.enabled) == ("circuit_open", "open", True)
     assert snap.reason == "disabled: circuit open after 3 failures"
 
 

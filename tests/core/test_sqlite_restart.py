@@ -168,7 +168,7 @@ async def test_failure_count_and_open_circuit_survive(tmp_path: Path) -> None:
     async with running(third):
         snap = third.snapshot()
         worker = snap.workers[0]
-        assert (worker.circuit, worker.state) == ("open", "disabled")
+        assert (worker.circuit, worker.state) == ("open", "circuit_open")
         assert worker.consecutive_failures == 3
         assert snap.dlq_size == 3
 

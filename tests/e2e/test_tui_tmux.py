@@ -50,7 +50,8 @@ def tmux(*args: str) -> str:
 class Terminal:
     """A tmux session running one command; its screen, keys and files."""
 
-    def __init__(self, folder: Path, args: list[str]) -> None:
+    def __init__(self, folder: Path, args: list[str], size: tuple[int, int] = (WIDTH, HEIGHT)
+                 ) -> None:
         self.folder = folder
         self.name = f"jobdeck-test-{uuid.uuid4().hex[:8]}"
         command = " ".join(shlex.quote(part) for part in [*jobdeck_command(), *args])
@@ -66,7 +67,7 @@ class Terminal:
             "echo $? > rc.tmp && mv rc.tmp rc\n"
             "sleep 600\n"
         )
-        tmux("new-session", "-d", "-s", self.name, "-x", str(WIDTH), "-y", str(HEIGHT),
+        tmux("new-session", "-d", "-s", self.name, "-x", str(size[0]), "-y", str(size[1]),
              f"sh {shlex.quote(str(script))}")
 
     def screen(self) -> str:
@@ -109,8 +110,8 @@ class Terminal:
 def terminal(tmp_path: Path) -> Iterator[Callable[..., Terminal]]:
     opened: list[Terminal] = []
 
-    def open_terminal(*args: str) -> Terminal:
-        term = Terminal(tmp_path, list(args))
+    def open_terminal(*args: str, size: tuple[int, int] = (WIDTH, HEIGHT)) -> Terminal:
+        term = Terminal(tmp_path, list(args), size)
         opened.append(term)
         return term
 
@@ -147,7 +148,7 @@ params = {{ path = "{tmp_path / 'quiet.txt'}" }}
     term.press("t")
     term.wait_for(marker.exists, "the marker file")
     assert marker.read_text().startswith("manual ")
-    term.wait_for_text("1/0")
+    term.wait_for_text("1 ok")
     term.press("q")
     assert term.exit_code() == 0
     assert not (tmp_path / "quiet.txt").exists()
@@ -206,4 +207,26 @@ def test_the_demo_is_alive_at_once_and_quits_cleanly(tmp_path: Path, terminal) -
     assert alive_after < 10
     term.press("q")
     term.wait_for_text("stopping…", timeout=5)
+    assert term.exit_code(timeout=30) == 0
+
+
+def test_at_80x24_the_essentials_stay_and_answers_flash(tmp_path: Path, terminal) -> None:
+    """The demo at 80x24: header with DLQ, uptime and sort; `?` and `q` in the key bar; a
+    sort answers in the flash line above it, and an open circuit reads `circuit open`."""
+    term = terminal("--store", ":memory:", size=(80, 24))
+    term.wait_for_text("fetch-data", timeout=10)
+
+    def essentials() -> bool:
+        screen = term.screen().rstrip("\n").splitlines()
+        header, keys = screen[0], screen[-1]
+        return all(part in header for part in ("DLQ", " up ", "config order")) and all(
+            key in keys for key in ("? Help", "q Quit"))
+
+    term.wait_for(essentials, "DLQ, uptime and sort in the header; ? and q in the key bar")
+    term.press("s")
+    term.wait_for(lambda: "✓ Sorted by name ▲" in term.screen().rstrip("\n").splitlines()[-2],
+                  "the flash line above the key bar")
+    term.wait_for_text("circuit open", timeout=20)  # broken-export's circuit opens
+    assert "disabled" not in term.screen().splitlines()[0]
+    term.press("q")
     assert term.exit_code(timeout=30) == 0

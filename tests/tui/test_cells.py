@@ -19,9 +19,9 @@ from jobdeck.tui._cells import (
     ago,
     display_state,
     matches,
+    order_workers,
     seconds_text,
     short_traceback,
-    sort_key,
     sparkline,
     spec_seconds,
     status_line,
@@ -114,25 +114,36 @@ def test_filter_matches_a_name_fragment_or_a_state_word() -> None:
     assert matches(snapshot(), "  ")
 
 
+def names(workers: list[WorkerSnapshot]) -> list[str]:
+    return [worker.name for worker in workers]
+
+
 def test_sorts_put_what_needs_a_person_first() -> None:
     """State sort ranks stuck and failing before ok; failures sort most first."""
-    stuck, ok = snapshot(state=WorkerStatus.STUCK), snapshot()
-    assert sort_key("state", stuck, 5) < sort_key("state", ok, 0)
-    many = snapshot(consecutive_failures=4)
-    assert sort_key("failures", many, 3) < sort_key("failures", ok, 0)
-    assert sort_key("config", ok, 2) == (2,)
+    ok, stuck = snapshot(name="ok"), snapshot(name="stuck", state=WorkerStatus.STUCK)
+    many = snapshot(name="many", consecutive_failures=4)
+    assert names(order_workers([ok, stuck], "state", False)) == ["stuck", "ok"]
+    assert names(order_workers([ok, many], "failures", False)) == ["many", "ok"]
+    assert names(order_workers([ok, many], "config", False)) == ["ok", "many"]
 
 
-def test_disabled_row_drops_the_redundant_prefix_of_its_reason() -> None:
-    """The why column of a disabled worker does not repeat `disabled: `."""
-    row = worker_row(
-        snapshot(state=WorkerStatus.DISABLED, enabled=True, circuit=Circuit.OPEN, may_run=False,
-                 reason="disabled: circuit open after 3 failures"),
-        NOW,
+def test_an_open_circuit_reads_circuit_open_and_tells_what_resets_it() -> None:
+    """Not "disabled": state `circuit open`, why says `e resets`, next run says the trial."""
+    open_circuit = snapshot(
+        state=WorkerStatus.CIRCUIT_OPEN, enabled=True, circuit=Circuit.OPEN, may_run=False,
+        health=Health.DISABLED, consecutive_failures=3,
+        reason="disabled: circuit open after 3 failures, trial run in 50s",
     )
-    assert row[4][0] == "circuit open after 3 failures"
-    assert row[3][0] == "disabled"
-    assert row[6][0] == "—"
+    row = worker_row(open_circuit, NOW)
+    assert row["state"] == ("circuit open", "bold reverse red")
+    assert row["why"][0] == "e resets · trial run in 50s · after 3 failures"
+    assert row["next"][0] == "trial 50s"
+    no_cooldown = attrs.evolve(open_circuit, reason="disabled: circuit open after 3 failures")
+    assert worker_row(no_cooldown, NOW)["next"][0] == "—"
+    disabled = snapshot(state=WorkerStatus.DISABLED, enabled=False, may_run=False,
+                        reason="disabled")
+    assert worker_row(disabled, NOW)["state"][0] == "disabled"
+    assert worker_row(disabled, NOW)["why"][0] == "by an operator — e enables"
 
 
 def test_short_traceback_drops_import_path_prefixes() -> None:

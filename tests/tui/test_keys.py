@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,19 +13,24 @@ from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
+from jobdeck import LogLine
 from jobdeck.tui._virtual_time import VirtualTime
 from jobdeck.tui.app import DeckApp
 from jobdeck.tui.screens import (
     ConfirmScreen,
+    DeadLetterScreen,
     DeckScreen,
     DetailScreen,
     HelpScreen,
     PayloadScreen,
     RunScreen,
 )
+from jobdeck.tui.widgets import Flash, FlashLine, KeyBar
 
 from . import workers
 from .conftest import basic_workers, drive, make_app, make_orchestrator, settle, until, worker_state
+
+TS = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 
 
 def rows(app: DeckApp) -> list[str]:
@@ -43,8 +49,9 @@ def plain(static: Static) -> str:
     return captured.get()
 
 
-def notifications(app: DeckApp) -> str:
-    return "\n".join(n.message for n in app._notifications)
+def flash(app: DeckApp) -> str:
+    """What the flash line of the screen shown says now."""
+    return app.screen.query_one(FlashLine).text
 
 
 def basic_app(**kwargs: Any) -> DeckApp:
@@ -70,7 +77,7 @@ def test_t_triggers_the_selected_worker() -> None:
         select(app, "alpha")
         await pilot.press("t")
         await until(pilot, lambda: worker_state(app, "alpha").runs_ok == 1, "alpha's run")
-        assert "Triggered alpha" in notifications(app)
+        assert flash(app) == "Triggered alpha"
         assert worker_state(app, "bravo").runs_failed == 0
 
     drive(app, scenario)
@@ -114,8 +121,13 @@ def test_invalid_json_is_an_error_in_the_dialog_and_sends_nothing() -> None:
     drive(app, scenario)
 
 
-def test_e_enables_a_worker_and_closes_its_open_circuit() -> None:
-    """`e` on a worker whose circuit opened closes the circuit and enables it."""
+def key_bar(app: DeckApp) -> str:
+    return app.screen.query_one(KeyBar).render_line(0).text
+
+
+def test_an_open_circuit_says_circuit_open_and_e_resets_it() -> None:
+    """An open circuit is `circuit open` (not "disabled") in the row, the header and the
+    detail, which agree on the next run; the key bar offers `e Reset circuit`, no `d`."""
     app = basic_app()
 
     async def scenario(pilot: Pilot[Any]) -> None:
@@ -124,13 +136,30 @@ def test_e_enables_a_worker_and_closes_its_open_circuit() -> None:
         assert app.deck.check_action("enable", ()) is None  # greyed: nothing to enable
         await pilot.press("t")
         await until(pilot, lambda: worker_state(app, "bravo").circuit == "open", "open circuit")
-        app.refresh_now()
-        assert app.deck.check_action("enable", ()) is True
+        await settle(pilot)
+        table = app.deck.worker_table
+        assert table.get_cell("bravo", "state").plain == "circuit open"
+        assert table.get_cell("bravo", "why").plain.startswith("e resets · after 1 failure")
+        assert table.get_cell("bravo", "next").plain == "—"
+        await until(pilot, lambda: "1 circuit open" in plain(app.deck.query_one("#status", Static)),
+                    "the header to say what is wrong")
+        assert "disabled" not in plain(app.deck.query_one("#status", Static))
+        assert " e Reset circuit " in key_bar(app)
+        assert " d Disable " not in key_bar(app) and " e Enable " not in key_bar(app)
+        await pilot.press("enter")
+        await settle(pilot)
+        detail = " ".join(plain(s) for s in app.screen.query(Static))
+        assert "circuit open" in detail and "enabled yes" not in detail
+        assert "no: its circuit is open (e resets it)" in detail
+        assert "none until the circuit is reset (e)" in detail
+        assert " e Reset circuit " in key_bar(app)
+        await pilot.press("escape")
+        assert app.deck.check_action("reset_circuit", ()) is True
         await pilot.press("e")
         await until(pilot, lambda: worker_state(app, "bravo").circuit == "closed", "closed")
         bravo = worker_state(app, "bravo")
         assert bravo.enabled and bravo.consecutive_failures == 0
-        assert "circuit closed" in notifications(app)
+        assert flash(app) == "Reset the circuit of bravo: runs start again"
 
     drive(app, scenario)
 
@@ -239,7 +268,7 @@ def test_shift_x_purges_the_queue_after_yes() -> None:
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
         await until(pilot, lambda: app.orch.snapshot().dlq_size == 0, "purged")
-        await until(pilot, lambda: "Purged 2 dead letters" in notifications(app), "feedback")
+        await until(pilot, lambda: flash(app) == "Purged 2 dead letters", "feedback")
 
     drive(app, scenario)
 
@@ -478,16 +507,44 @@ def test_command_palette_triggers_a_worker() -> None:
     drive(app, scenario)
 
 
-def test_toasts_when_a_circuit_opens_and_a_run_is_dead_lettered() -> None:
-    """A worker disabled by its circuit and a dead-lettered run each raise a toast."""
+def test_a_circuit_opening_and_a_dead_letter_go_to_the_feed_not_to_toasts() -> None:
+    """Failures and circuits are activity lines; nothing pops over the screen, even `?`."""
     app = basic_app()
 
     async def scenario(pilot: Pilot[Any]) -> None:
         await until(pilot, lambda: rows(app), "rows")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
         select(app, "bravo")
         await pilot.press("t")
-        await until(pilot, lambda: "circuit open" in notifications(app), "circuit toast")
-        assert "RuntimeError: boom (DLQ #1)" in notifications(app)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: any("circuit open after 1 failures" in line
+                                       for line in app.deck.activity.lines), "circuit line")
+        await settle(pilot)
+        lines = app.deck.activity.lines
+        assert any("failed → DLQ #1: RuntimeError: boom" in line for line in lines)
+        assert isinstance(app.screen, HelpScreen)
+        assert not app._notifications  # no toast at all, over the help or anywhere
+
+    drive(app, scenario)
+
+
+def test_an_acknowledgement_shows_in_the_flash_line_for_a_few_seconds() -> None:
+    """`s` says "Sorted by name" in the one flash line above the key bar; it then goes."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        await pilot.press("s")
+        line = app.deck.query_one(FlashLine)
+        assert line.text == "Sorted by name ▲"
+        assert line.region.y == app.screen.size.height - 2  # just above the key bar
+        assert not app._notifications
+        await pilot.press("s")
+        assert line.text == "Sorted by state ▲"  # the latest only, never a pile
+        line.show(Flash("gone", "info", 0.0))  # as when its time is up
+        assert line.text == ""
 
     drive(app, scenario)
 
@@ -630,6 +687,274 @@ def test_input_keys_go_to_the_filter_not_to_actions() -> None:
         assert app.screen.query_one("#filter", Input).value == "t"
         await settle(pilot)
         assert worker_state(app, "alpha").runs_ok == 0
+
+    drive(app, scenario)
+
+
+def test_triggering_a_worker_that_cannot_run_says_why_it_waits() -> None:
+    """`t` on a paused, disabled or open-circuit worker: the flash says what holds the
+    trigger, and the row's why counts the triggers queued."""
+    app = basic_app()
+
+    def why(name: str) -> str:
+        return app.deck.worker_table.get_cell(name, "why").plain
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        select(app, "bravo")
+        await pilot.press("t")  # its circuit opens after one failure
+        await until(pilot, lambda: worker_state(app, "bravo").circuit == "open", "open circuit")
+        await settle(pilot)
+        await pilot.press("t")
+        assert flash(app) == "bravo — queued: circuit open (e to reset)"
+        select(app, "delta")
+        await pilot.press("d")
+        await until(pilot, lambda: not worker_state(app, "delta").enabled, "disabled")
+        await settle(pilot)
+        await pilot.press("t")
+        assert flash(app) == "delta — queued: disabled (e to enable)"
+        select(app, "alpha")
+        await pilot.press("p", "t")
+        assert flash(app) == "alpha — queued: paused (p resumes)"
+        await settle(pilot)
+        assert why("alpha") == "paused · 1 trigger queued"
+        assert why("bravo").endswith("· 1 trigger queued")
+        assert why("delta") == "by an operator — e enables · 1 trigger queued"
+
+    drive(app, scenario)
+
+
+def test_sorting_by_next_run_puts_workers_that_cannot_run_last_and_S_reverses() -> None:
+    """Next run: soonest first, a disabled worker (—) last either way; `S` flips it."""
+    orch = make_orchestrator({
+        "later": (workers.ok, {"interval_seconds": 3600, "run_at_start": False}),
+        "off": (workers.ok, {"interval_seconds": 60, "run_at_start": False, "enabled": False}),
+        "sooner": (workers.ok, {"interval_seconds": 600, "run_at_start": False}),
+        "manual": (workers.ok, {"mode": "triggered"}),
+    })
+    app = make_app(orch)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: len(rows(app)) == 4, "rows")
+        await pilot.press("s", "s", "s", "s")  # name, state, last run, next run
+        assert app.deck.worker_table.sort_by == "next"
+        assert rows(app) == ["sooner", "later", "off", "manual"]
+        assert "next run ▲" in app.deck.worker_table.columns.values()
+        await pilot.press("S")
+        assert rows(app) == ["later", "sooner", "off", "manual"]
+        assert "next run ▼" in app.deck.worker_table.columns.values()
+        assert "sort next run ▼" in plain(app.deck.query_one("#status", Static))
+        await pilot.press("s")  # another sort: the reversal stays until S again
+        assert app.deck.worker_table.sort_by == "took"
+
+    drive(app, scenario)
+
+
+def test_counters_since_start_are_labelled_and_agree_with_stored_history() -> None:
+    """Per-process counts say "since start" in the column and the detail; the detail tells
+    the stored runs apart (they survive restarts)."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        assert app.deck.worker_table.columns["runs"] == "since start"
+        select(app, "charlie")
+        await pilot.press("t")
+        await until(pilot, lambda: worker_state(app, "charlie").runs_failed == 1, "a failure")
+        await settle(pilot)
+        assert app.deck.worker_table.get_cell("charlie", "runs").plain == "0 ok 1 ✗"
+        await pilot.press("enter")
+        await settle(pilot)
+        await until(pilot, lambda: "stored run" in plain(
+            app.screen.query_one("#detail-runs", Static)), "the stored runs")
+        state = plain(app.screen.query_one("#detail-state", Static))
+        assert "since start" in state and "0 ok · 1 failed" in state
+        runs = plain(app.screen.query_one("#detail-runs", Static))
+        assert "last 1 stored run: 0 ok · 1 failed" in runs
+
+    drive(app, scenario)
+
+
+def test_a_full_screen_dead_letter_has_a_key_bar_and_its_keys_work() -> None:
+    """`enter` on a dead letter: its own screen, whose key bar offers esc, r and x; `r`
+    replays it and goes back to the list."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        await dead_letter_of(pilot, app, "charlie")
+        await pilot.press("enter")
+        assert isinstance(app.screen, DeadLetterScreen)
+        keys = app.screen.query_one(KeyBar).shown_keys
+        for key in ("escape", "r", "x", "question_mark", "q"):
+            assert key in keys, keys
+        assert " esc Back " in key_bar(app) and " r Replay " in key_bar(app)
+        await pilot.press("escape")
+        assert isinstance(app.screen, DeckScreen)
+        await pilot.press("enter", "r")
+        assert isinstance(app.screen, DeckScreen)
+        await until(pilot, lambda: worker_state(app, "charlie").runs_ok == 1, "replayed run")
+
+    drive(app, scenario)
+
+
+def test_slash_filters_the_history_and_the_dead_letters_too() -> None:
+    """`/` works on every tab: History and Dead letters keep the rows with the text."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        await dead_letter_of(pilot, app, "charlie")
+        await pilot.press("1")
+        select(app, "alpha")
+        await pilot.press("t")
+        await until(pilot, lambda: worker_state(app, "alpha").runs_ok == 1, "alpha ran")
+        await pilot.press("4")
+        history = app.deck.history_table
+        await until(pilot, lambda: history.row_count == 2, "two runs")
+        await pilot.press("slash", *"fail")
+        assert history.row_count == 1
+        assert history.get_row_at(0)[1].plain == "charlie"
+        await pilot.press("enter")
+        assert history.has_focus and history.row_count == 1
+        assert "filter fail 1/2" in plain(app.deck.query_one("#status", Static))
+        await pilot.press("escape")
+        assert history.row_count == 2
+        await pilot.press("3", "slash", *"alpha")
+        assert app.deck.dlq_table.row_count == 0
+        await pilot.press("escape")
+        assert app.deck.dlq_table.row_count == 1
+
+    drive(app, scenario)
+
+
+def test_logs_search_highlights_matches_n_moves_and_L_filters_levels() -> None:
+    """On Logs, `/` searches (matches counted, `n`/`N` move between them) and `L` shows
+    only lines of a level and above."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        await pilot.press("2")
+        log = app.deck.log_view
+        log.add([LogLine(ts=TS, worker="alpha", run_id="r", level="INFO", message=f"row {i}")
+                 for i in range(30)])
+        log.add([LogLine(ts=TS, worker="alpha", run_id="r", level="ERROR",
+                         message="disk full\nTraceback line")])
+        app.refresh_now()
+        await pilot.press("slash", *"row 1", "enter")
+        assert log.match_count == 11  # row 1, row 10 … row 19
+        assert log.current_match == 19  # the newest first
+        assert "1" in str(log.border_title) and "of 11" in str(log.border_title)
+        await pilot.press("N")
+        assert log.current_match == 18
+        await pilot.press("n")
+        assert log.current_match == 19
+        assert not log.follow  # held still on the match
+        await pilot.press("L")
+        assert log.lines[0].endswith("row 0")  # INFO and above: still all
+        await pilot.press("L")  # WARNING and above
+        assert len(log.lines) == 2  # the message and its further line
+        assert log.lines[0].endswith("ERROR   disk full")
+        assert log.lines[1].strip() == "Traceback line"
+        assert "WARNING and above" in str(log.border_title)
+        await pilot.press("escape")
+        assert log.search == "" and log.match_count == 0
+
+    drive(app, scenario)
+
+
+def test_shift_t_offers_the_workers_own_payload_not_another_workers() -> None:
+    """`T` opens filled in: the worker's last payload, else its spec's `example_payload`
+    (from the config file), else `{}`."""
+    app = basic_app()
+
+    def dialog_value() -> str:
+        return app.screen.query_one("#payload-input", Input).value
+
+    async def open_dialog(pilot: Pilot[Any], name: str) -> None:
+        select(app, name)
+        await pilot.press("T")
+        await until(pilot, lambda: isinstance(app.screen, PayloadScreen), "the dialog")
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        await open_dialog(pilot, "alpha")
+        assert dialog_value() == "{}"
+        await pilot.press(*'{"n": 3}', "enter")  # typing replaces what was offered
+        await until(pilot, lambda: worker_state(app, "alpha").runs_ok == 1, "alpha's run")
+        await open_dialog(pilot, "alpha")
+        assert dialog_value() == '{"n": 3}'
+        assert "filled in from its last payload" in plain(
+            app.screen.query_one("#payload-hint", Static))
+        await pilot.press("escape")
+        await open_dialog(pilot, "bravo")
+        assert dialog_value() == "{}"  # not alpha's shape
+        await pilot.press("escape")
+
+    drive(app, scenario)
+
+
+def test_shift_t_offers_the_example_payload_of_the_config(tmp_path: Any) -> None:
+    """`example_payload` in a worker's TOML table is what `T` offers before any run."""
+    from jobdeck import MemoryStore, Orchestrator, load_config
+
+    config_file = tmp_path / "jobs.toml"
+    config_file.write_text(
+        "[workers.report]\n"
+        'fn = "tests.tui.workers:ok"\n'
+        'mode = "triggered"\n'
+        'example_payload = { to = "ops@example.com", rows = [1, 2] }\n'
+    )
+    config = load_config(config_file)
+    app = make_app(Orchestrator.from_config(config, store=MemoryStore()))
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app) == ["report"], "the row")
+        await pilot.press("T")
+        await until(pilot, lambda: isinstance(app.screen, PayloadScreen), "the dialog")
+        value = app.screen.query_one("#payload-input", Input).value
+        assert value == '{"to": "ops@example.com", "rows": [1, 2]}'
+        await pilot.press("enter")
+        await until(pilot, lambda: worker_state(app, "report").runs_ok == 1, "the run")
+        runs = await app.bridge.read(app.orch.history, "report", 5)
+        assert runs[0].trigger.payload == {"to": "ops@example.com", "rows": [1, 2]}
+
+    drive(app, scenario)
+
+
+def test_the_palette_says_what_quit_does_saves_screenshots_here_and_counts_right(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Quit says it stops gracefully; Screenshot saves in the working directory (or
+    $XDG_PICTURES_DIR) and says where; one dead letter is not "all 1 dead letters"."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("XDG_PICTURES_DIR", raising=False)
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        assert "gracefully" in commands["Quit"].help
+        assert "as soon as possible" not in commands["Quit"].help
+        path = app.save_screen_picture()
+        assert path is not None and path.parent == tmp_path and path.exists()
+        assert flash(app) == f"Screenshot saved: {path}"
+        pictures = tmp_path / "pictures"
+        pictures.mkdir()
+        monkeypatch.setenv("XDG_PICTURES_DIR", str(pictures))
+        path = app.save_screen_picture()
+        assert path is not None and path.parent == pictures
+        await dead_letter_of(pilot, app, "charlie")
+        await pilot.press("X")
+        question = plain(app.screen.query_one(Static))
+        assert "Delete the one dead letter?" in question and "all 1" not in question
+        await pilot.press("n")
+        from jobdeck.tui._commands import DeckCommands
+
+        provider = DeckCommands(app.screen)
+        helps = [help_text for _, _, help_text in provider._global_commands()]
+        assert "Delete 1 dead letter (asks first)" in helps
 
     drive(app, scenario)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 
 from jobdeck.tui._virtual_time import VirtualTime
@@ -39,8 +40,6 @@ def warmed_up(virtual_time: VirtualTime, *keys: str) -> Callable[[Pilot[Any]], A
         await app.bridge.wait_ready()
         await virtual_time.advance(app, WARM_UP_S)
         await settle(pilot)
-        # Toasts come and go on the real clock: not part of the picture.
-        app.clear_notifications()
         for key in keys:
             await pilot.press(key)
             await settle(pilot)
@@ -49,10 +48,16 @@ def warmed_up(virtual_time: VirtualTime, *keys: str) -> Callable[[Pilot[Any]], A
     return run_before
 
 
-def test_main_screen(snap_compare: Any, virtual_time: VirtualTime) -> None:
-    """The workers table, status bar, activity feed and footer."""
+#: Terminal sizes the main screen is drawn at: the table fits each, columns going in order.
+SIZES = [(80, 24), (120, 40), (160, 45), (220, 60)]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_main_screen(snap_compare: Any, virtual_time: VirtualTime, size: tuple[int, int]) -> None:
+    """The workers table, status bar, activity feed and key bar, from 80x24 to 220x60:
+    nothing off-screen, `?` and `q` always in the key bar, why the widest column."""
     app = showcase_app(virtual_time)
-    assert snap_compare(app, terminal_size=SIZE, run_before=warmed_up(virtual_time))
+    assert snap_compare(app, terminal_size=size, run_before=warmed_up(virtual_time))
     assert app.bridge.finished
 
 

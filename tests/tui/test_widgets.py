@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from textual.pilot import Pilot
@@ -25,6 +25,7 @@ from jobdeck.tui.screens import DetailScreen
 from jobdeck.tui.widgets import KeyBar
 from jobdeck.tui.widgets._activity_feed import describe, worth_a_line
 
+from . import workers
 from .conftest import basic_workers, drive, make_app, make_orchestrator, until, worker_state
 
 TS = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
@@ -67,10 +68,63 @@ def test_the_activity_feed_keeps_the_newest_lines_of_a_burst() -> None:
             RunSucceeded(**{**RUN, "worker": f"w{i:03d}"}, source="manual", duration_s=0.5)
             for i in range(300)
         ]
-        feed.add([*burst, HealthChanged(ts=TS, worker="w", health="ok", previous="ok")])
+        feed.add([*burst, LogLine(ts=TS, worker="w", run_id="r", level="INFO", message="x")])
         lines = feed.lines
         assert len(lines) == 100
         assert "w200" in lines[0] and "w299" in lines[-1]
+
+    drive(app, scenario)
+
+
+def test_a_workers_repeated_failures_make_one_line_per_window_and_are_counted() -> None:
+    """Failures of one worker within FAILURE_WINDOW_S fold into a count; others still show."""
+    app = make_app(make_orchestrator(basic_workers()))
+
+    def failure(worker: str, second: float, dlq_id: int) -> DeadLettered:
+        run = {**RUN, "worker": worker, "ts": TS + timedelta(seconds=second)}
+        return DeadLettered(**run, source="schedule", dlq_id=dlq_id, error="boom")
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        feed = app.deck.activity
+        feed.add([failure("noisy", i * 0.5, i) for i in range(8)])  # 4 s: one line
+        feed.add([failure("other", 1, 100)])
+        feed.add([failure("noisy", 11, 9)])  # a new window: a line, with the count
+        lines = [line for line in feed.lines if "DLQ" in line]
+        assert len(lines) == 3
+        assert "DLQ #0" in lines[0] and "other" in lines[1]
+        assert "DLQ #9" in lines[2] and "(+7 more since the last line)" in lines[2]
+        assert feed.failures_folded == 7
+        assert "7 repeated failures not shown" in str(feed.border_title)
+
+    drive(app, scenario)
+
+
+def test_a_blocking_worker_past_its_timeout_shows_stuck_in_the_feed() -> None:
+    """A `def` worker that ignores its timeout: `stuck` is an activity line, per worker
+    and overall, as is its way back to ok."""
+    orch = make_orchestrator(
+        {"blocker": (workers.block, {"mode": "triggered", "timeout_seconds": 0.2,
+                                     "max_retries": 0, "params": {"seconds": 1.2}})},
+        stuck_after_seconds=0.2, health_interval_seconds=0.1,
+    )
+    app = make_app(orch)
+
+    def feed_has(text: str) -> bool:
+        return any(text in line for line in app.deck.activity.lines)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: app.deck.worker_table.row_count == 1, "the row")
+        await pilot.press("t")
+        await until(pilot, lambda: feed_has(
+            "blocker            health ok → stuck: did not return after being cancelled"
+        ), "the worker's stuck line")
+        # The overall health may have been degraded first (a loaded machine lags).
+        await until(pilot, lambda: any(
+            line.split("♥", 1)[-1].strip().startswith("overall health")
+            and "→ stuck: blocker: stuck" in line for line in app.deck.activity.lines
+        ), "the overall stuck line")
+        await until(pilot, lambda: feed_has("blocker            health stuck →"), "its end",
+                    within=5)
 
     drive(app, scenario)
 
@@ -165,8 +219,10 @@ def test_the_activity_feed_cuts_errors_to_its_width_only() -> None:
 
     async def scenario(pilot: Pilot[Any]) -> None:
         feed = app.deck.activity
+        # Two workers: one worker's dead letters fold into one line per 10 s.
         feed.add([DeadLettered(**RUN, source="manual", dlq_id=3, error=error),
-                  DeadLettered(**RUN, source="manual", dlq_id=4, error=wide)])
+                  DeadLettered(**{**RUN, "worker": "other"}, source="manual", dlq_id=4,
+                               error=wide)])
         feed.flush()
         await pilot.pause()
         assert feed.lines[-2].endswith(error) and feed.lines[-1].endswith(wide)

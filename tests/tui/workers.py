@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import trio
 
 from jobdeck import JobContext
@@ -37,6 +39,12 @@ async def fail_first_attempt(ctx: JobContext) -> None:
     if ctx.attempt == 1:
         raise ConnectionError("upstream answered 503 Service Unavailable")
     ctx.log.info("fetched rates on attempt %d", ctx.attempt)
+
+
+def block(ctx: JobContext) -> None:
+    """A plain `def` that blocks its thread for `params.seconds`: past a short timeout it
+    cannot be cancelled, and is flagged stuck."""
+    time.sleep(float(ctx.params.get("seconds", 1.5)))
 
 
 def showcase() -> dict[str, tuple[object, dict[str, object]]]:

@@ -19,13 +19,15 @@ from jobdeck import (
     WorkerSnapshot,
 )
 
-from .._cells import SORTS
+from .._cells import SORTS, sort_arrow
 from .._model import DeckModel
 from ..widgets import (
+    LOG_LEVELS,
     ActivityFeed,
     DeadLetterDetail,
     DeadLetterTable,
     FilterBar,
+    FlashLine,
     HistoryTable,
     KeyBar,
     KeyedTable,
@@ -34,7 +36,7 @@ from ..widgets import (
     StopBanner,
     WorkerTable,
 )
-from ._controls import Controls
+from ._controls import Controls, worker_key
 
 #: Tab ids, in order (keys 1-4 and tab cycle through them).
 TABS = ("workers", "logs", "dlq", "history")
@@ -42,20 +44,26 @@ TAB_TITLES = {"workers": "1 Workers", "logs": "2 Logs", "dlq": "3 Dead letters",
               "history": "4 History"}
 
 #: Actions that need a selected worker on the workers tab.
-WORKER_ACTIONS = frozenset({"trigger", "trigger_payload", "enable", "disable", "logs"})
+WORKER_ACTIONS = frozenset(
+    {"trigger", "trigger_payload", "enable", "reset_circuit", "disable", "logs"}
+)
 #: Actions that act on the dead-letter queue.
 DLQ_ACTIONS = frozenset({"replay", "delete", "purge"})
 #: Actions that change something: greyed while jobdeck is stopping.
 CONTROL_ACTIONS = frozenset(
-    {"trigger", "trigger_payload", "enable", "disable", "pause", "resume", "replay", "delete",
-     "purge"}
+    {"trigger", "trigger_payload", "enable", "reset_circuit", "disable", "pause", "resume",
+     "replay", "delete", "purge"}
 )
 
 
+#: Actions of the Logs tab.
+LOG_ACTIONS = frozenset({"follow", "log_scope", "log_level", "next_match", "previous_match",
+                         "search", "clear_search"})
+
 #: Actions whose availability `update_bindings` watches.
 _CHECKED_ACTIONS = (
-    *sorted(WORKER_ACTIONS), *sorted(DLQ_ACTIONS), "pause", "resume", "filter", "sort",
-    "clear_filter", "restore", "follow", "log_scope",
+    *sorted(WORKER_ACTIONS), *sorted(DLQ_ACTIONS), *sorted(LOG_ACTIONS), "pause", "resume",
+    "filter", "sort", "reverse_sort", "clear_filter",
 )
 
 
@@ -72,8 +80,9 @@ class DeckScreen(Screen[None]):
         Binding("t", "trigger", "Trigger", tooltip="Run the selected worker once now"),
         Binding("T", "trigger_payload", "Trigger+JSON", key_display="T",
                 tooltip="Trigger the selected worker with a JSON payload typed in a dialog"),
-        Binding("e", "enable", "Enable",
-                tooltip="Enable the selected worker (closes an open circuit)"),
+        Binding("e", "enable", "Enable", tooltip="Enable the selected worker"),
+        Binding("e", "reset_circuit", "Reset circuit",
+                tooltip="Reset the open circuit: failures to 0, runs start again"),
         Binding("d", "disable", "Disable",
                 tooltip="Disable the selected worker: no runs start, triggers are kept"),
         Binding("p", "pause", "Pause", tooltip="Pause all: no new runs start"),
@@ -84,16 +93,26 @@ class DeckScreen(Screen[None]):
         Binding("X", "purge", "Purge", key_display="X",
                 tooltip="Delete every dead letter (asks first)"),
         Binding("slash", "filter", "Filter", key_display="/",
-                tooltip="Filter workers by a name fragment or a state word"),
+                tooltip="Filter the tab's rows by a name, a state word or any text"),
+        Binding("slash", "search", "Search", key_display="/",
+                tooltip="Logs tab: search; every match highlighted"),
         Binding("escape", "clear_filter", "Clear filter", key_display="esc",
-                tooltip="Clear the filter"),
-        Binding("escape", "restore", "Back", key_display="esc",
-                tooltip="Dead letters: back from the full-screen entry to the list"),
+                tooltip="Clear the tab's filter"),
+        Binding("escape", "clear_search", "Clear search", key_display="esc",
+                tooltip="Logs tab: clear the search"),
         Binding("s", "sort", "Sort", tooltip="Cycle the sort column (shown in the status bar)"),
+        Binding("S", "reverse_sort", "Reverse", key_display="S",
+                tooltip="Reverse the sort order (rows with nothing to sort by stay last)"),
         Binding("l", "logs", "Logs", tooltip="Follow the selected worker's logs"),
         Binding("l", "follow", "Follow", tooltip="Logs tab: follow the tail on / off"),
         Binding("a", "log_scope", "All/one",
                 tooltip="Logs tab: all workers, or the selected worker only"),
+        Binding("L", "log_level", "Level", key_display="L",
+                tooltip="Logs tab: lowest level shown: all, INFO, WARNING, ERROR"),
+        Binding("n", "next_match", "Next match",
+                tooltip="Logs tab: the next line that matches the search"),
+        Binding("N", "previous_match", "Prev match", key_display="N",
+                tooltip="Logs tab: the previous line that matches the search"),
         Binding("j", "cursor_down", "Down", show=False, tooltip="Move down"),
         Binding("k", "cursor_up", "Up", show=False, tooltip="Move up"),
         Binding("g", "cursor_top", "Top", show=False, tooltip="Go to the first row"),
@@ -123,19 +142,24 @@ class DeckScreen(Screen[None]):
         yield StopBanner(id="stop-banner")
         with TabbedContent(initial="workers", id="tabs"):
             with TabPane(TAB_TITLES["workers"], id="workers"):
-                yield FilterBar(id="filter")
+                yield FilterBar("workers", id="filter")
                 yield WorkerTable(id="worker-table")
                 yield ActivityFeed(tz=tz, id="activity")
             with TabPane(TAB_TITLES["logs"], id="logs"):
+                yield FilterBar("logs", id="filter-logs")
                 yield LogView(tz=tz, id="log-view")
             with TabPane(TAB_TITLES["dlq"], id="dlq"):
+                yield FilterBar("dlq", id="filter-dlq")
                 yield DeadLetterTable(id="dlq-table")
                 yield DeadLetterDetail(tz=tz, id="dlq-detail")
             with TabPane(TAB_TITLES["history"], id="history"):
+                yield FilterBar("history", id="filter-history")
                 yield HistoryTable(id="history-table")
+        yield FlashLine(id="flash")
         yield KeyBar()
 
     def on_mount(self) -> None:
+        self.query_one(FlashLine).show(self.controls.current_flash)
         self.worker_table.focus()
         held, self._held_events = self._held_events, []
         self.activity.add(held)
@@ -156,7 +180,20 @@ class DeckScreen(Screen[None]):
 
     @property
     def filter_bar(self) -> FilterBar:
-        return self.query_one("#filter", FilterBar)
+        """The active tab's filter bar (the Logs tab's searches)."""
+        return self.filter_bar_of(self.active_tab)
+
+    def filter_bar_of(self, tab: str) -> FilterBar:
+        return self.query_one("#filter" if tab == "workers" else f"#filter-{tab}", FilterBar)
+
+    def filter_text_of(self, tab: str) -> str:
+        """What the tab is filtered (or, Logs, searched) by now."""
+        if tab == "workers":
+            return self.worker_table.filter_text
+        if tab == "logs":
+            return self.log_view.search
+        table = self.dlq_table if tab == "dlq" else self.history_table
+        return table.filter_text
 
     @property
     def activity(self) -> ActivityFeed:
@@ -194,7 +231,10 @@ class DeckScreen(Screen[None]):
 
     @property
     def sort_label(self) -> str:
-        return dict(SORTS)[self.worker_table.sort_by]
+        """`name ▲`, `last run ▼`, `config order`: the sort as the header shows it."""
+        table = self.worker_table
+        arrow = sort_arrow(table.sort_by, table.sort_reverse)
+        return f"{dict(SORTS)[table.sort_by]} {arrow}".rstrip()
 
     # ------------------------------------------------------------------ showing
 
@@ -220,11 +260,19 @@ class DeckScreen(Screen[None]):
         return written
 
     def show_status(self, snapshot: OrchestratorSnapshot) -> None:
-        """The status bar, as of `snapshot` (with the table's sort and filter)."""
-        table = self.worker_table
+        """The status bar, as of `snapshot` (with the sort, and the active tab's filter:
+        the Logs tab's search shows in its own title)."""
+        tab = self.active_tab
+        filter_text, shown, total = "", 0, 0
+        if tab == "workers":
+            table = self.worker_table
+            filter_text, shown, total = table.filter_text, table.shown_count, len(snapshot.workers)
+        elif tab in ("dlq", "history"):
+            keyed = self.dlq_table if tab == "dlq" else self.history_table
+            filter_text, shown, total = keyed.filter_text, keyed.row_count, keyed.total_rows
         self.query_one("#status", StatusBar).show(
-            snapshot, sort_label=self.sort_label, filter_text=table.filter_text,
-            shown=table.shown_count,
+            snapshot, sort_label=self.sort_label, filter_text=filter_text, shown=shown,
+            total=total,
         )
 
     def redraw(self) -> None:
@@ -301,36 +349,35 @@ class DeckScreen(Screen[None]):
         """Hide keys that belong to another tab; grey out those the selection rules out."""
         model = self.model
         tab = self.active_tab
-        if action in WORKER_ACTIONS or action in ("filter", "sort"):
+        if action in WORKER_ACTIONS or action in ("sort", "reverse_sort"):
             if tab != "workers":
                 return False
         if action in DLQ_ACTIONS and tab != "dlq":
             return False
-        if action == "clear_filter":
-            return tab == "workers" and (
-                self.worker_table.filter_text != "" or self.filter_bar.is_open
-            )
-        if action in ("follow", "log_scope"):
-            return tab == "logs"
-        if action == "restore":
-            return self.maximized is not None
+        if action in LOG_ACTIONS and tab != "logs":
+            return False
+        if action in ("filter", "clear_filter") and tab == "logs":
+            return False  # the Logs tab searches instead
+        if action in ("clear_filter", "clear_search"):
+            return self.filter_text_of(tab) != "" or self.filter_bar.is_open
+        if action in ("next_match", "previous_match"):
+            return True if self.log_view.match_count else (None if self.log_view.search else False)
         snapshot = model.snapshot
         paused = snapshot is not None and snapshot.state == OrchestratorState.PAUSED
         if action == "pause":
             return None if model.stopping else (True if not paused else False)
         if action == "resume":
             return (None if model.stopping else True) if paused else False
-        if action in CONTROL_ACTIONS and not model.may_control:
-            return None
         if action in WORKER_ACTIONS:
             worker = self.selected_worker
             if worker is None:
+                return None if action != "reset_circuit" else False
+            allowed = worker_key(action, worker)
+            if allowed and action in CONTROL_ACTIONS and not model.may_control:
                 return None
-            if action == "enable":
-                return True if not worker.may_run else None
-            if action == "disable":
-                return True if worker.enabled else None
-            return True
+            return allowed
+        if action in CONTROL_ACTIONS and not model.may_control:
+            return None
         if action in ("replay", "delete"):
             return True if self.selected_dead_letter is not None else None
         if action == "purge":
@@ -348,6 +395,9 @@ class DeckScreen(Screen[None]):
     def action_enable(self) -> None:
         if (worker := self.selected_worker) is not None:
             self.controls.enable_worker(worker.name)
+
+    def action_reset_circuit(self) -> None:
+        self.action_enable()  # enabling closes an open circuit
 
     def action_disable(self) -> None:
         if (worker := self.selected_worker) is not None:
@@ -371,20 +421,39 @@ class DeckScreen(Screen[None]):
         self.controls.ask_purge()
 
     def action_filter(self) -> None:
-        self.filter_bar.open()
-        self.filter_bar.value = self.worker_table.filter_text
+        bar = self.filter_bar
+        bar.open()
+        bar.value = self.filter_text_of(self.active_tab)
         self.update_bindings()
+
+    def action_search(self) -> None:
+        self.action_filter()
+
+    def action_clear_search(self) -> None:
+        self.action_clear_filter()
 
     def action_clear_filter(self) -> None:
+        tab = self.active_tab
         self.filter_bar.close()
-        self.worker_table.set_filter("")
-        self.worker_table.focus()
-        self.redraw()
-
-    def action_restore(self) -> None:
-        self.minimize()
-        self.dlq_table.focus()
+        self._apply_filter(tab, "")
+        self._focus_tab(tab)
         self.update_bindings()
+
+    def _apply_filter(self, tab: str, text: str) -> None:
+        """Filter (Logs: search) the tab's rows by `text`, and show it at once."""
+        if tab == "workers":
+            self.worker_table.set_filter(text)
+            self.redraw()
+        elif tab == "logs":
+            self.log_view.set_search(text)
+        elif tab == "dlq":
+            self.dlq_table.filter_text = text
+            self.show_dead_letters()
+        elif tab == "history":
+            self.history_table.filter_text = text
+            self.show_history()
+        if self.model.snapshot is not None:
+            self.show_status(self.model.snapshot)
 
     def action_sort(self) -> None:
         keys = [key for key, _ in SORTS]
@@ -392,7 +461,13 @@ class DeckScreen(Screen[None]):
         # The snapshot shown is at most one tick old: re-sort it rather than read anew.
         table.set_sort(keys[(keys.index(table.sort_by) + 1) % len(keys)])
         self.redraw()
-        self.notify(f"Sorted by {self.sort_label}", timeout=2)
+        self.controls.flash(f"Sorted by {self.sort_label}")
+
+    def action_reverse_sort(self) -> None:
+        table = self.worker_table
+        table.set_sort(table.sort_by, not table.sort_reverse)
+        self.redraw()
+        self.controls.flash(f"Sorted by {self.sort_label}")
 
     def action_logs(self) -> None:
         if (worker := self.selected_worker) is not None:
@@ -403,12 +478,32 @@ class DeckScreen(Screen[None]):
         log.set_follow(not log.follow)
         self.update_bindings()
 
+    def action_log_level(self) -> None:
+        log = self.log_view
+        level = LOG_LEVELS[(LOG_LEVELS.index(log.level) + 1) % len(LOG_LEVELS)]
+        log.set_level(level)
+        self.controls.flash("Logs: every level" if level is None
+                            else f"Logs: {level} and above")
+        self.update_bindings()
+
+    def action_next_match(self) -> None:
+        self._move_to_match(forward=True)
+
+    def action_previous_match(self) -> None:
+        self._move_to_match(forward=False)
+
+    def _move_to_match(self, *, forward: bool) -> None:
+        log = self.log_view
+        if not log.next_match(forward):
+            self.controls.flash(f"No line matches {log.search!r}", "warning")
+        self.update_bindings()
+
     def action_log_scope(self) -> None:
         log = self.log_view
         if log.scope is None:
             name = self.worker_table.selected_worker
             if name is None:
-                self.notify("Select a worker on the Workers tab first", severity="warning")
+                self.controls.flash("Select a worker on the Workers tab first", "warning")
                 return
             self.show_logs(name)
         else:
@@ -458,30 +553,41 @@ class DeckScreen(Screen[None]):
 
     # ------------------------------------------------------------------ messages
 
-    @on(TabbedContent.TabActivated)
-    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+    def _focus_tab(self, tab: str) -> None:
+        """Focus what the tab is for: its table, or the logs."""
         focus = {
             "workers": self.worker_table,
             "logs": self.log_view,
             "dlq": self.dlq_table,
             "history": self.history_table,
-        }.get(self.active_tab)
+        }.get(tab)
         if focus is not None:
             focus.focus()
+
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        # A `/` typed right after the tab's key has opened its filter bar: typing goes there.
+        if not (isinstance(self.focused, FilterBar) and self.focused.tab == self.active_tab):
+            self._focus_tab(self.active_tab)
         self.controls.tab_shown(self.active_tab)
         self.update_bindings()
 
-    @on(Input.Changed, "#filter")
+    @on(Input.Changed, "FilterBar")
     def _filter_changed(self, event: Input.Changed) -> None:
-        if self.filter_bar.is_open:
-            self.worker_table.set_filter(event.value)
-            self.redraw()
+        bar = event.input
+        if isinstance(bar, FilterBar) and bar.is_open:
+            self._apply_filter(bar.tab, event.value)
 
-    @on(Input.Submitted, "#filter")
+    @on(Input.Submitted, "FilterBar")
     def _filter_submitted(self, event: Input.Submitted) -> None:
+        bar = event.input
+        if not isinstance(bar, FilterBar):
+            return
         if not event.value.strip():
-            self.filter_bar.close()
-        self.worker_table.focus()
+            bar.close()
+        self._focus_tab(bar.tab)
+        if bar.tab == "logs" and event.value.strip():
+            self._move_to_match(forward=False)  # the newest match, from the bottom
         self.update_bindings()
 
     @on(DataTable.RowHighlighted)
@@ -506,7 +612,6 @@ class DeckScreen(Screen[None]):
 
     @on(DataTable.RowSelected, "#dlq-table")
     def _dead_letter_selected(self, event: DataTable.RowSelected) -> None:
-        if self.dlq_table.selected_entry is not None:
-            self.maximize(self.dlq_detail, container=False)
-            self.dlq_detail.focus()
-            self.update_bindings()
+        entry = self.dlq_table.selected_entry
+        if entry is not None:
+            self.controls.open_dead_letter(entry)

@@ -12,9 +12,9 @@ from textual.screen import Screen
 from jobdeck import OrchestratorSnapshot, RunRecord, WorkerSnapshot
 
 from .._model import DeckModel
-from ..widgets import KeyBar, StatusBar, WorkerDetail
+from ..widgets import FlashLine, KeyBar, StatusBar, WorkerDetail
 from ..widgets._worker_detail import RUNS_SHOWN
-from ._controls import Controls
+from ._controls import Controls, worker_key
 
 
 class DetailScreen(Screen[None]):
@@ -34,7 +34,9 @@ class DetailScreen(Screen[None]):
         Binding("t", "trigger", "Trigger", tooltip="Run this worker once now"),
         Binding("T", "trigger_payload", "Trigger+JSON", key_display="T",
                 tooltip="Trigger this worker with a JSON payload"),
-        Binding("e", "enable", "Enable", tooltip="Enable this worker (closes an open circuit)"),
+        Binding("e", "enable", "Enable", tooltip="Enable this worker"),
+        Binding("e", "reset_circuit", "Reset circuit",
+                tooltip="Reset the open circuit: failures to 0, runs start again"),
         Binding("d", "disable", "Disable", tooltip="Disable this worker"),
         Binding("l", "logs", "Logs", tooltip="Follow this worker's logs"),
         Binding("enter", "open_run", "Open run",
@@ -69,9 +71,11 @@ class DetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield StatusBar(self._title, id="detail-status")
         yield WorkerDetail(tz=self.model.tz, id="worker-detail")
+        yield FlashLine(id="detail-flash")
         yield KeyBar()
 
     def on_mount(self) -> None:
+        self.query_one(FlashLine).show(self.controls.current_flash)
         if self.model.snapshot is not None:
             self.show_snapshot(self.model.snapshot)
 
@@ -104,14 +108,12 @@ class DetailScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("open_run", "select_run"):
             return True if self.runs else None
-        if action in ("trigger", "trigger_payload", "enable", "disable"):
+        if action in ("trigger", "trigger_payload", "enable", "reset_circuit", "disable"):
             worker = self.current
-            if worker is None or not self.model.may_control:
-                return None
-            if action == "enable":
-                return True if not worker.may_run else None
-            if action == "disable":
-                return True if worker.enabled else None
+            if worker is None:
+                return None if action != "reset_circuit" else False
+            allowed = worker_key(action, worker)
+            return None if allowed and not self.model.may_control else allowed
         return True
 
     def action_trigger(self) -> None:
@@ -122,6 +124,9 @@ class DetailScreen(Screen[None]):
 
     def action_enable(self) -> None:
         self.controls.enable_worker(self.worker)
+
+    def action_reset_circuit(self) -> None:
+        self.controls.enable_worker(self.worker)  # enabling closes an open circuit
 
     def action_disable(self) -> None:
         self.controls.disable_worker(self.worker)

@@ -1,4 +1,8 @@
-"""The dialog `T` opens: type a JSON payload; invalid JSON is an error here, nothing sent."""
+"""The dialog `T` opens: type a JSON payload; invalid JSON is an error here, nothing sent.
+
+It opens filled in with the worker's own payload shape (its last payload, or the
+example in its spec), never another worker's.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,13 @@ from textual.widgets import Input, Label, Static
 
 
 class PayloadScreen(ModalScreen[tuple[Any] | None]):
-    """Asks for a JSON payload; dismisses with `(payload,)`, or None when cancelled."""
+    """Asks for a JSON payload; dismisses with `(payload,)`, or None when cancelled.
+
+    Args:
+        worker: the worker to trigger.
+        payload: what the input starts with (selected: typing replaces it).
+        origin: where `payload` comes from, said under the input ("" for nothing).
+    """
 
     DEFAULT_CSS = """
     PayloadScreen {
@@ -40,18 +50,25 @@ class PayloadScreen(ModalScreen[tuple[Any] | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", key_display="esc")]
 
-    def __init__(self, worker: str) -> None:
+    def __init__(self, worker: str, payload: Any = None, *, origin: str = "") -> None:
         super().__init__(id="payload")
         self.worker = worker
+        self.prefill = "{}" if payload is None else json.dumps(
+            payload, ensure_ascii=False, default=str
+        )
+        self.origin = origin
 
     def compose(self) -> ComposeResult:
         box = Vertical()
         box.border_title = f"trigger {self.worker} with a payload"
+        hint = "enter sends · esc cancels"
+        if self.origin:
+            hint = f"filled in from {self.origin} · {hint}"
         with box:
             yield Label("JSON payload (an object, a list, a string, a number, true/false/null):")
-            yield Input(placeholder='{"recipient": "ops@example.com"}', id="payload-input")
+            yield Input(self.prefill, placeholder="{}", id="payload-input")
             yield Static("", id="payload-error")
-            yield Static("enter sends · esc cancels", id="payload-hint")
+            yield Static(hint, id="payload-hint")
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:

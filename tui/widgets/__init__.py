@@ -4,9 +4,11 @@ from ._activity_feed import ActivityFeed
 from ._dead_letter_detail import DeadLetterDetail
 from ._dead_letter_table import DeadLetterTable
 from ._filter_bar import FilterBar
+from ._flash_line import Flash, FlashLine, Severity
 from ._history_table import HistoryTable
 from ._key_bar import KeyBar
 from ._keyed_table import KeyedTable
+from ._log_view import LEVELS as LOG_LEVELS
 from ._log_view import LogView
 from ._status_bar import StatusBar
 from ._stop_banner import StopBanner
@@ -14,14 +16,18 @@ from ._worker_detail import WorkerDetail
 from ._worker_table import WorkerTable
 
 __all__ = [
+    "LOG_LEVELS",
     "ActivityFeed",
     "DeadLetterDetail",
     "DeadLetterTable",
     "FilterBar",
+    "Flash",
+    "FlashLine",
     "HistoryTable",
     "KeyBar",
     "KeyedTable",
     "LogView",
+    "Severity",
     "StatusBar",
     "StopBanner",
     "WorkerDetail",

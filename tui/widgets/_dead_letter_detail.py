@@ -19,8 +19,6 @@ from .._cells import full_time, natural_ago, payload_text, short_traceback
 class DeadLetterDetail(VerticalScroll):
     """The highlighted DLQ entry: fields, payload (JSON), error and traceback."""
 
-    ALLOW_MAXIMIZE = True
-
     DEFAULT_CSS = """
     DeadLetterDetail {
         height: 1fr;

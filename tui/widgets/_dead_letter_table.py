@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import ClassVar
+
+from textual.binding import Binding, BindingType
 
 from jobdeck import DeadLetter
 
@@ -40,6 +43,11 @@ class DeadLetterTable(KeyedTable):
         min-height: 5;
     }
     """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Full entry",
+                tooltip="Open the selected dead letter on the whole screen"),
+    ]
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)

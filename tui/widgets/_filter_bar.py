@@ -1,12 +1,21 @@
-"""The filter input above the workers table: a name fragment or a state word."""
+"""The filter input above a tab's table (or the logs' search): hidden until `/`."""
 
 from __future__ import annotations
 
 from textual.widgets import Input
 
+#: What each tab's bar asks for.
+PLACEHOLDERS = {
+    "workers": "filter: a name fragment, or a state (running, failing, circuit open…)",
+    "logs": "search the logs: highlights every match; n / N next / previous",
+    "dlq": "filter dead letters: a worker, an error fragment, a source",
+    "history": "filter runs: a worker, a status (failed, interrupted…), a source, an error",
+}
+
 
 class FilterBar(Input):
-    """Hidden until `/`; typing narrows the workers table at once, `esc` clears it."""
+    """Hidden until `/`; typing narrows the tab's rows at once, `enter` keeps the filter,
+    `esc` clears it."""
 
     DEFAULT_CSS = """
     FilterBar {
@@ -25,12 +34,10 @@ class FilterBar(Input):
     }
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(
-            placeholder="filter: a name fragment, or a state (running, failing, disabled…) "
-            "· enter keeps it · esc clears",
-            id=id,
-        )
+    def __init__(self, tab: str, *, id: str | None = None) -> None:
+        super().__init__(placeholder=f"{PLACEHOLDERS[tab]} · enter keeps it · esc clears", id=id)
+        #: The tab whose rows (or lines) it filters.
+        self.tab = tab
 
     @property
     def is_open(self) -> bool:

@@ -1,4 +1,5 @@
-"""The footer: every key the screen offers, greyed out when it cannot act right now."""
+"""The footer: every key the screen offers, greyed out when it cannot act right now;
+`?` and `q` always at the right edge."""
 
 from __future__ import annotations
 
@@ -11,6 +12,58 @@ from textual import events
 from textual.screen import Screen
 from textual.strip import Strip
 from textual.widget import Widget
+
+
+@attrs.frozen
+class _Item:
+    """One key before it is drawn."""
+
+    key: str
+    action: str
+    shown: str
+    description: str
+    enabled: bool
+    tooltip: str
+    palette: bool = False
+
+    def texts(self, *, short: bool) -> tuple[str, str]:
+        """(key text, description text); short: the palette's key without its words."""
+        if self.palette:
+            return (self.shown, "" if short else f" {self.description} ")
+        if not self.description:
+            return (self.shown, "")
+        return (f" {self.shown} ", f"{self.description} ")
+
+    def width(self, *, short: bool) -> int:
+        return sum(len(text) for text in self.texts(short=short)) + (1 if self.palette else 0)
+
+
+def _draw(
+    items: list[_Item], styles: tuple[Style, Style, Style], *, short: bool
+) -> tuple[list[Segment], list[_Key]]:
+    """Segments for `items` side by side from x = 0, and where each key sits."""
+    key_style, text_style, separator = styles
+    dim = Style(dim=True)
+    segments: list[Segment] = []
+    keys: list[_Key] = []
+    x = 0
+    for item in items:
+        extra = Style.null() if item.enabled else dim
+        key_text, text = item.texts(short=short)
+        start = x
+        if item.palette:
+            segments.append(Segment("▏", separator))
+            x += 1
+        segments.append(Segment(key_text, key_style + extra))
+        if text:
+            segments.append(Segment(text, text_style + extra))
+        x += len(key_text) + len(text)
+        keys.append(_Key(start, x, item.key, item.enabled, item.tooltip))
+    return segments, keys
+
+
+def _length(segments: list[Segment]) -> int:
+    return sum(segment.cell_length for segment in segments)
 
 
 @attrs.frozen
@@ -66,11 +119,13 @@ class KeyBar(Widget):
     }
     """
 
+    #: Actions kept at the right edge whatever the width: help and quit are never cut.
+    PINNED = ("help", "quit")
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self._line: tuple[list[Segment], list[Segment]] | None = None
+        self._line: Strip | None = None
         self._keys: list[_Key] = []
-        self._palette_width = 0
 
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
@@ -88,67 +143,79 @@ class KeyBar(Widget):
         self._line = None
 
     def on_resize(self, event: events.Resize) -> None:
-        self._line = None  # the palette's key sits at the right edge
+        self._line = None  # what fits, and where the pinned keys sit, depend on the width
+
+    @property
+    def shown_keys(self) -> list[str]:
+        """The keys drawn (as bound), left to right, pinned ones included."""
+        if self._line is None:
+            self._line = self._build(self.size.width)
+        return [key.key for key in self._keys]
 
     # ------------------------------------------------------------------ drawing
 
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
-        base = self.rich_style
         if self._line is None:
-            self._line = self._build()
-        left, right = self._line
-        strip = Strip(left).crop_extend(0, max(0, width - self._palette_width), base)
-        if right and width > self._palette_width:
-            strip = Strip.join([strip, Strip(right)])
-        return strip.adjust_cell_length(width, base)
+            self._line = self._build(self.size.width)
+        return self._line
 
-    def _build(self) -> tuple[list[Segment], list[Segment]]:
-        """The segments of the keys (left) and of the command palette's key (right)."""
-        base = self.rich_style
-        item = base + self.get_component_rich_style("key-bar--item")
-        key_style = item + self.get_component_rich_style("key-bar--key")
-        text_style = item + self.get_component_rich_style("key-bar--description")
-        dim = Style(dim=True)
+    def _items(self) -> tuple[list[_Item], list[_Item]]:
+        """The screen's keys (left) and the pinned ones with the palette's (right)."""
         app = self.app
         active = self.screen.active_bindings
-        left: list[Segment] = []
-        keys: list[_Key] = []
-        x = 0
+        left: list[_Item] = []
+        right: list[_Item] = []
         seen: set[str] = set()
-        for _, binding, enabled, tooltip in active.values():
-            if not binding.show or binding.action in seen:
+        palette = app.COMMAND_PALETTE_BINDING
+        for key, (_, binding, enabled, tooltip) in active.items():
+            if key == palette or not binding.show or binding.action in seen:
                 continue
             seen.add(binding.action)
-            shown_key = app.get_key_display(binding)
-            key_text = f" {shown_key} " if binding.description else shown_key
-            text = f"{binding.description} " if binding.description else ""
-            extra = Style.null() if enabled else dim
-            left.append(Segment(key_text, key_style + extra))
-            if text:
-                left.append(Segment(text, text_style + extra))
-            end = x + len(key_text) + len(text)
-            keys.append(_Key(x, end, binding.key, enabled, tooltip or binding.description))
-            x = end
-        right: list[Segment] = []
-        self._palette_width = 0
-        palette = app.COMMAND_PALETTE_BINDING
+            item = _Item(binding.key, binding.action, app.get_key_display(binding),
+                         binding.description, enabled, tooltip or binding.description)
+            (right if binding.action in self.PINNED else left).append(item)
+        right.sort(key=lambda item: self.PINNED.index(item.action))
         if app.ENABLE_COMMAND_PALETTE and palette in active:
             _, binding, enabled, tooltip = active[palette]
-            extra = Style.null() if enabled else dim
-            separator = base + self.get_component_rich_style("key-bar--separator")
-            shown_key = app.get_key_display(binding)
-            right = [
-                Segment("▏", separator),
-                Segment(shown_key, key_style + extra),
-                Segment(f" {binding.description} ", text_style + extra),
-            ]
-            self._palette_width = sum(segment.cell_length for segment in right)
-            width = self.size.width
-            keys.append(_Key(width - self._palette_width, width, binding.key, enabled,
-                             binding.tooltip or binding.description))
-        self._keys = keys
+            right.append(_Item(binding.key, binding.action, app.get_key_display(binding),
+                               binding.description, enabled,
+                               binding.tooltip or binding.description, palette=True))
         return left, right
+
+    def _build(self, width: int) -> Strip:
+        """The line at `width`: the screen's keys from the left, as many as fit whole
+        (`…` when some are left out: `?` lists them), and help, quit and the palette's
+        key at the right edge, always."""
+        base = self.rich_style
+        item_style = base + self.get_component_rich_style("key-bar--item")
+        styles = (
+            item_style + self.get_component_rich_style("key-bar--key"),
+            item_style + self.get_component_rich_style("key-bar--description"),
+            base + self.get_component_rich_style("key-bar--separator"),
+        )
+        left, right = self._items()
+        # The palette's description goes first when space is short, then the others'.
+        right_segments, right_keys = _draw(right, styles, short=False)
+        if sum(item.width(short=False) for item in left) + _length(right_segments) > width:
+            right_segments, right_keys = _draw(right, styles, short=True)
+        room = max(0, width - _length(right_segments))
+        fitted: list[_Item] = []
+        used = 0
+        for index, item in enumerate(left):
+            more = index < len(left) - 1
+            if used + item.width(short=False) + (2 if more else 0) > room:
+                break
+            fitted.append(item)
+            used += item.width(short=False)
+        left_segments, left_keys = _draw(fitted, styles, short=False)
+        if len(fitted) < len(left):
+            left_segments.append(Segment(" …", styles[2]))
+        start = width - _length(right_segments)
+        self._keys = left_keys + [
+            attrs.evolve(key, start=key.start + start, end=key.end + start) for key in right_keys
+        ]
+        strip = Strip(left_segments).adjust_cell_length(start, base)
+        return Strip.join([strip, Strip(right_segments)]).adjust_cell_length(width, base)
 
     # ------------------------------------------------------------------ pointer
 

@@ -40,6 +40,10 @@ class KeyedTable(DataTable[Text]):
         self._first_cells: dict[str, Text] = {}
         #: Cells written by the last `sync()` (added rows count every cell).
         self.cells_written = 0
+        #: Rows are kept only if one of their cells contains this (any case); "" keeps all.
+        self.filter_text = ""
+        #: Rows offered to the last `sync()`, before the filter.
+        self.total_rows = 0
 
     @property
     def selected_key(self) -> str | None:
@@ -63,7 +67,12 @@ class KeyedTable(DataTable[Text]):
         self._first_cells.clear()
 
     def sync(self, rows: Sequence[Row]) -> int:
-        """Make the table show exactly `rows`, in that order; returns cells written."""
+        """Make the table show `rows` that pass the filter, in that order; returns cells
+        written."""
+        self.total_rows = len(rows)
+        query = self.filter_text.strip().lower()
+        if query:
+            rows = [row for row in rows if any(query in text.lower() for text, _ in row[1])]
         selected = self.selected_key
         wanted = {key: cells for key, cells in rows}
         written = 0

@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
 
-from jobdeck import Mode, RunRecord, RunStatus, WorkerSnapshot
+from jobdeck import Mode, RunRecord, RunStatus, WorkerSnapshot, WorkerStatus
 
 from .._cells import (
     CIRCUIT_STYLES,
@@ -22,15 +22,21 @@ from .._cells import (
     RUN_STATUS_STYLES,
     STATE_STYLES,
     ago,
+    circuit_trial_in,
     display_state,
     full_time,
+    health_word,
     natural_ago,
+    next_run,
     one_line,
+    plural,
     seconds_text,
     short_traceback,
     sparkline,
     spec_seconds,
+    state_word,
     until,
+    worker_row_why,
 )
 
 #: Recent runs shown.
@@ -46,6 +52,15 @@ def _grid() -> Table:
 
 def _names(names: Sequence[str]) -> str:
     return ", ".join(names) if names else "—"
+
+
+def _may_run(worker: WorkerSnapshot) -> Text:
+    """`yes`, or no and why, and what undoes it."""
+    if worker.state == WorkerStatus.CIRCUIT_OPEN:
+        return Text("no: its circuit is open (e resets it)", style="bold red")
+    if worker.state == WorkerStatus.DISABLED:
+        return Text("no: disabled by an operator (e enables it)", style="bold")
+    return Text("yes")
 
 
 class WorkerDetail(VerticalScroll):
@@ -86,7 +101,7 @@ class WorkerDetail(VerticalScroll):
             yield self._box("detail-state", "state")
             yield self._box("detail-spec", "spec")
         yield self._box("detail-pending", "pending triggers")
-        yield self._box("detail-runs", "recent runs")
+        yield self._box("detail-runs", "recent runs · stored, kept across restarts")
         yield self._box("detail-error", "last error")
 
     @staticmethod
@@ -125,20 +140,25 @@ class WorkerDetail(VerticalScroll):
 
     def _title(self, worker: WorkerSnapshot) -> tuple[Any, RenderableType]:
         state = display_state(worker)
-        key = (worker.name, state, worker.reason)
+        why = worker_row_why(worker)
+        key = (worker.name, state, why)
         text = Text()
         text.append(worker.name, style="bold")
         text.append("  ")
-        text.append(f" {state} ", style=f"reverse {STATE_STYLES.get(state, '')}")
-        text.append("  " + worker.reason, style="bright_black")
+        style = STATE_STYLES.get(state, "")
+        if "reverse" not in style:
+            style = f"reverse {style}"
+        text.append(f" {state_word(state)} ", style=style)
+        text.append("  " + why, style="bright_black")
         return key, text
 
     def _state(self, worker: WorkerSnapshot, now: datetime) -> tuple[Any, RenderableType]:
         grid = _grid()
-        grid.add_row("health", Text(worker.health, style=HEALTH_STYLES.get(worker.health, "")))
+        health = health_word(worker.health, worker.health_reasons)
+        grid.add_row("health", Text(health, style=HEALTH_STYLES.get(worker.health, "")))
         for reason in worker.health_reasons:
             grid.add_row("", Text(reason, style="bright_black"))
-        grid.add_row("enabled", "yes" if worker.enabled else Text("no", style="bold red"))
+        grid.add_row("may run", _may_run(worker))
         grid.add_row(
             "circuit",
             Text(worker.circuit.replace("_", "-"), style=CIRCUIT_STYLES.get(worker.circuit, "")),
@@ -146,32 +166,47 @@ class WorkerDetail(VerticalScroll):
         grid.add_row(
             "failures in a row",
             f"{worker.consecutive_failures} (circuit opens at "
-            f"{worker.spec.max_consecutive_failures})",
+            f"{worker.spec.max_consecutive_failures}; stored)",
         )
-        grid.add_row("runs ok / failed", f"{worker.runs_ok} / {worker.runs_failed}")
+        ok, failed = worker.runs_ok, worker.runs_failed
+        grid.add_row("since start", Text(f"{ok} ok · {failed} failed (runs since jobdeck started)",
+                                          style="red" if failed else ""))
         if worker.attempt is not None:
             grid.add_row("attempt", f"{worker.attempt} of {worker.max_attempts}")
         if worker.running_since is not None:
             grid.add_row("running for", seconds_text((now - worker.running_since).total_seconds()))
         grid.add_row("last start", self._when(worker.last_start, now))
         grid.add_row("last success", self._when(worker.last_success, now))
-        if worker.next_due is not None:
-            due = f"{full_time(worker.next_due, self.tz)} ({until(worker.next_due, now)})"
-            grid.add_row("next due", due)
+        grid.add_row("next run", self._next_run(worker, now))
         took = "" if worker.last_duration_s is None else seconds_text(worker.last_duration_s)
         grid.add_row("last duration", took or "—")
         if worker.durations:
             grid.add_row("durations", Text(sparkline(worker.durations, 20), style="blue"))
         key = (
-            worker.health, worker.health_reasons, worker.enabled, worker.circuit,
+            worker.health, worker.health_reasons, worker.state, worker.enabled, worker.circuit,
             worker.consecutive_failures, worker.runs_ok, worker.runs_failed, worker.attempt,
             ago(worker.last_start, now), ago(worker.last_success, now),
-            until(worker.next_due, now), worker.last_duration_s, worker.durations,
+            next_run(worker, now), worker.last_duration_s, worker.durations,
             None
             if worker.running_since is None
             else int((now - worker.running_since).total_seconds()),
         )
         return key, grid
+
+    def _next_run(self, worker: WorkerSnapshot, now: datetime) -> str:
+        """The next-run column's words, said in full (the same time everywhere)."""
+        trial = circuit_trial_in(worker)
+        if trial is not None:
+            return f"trial run in {trial} (e resets the circuit now)"
+        if worker.state == WorkerStatus.CIRCUIT_OPEN:
+            return "none until the circuit is reset (e)"
+        if worker.state == WorkerStatus.DISABLED:
+            return "none until enabled (e)"
+        words = next_run(worker, now)
+        if worker.spec.mode == Mode.SCHEDULED and worker.next_due is not None:
+            due = f"{full_time(worker.next_due, self.tz)} ({until(worker.next_due, now)})"
+            return due if words else f"{due}, after the run in flight"
+        return words or "after the run in flight"
 
     def _when(self, when: datetime | None, now: datetime) -> str:
         if when is None:
@@ -266,7 +301,12 @@ class WorkerDetail(VerticalScroll):
         key = selected, tuple(
             (r.id, r.status, r.attempts, r.duration_s, ago(r.started_at, now)) for r in shown
         )
-        return key, table
+        ended = [run for run in runs if run.status != RunStatus.RUNNING]
+        ok = sum(1 for run in ended if run.status == RunStatus.SUCCEEDED)
+        failed = sum(1 for run in ended if run.status == RunStatus.FAILED)
+        summary = Text(f"last {plural(len(ended), 'stored run')}: {ok} ok · {failed} failed",
+                       style="bright_black")
+        return (key, len(runs)), Group(summary, table)
 
     def _error(self, worker: WorkerSnapshot) -> tuple[Any, RenderableType]:
         if not worker.last_error:

@@ -27,18 +27,15 @@ from jobdeck import OrchestratorSnapshot, WorkerSnapshot
 
 from .._cells import (
     SORT_COLUMNS,
-    SORT_DESCENDING,
-    WORKER_COLUMN_WIDTHS,
-    WORKER_COLUMNS,
     Cell,
     cell_text,
     matches,
-    sort_key,
+    order_workers,
+    sort_arrow,
+    worker_columns,
     worker_row,
 )
 
-NAME_WIDTH = (10, 28)
-WHY_MIN_WIDTH = 20
 #: Blank cells either side of each cell's text.
 CELL_PADDING = 1
 #: Drawn rows kept for repaints and for scrolling back.
@@ -60,8 +57,10 @@ class WorkerTable(ScrollView, can_focus=True):
     """Every worker (or those the filter keeps) with its state and why it is not running.
 
     `show(snapshot)` brings the table in line with a snapshot; only rows on screen get
-    cells, and only lines whose row or cells changed are repainted. The `why` column
-    takes the width the others leave. The cursor follows its worker, not its position.
+    cells, and only lines whose row or cells changed are repainted. The table is never
+    wider than the screen: on a narrow one the least wanted columns go (trend, priority,
+    mode first, `_cells.worker_columns`) and `why` takes the width the others leave.
+    The cursor follows its worker, not its position.
     """
 
     DEFAULT_CSS = """
@@ -143,6 +142,8 @@ class WorkerTable(ScrollView, can_focus=True):
         super().__init__(id=id, classes=classes)
         self.filter_text = ""
         self.sort_by = "config"
+        #: `S`: the sort's direction flipped.
+        self.sort_reverse = False
         #: Workers shown after the filter.
         self.shown_count = 0
         #: Row index of the cursor (0 is the first worker, under the header).
@@ -150,9 +151,10 @@ class WorkerTable(ScrollView, can_focus=True):
         #: Cells written by the last `show()`: cells of rows on screen that changed.
         self.cells_written = 0
         self._snapshot: OrchestratorSnapshot | None = None
-        self._built_for: tuple[int, str] | None = None
-        #: (key, label, width) per column, in order.
+        self._built_for: tuple[int, str, bool, int] | None = None
+        #: (key, label, width) per column shown, in order.
         self._columns: list[tuple[str, str, int]] = []
+        self._column_keys: tuple[str, ...] = ()
         self._table_width = 0
         self._rows: list[WorkerSnapshot] = []
         self._keys: list[str] = []
@@ -203,19 +205,17 @@ class WorkerTable(ScrollView, can_focus=True):
         """Show `snapshot`; returns how many cells of rows on screen changed."""
         self._snapshot = snapshot
         self._generation += 1
-        layout = (self.scrollable_content_region.width, self.sort_by)
+        layout = (self.scrollable_content_region.width, self.sort_by, self.sort_reverse,
+                  len(snapshot.workers))
         if self._built_for != layout:
             self._build_columns(snapshot)
             self._built_for = layout
-        workers = snapshot.workers
+        workers: Sequence[WorkerSnapshot] = snapshot.workers
         if self.filter_text:
-            kept = [(w, i) for i, w in enumerate(workers) if matches(w, self.filter_text)]
-        else:
-            kept = [(w, i) for i, w in enumerate(workers)]
-        if self.sort_by != "config":
-            sort_by = self.sort_by
-            kept.sort(key=lambda pair: sort_key(sort_by, *pair))
-        self._rows = [worker for worker, _ in kept]
+            workers = [w for w in workers if matches(w, self.filter_text)]
+        if self.sort_by != "config" or self.sort_reverse:
+            workers = order_workers(workers, self.sort_by, self.sort_reverse)
+        self._rows = list(workers)
         self._keys = [worker.name for worker in self._rows]
         self._index = {key: row for row, key in enumerate(self._keys)}
         self.shown_count = len(self._keys)
@@ -233,31 +233,26 @@ class WorkerTable(ScrollView, can_focus=True):
         """
         self.filter_text = text
 
-    def set_sort(self, sort_by: str) -> None:
-        """Order rows by `sort_by` (a key of `_cells.SORTS`); the column shows an arrow.
+    def set_sort(self, sort_by: str, reverse: bool = False) -> None:
+        """Order rows by `sort_by` (a key of `_cells.SORTS`), flipped if `reverse`; the
+        column shows an arrow.
 
         Takes effect at the next `show()`.
         """
         self.sort_by = sort_by
+        self.sort_reverse = reverse
 
     def _build_columns(self, snapshot: OrchestratorSnapshot) -> None:
-        longest = max((len(w.name) for w in snapshot.workers), default=0)
-        name_width = min(max(longest, NAME_WIDTH[0]), NAME_WIDTH[1])
-        fixed = name_width + sum(WORKER_COLUMN_WIDTHS.values())
-        padding = 2 * CELL_PADDING * len(WORKER_COLUMNS)
-        why_width = max(WHY_MIN_WIDTH, self.scrollable_content_region.width - fixed - padding)
         arrow_on = SORT_COLUMNS.get(self.sort_by)
-        self._columns = []
-        for key, label in WORKER_COLUMNS:
-            if key == arrow_on:
-                label += " ▼" if self.sort_by in SORT_DESCENDING else " ▲"
-            if key == "name":
-                width = name_width
-            elif key == "why":
-                width = why_width
-            else:
-                width = WORKER_COLUMN_WIDTHS[key]
-            self._columns.append((key, label, width))
+        arrow = sort_arrow(self.sort_by, self.sort_reverse)
+        self._columns = [
+            (key, f"{label} {arrow}" if key == arrow_on else label, width)
+            for key, label, width in worker_columns(
+                [w.name for w in snapshot.workers], self.scrollable_content_region.width,
+                2 * CELL_PADDING,
+            )
+        ]
+        self._column_keys = tuple(key for key, _, _ in self._columns)
         self._table_width = sum(width + 2 * CELL_PADDING for _, _, width in self._columns)
         self._strips.clear()
         self._drawn.clear()
@@ -270,9 +265,10 @@ class WorkerTable(ScrollView, can_focus=True):
         if self._cells_generation.get(key) == self._generation:
             return self._cells[key], 0
         assert self._snapshot is not None
-        cells = worker_row(worker, self._snapshot.taken_at)
+        by_column = worker_row(worker, self._snapshot.taken_at)
+        cells = tuple(by_column[column] for column in self._column_keys)
         before = self._cells.get(key)
-        if before is None:
+        if before is None or len(before) != len(cells):
             changed = len(cells)
         else:
             changed = sum(new != old for new, old in zip(cells, before, strict=True))
