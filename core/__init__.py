@@ -22,6 +22,8 @@ from ._errors import (
 )
 from ._events import (
     AttemptFailed,
+    ConfigReloaded,
+    ConfigReloadFailed,
     ControlFailed,
     DeadLetterDeleted,
     DeadLettered,
@@ -59,6 +61,7 @@ from ._records import (
     Trigger,
     WorkerState,
 )
+from ._reload import ReloadResult
 from ._snapshot import OrchestratorSnapshot, OrchestratorState, WorkerSnapshot, WorkerStatus
 from ._spec import Mode, OrchestratorConfig, Priority, WorkerSpec
 from ._sqlite_store import SQLiteStore
@@ -71,6 +74,8 @@ __all__ = [
     "CircuitEvent",
     "CircuitState",
     "ConfigError",
+    "ConfigReloadFailed",
+    "ConfigReloaded",
     "ControlFailed",
     "Coordinator",
     "DeadLetter",
@@ -104,6 +109,7 @@ __all__ = [
     "OrchestratorStopped",
     "OrchestratorStopping",
     "Priority",
+    "ReloadResult",
     "RunFailed",
     "RunInterrupted",
     "RunRecord",
