@@ -16,6 +16,7 @@ included: `{"error": "..."}`, never a traceback.
 | `GET /dlq`, `GET /dlq/{id}` | 200: entries (the list without tracebacks) |
 | `POST /dlq/{id}/replay` | 202 `trigger_id`; 409 if the entry's worker is gone |
 | `DELETE /dlq/{id}`, `DELETE /dlq` (purge) | 200 |
+| `POST /reload` | 200 with what changed; 400 with the config's problems (nothing changed) |
 
 401 without or with a wrong token, 404 for unknown workers, entries and routes, 405 for
 a wrong method, 503 while the orchestrator is not running or its store fails, 500 (with
@@ -36,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ._errors import NotRunning, StoreError, UnknownDeadLetter, UnknownWorker
+from ._errors import ConfigError, NotRunning, StoreError, UnknownDeadLetter, UnknownWorker
 from ._health import Health
 from ._json_views import check_dead_letter_id, dead_letter_json, status_json
 from ._metrics import Metrics
@@ -121,6 +122,7 @@ class _Api:
             ("GET", "/dlq/{entry_id:int}", self.dlq_show),
             ("DELETE", "/dlq/{entry_id:int}", self.dlq_delete),
             ("POST", "/dlq/{entry_id:int}/replay", self.dlq_replay),
+            ("POST", "/reload", self.reload),
         ]
         by_path: dict[str, dict[str, Endpoint]] = {}
         for method, path, endpoint in table:
@@ -240,6 +242,23 @@ class _Api:
 
     async def dlq_purge(self, request: Request) -> Response:
         return _json({"deleted": await self._orch.purge_dead_letters()})
+
+    async def reload(self, request: Request) -> Response:
+        if self._orch.config_path is None:
+            raise _Problem(409, "no config file to reload: the workers were registered in Python")
+        try:
+            result = self._orch.reload_file()
+        except ConfigError as exc:
+            count = len(exc.problems)
+            return _json(
+                {
+                    "error": f"config refused, nothing changed: {count} "
+                    f"problem{'s' * (count != 1)}",
+                    "problems": list(exc.problems),
+                },
+                400,
+            )
+        return _json(result.to_dict())
 
     # ------------------------------------------------------------------ helpers
 

@@ -37,12 +37,13 @@ from jobdeck import (
     SQLiteStore,
     Trigger,
     WorkerState,
+    load_config,
 )
 from jobdeck._api_token import token_file_for, token_from_env, write_token_file
 from jobdeck._http_app import MAX_BODY_BYTES, create_app
 from jobdeck._http_server import ApiServer, HttpApiError, format_address, parse_address
 from jobdeck._metrics import Metrics
-from tests.core.conftest import make_orchestrator
+from tests.core.conftest import make_orchestrator, virtual_wall_clock
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -357,6 +358,7 @@ MUTATING = [
     ("POST", "/dlq/1/replay"),
     ("DELETE", "/dlq/1"),
     ("DELETE", "/dlq"),
+    ("POST", "/reload"),
 ]
 
 
@@ -694,6 +696,59 @@ async def test_a_dead_letter_id_past_any_store_is_404(
         reply = await call(app, method, path.format(entry_id), headers=AUTH)
     assert reply.status == 404
     assert reply.json() == {"error": f"no dead-letter entry with id {entry_id}"}
+
+
+# ---------------------------------------------------------------------- reload
+
+SAMPLE = '[workers.{name}]\nfn = "tests.core.sample_workers:ok"\nmode = "triggered"\n'
+
+
+def config_file(tmp_path: Path, *names: str) -> Path:
+    path = tmp_path / "jobs.toml"
+    path.write_text("".join(SAMPLE.format(name=name) for name in names))
+    return path
+
+
+async def test_reload_is_200_with_what_changed(autojump_clock: Any, tmp_path: Path) -> None:
+    """POST /reload reads the config file again and answers what changed."""
+    path = config_file(tmp_path, "a", "b")
+    orch = Orchestrator.from_config(load_config(path), now=virtual_wall_clock)
+    async with serving(orch) as app:
+        config_file(tmp_path, "b", "c")
+        reply = await call(app, "POST", "/reload", headers=AUTH)
+        names = [w["name"] for w in (await call(app, "GET", "/status")).json()["workers"]]
+    assert reply.status == 200
+    assert reply.json() == {
+        "added": ["c"], "removed": ["a"], "changed": [], "orchestrator": [],
+        "restart_needed": [],
+    }
+    assert names == ["b", "c"]
+
+
+async def test_reload_of_a_broken_config_is_400_with_its_problems(
+    autojump_clock: Any, tmp_path: Path
+) -> None:
+    """POST /reload answers 400 with check's messages, and nothing changes."""
+    path = config_file(tmp_path, "a")
+    orch = Orchestrator.from_config(load_config(path), now=virtual_wall_clock)
+    async with serving(orch) as app:
+        path.write_text(SAMPLE.format(name="a") + 'depends_on = ["ghost"]\n')
+        reply = await call(app, "POST", "/reload", headers=AUTH)
+        names = orch.worker_names
+    assert reply.status == 400
+    body = reply.json()
+    assert body["problems"] == [
+        f"{path}: worker 'a': key 'depends_on': unknown worker 'ghost'"
+    ]
+    assert "nothing changed" in body["error"]
+    assert names == ["a"]
+
+
+async def test_reload_without_a_config_file_is_409(autojump_clock: Any) -> None:
+    """An orchestrator whose workers were registered in Python has no file to reload."""
+    async with serving(orchestrator()) as app:
+        reply = await call(app, "POST", "/reload", headers=AUTH)
+    assert reply.status == 409
 
 
 # ---------------------------------------------------------------------- routing & errors
