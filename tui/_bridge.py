@@ -30,7 +30,7 @@ import trio.testing
 from textual.message import Message
 from textual.message_pump import MessagePump
 
-from jobdeck import Event, Orchestrator, OrchestratorStopped, Subscription
+from jobdeck import Event, Orchestrator, OrchestratorStopped, ReloadResult, Subscription
 
 T = TypeVar("T")
 
@@ -319,6 +319,13 @@ class CoreBridge:
         """
         await self.read(_settle)
 
+    def reload_config(self) -> asyncio.Future[ReloadResult]:
+        """Read the config file again and apply it (`orch.reload_file`), in the guest.
+
+        The future fails with `ConfigError` (nothing changed) or `CoreNotRunning`.
+        """
+        return self.read(_reload_file, self.orch)
+
     # ------------------------------------------------------------------ control
 
     def control(self, action: str, *args: Any) -> bool:
@@ -334,6 +341,10 @@ class CoreBridge:
         except trio.WouldBlock:
             return False
         return True
+
+
+async def _reload_file(orch: Orchestrator) -> ReloadResult:
+    return orch.reload_file()
 
 
 async def _settle() -> None:

@@ -16,15 +16,19 @@ from textual.app import App
 
 from jobdeck import (
     Circuit,
+    ConfigError,
     ControlFailed,
     DeadLetter,
     DeadLetterDeleted,
     DeadLettered,
     Event,
+    NotRunning,
+    ReloadResult,
     WorkerDisabled,
     WorkerEnabled,
 )
 
+from ._bridge import CoreNotRunning
 from ._cells import one_line
 from ._model import DeckModel
 from .screens import ConfirmScreen, DeckScreen, DetailScreen, PayloadScreen
@@ -120,6 +124,31 @@ class DeckController:
             self.model.orch.resume()
             self.app.notify("Resumed", timeout=3)
             self._refresh()
+
+    def reload_config(self) -> None:
+        """Read the config file again and apply it; a toast says what changed, or why
+        the config was refused (nothing changed then)."""
+        if not self.model.may_control:
+            self.app.notify("jobdeck is not taking requests right now", severity="error")
+            return
+        self.app.run_worker(self._reload_config(), group="reload", exclusive=True)
+
+    async def _reload_config(self) -> None:
+        try:
+            result = await self.model.bridge.reload_config()
+        except ConfigError as exc:
+            problems = list(exc.problems)
+            shown = "\n".join(one_line(problem, 400) for problem in problems[:5])
+            more = f"\n… and {len(problems) - 5} more" if len(problems) > 5 else ""
+            self.app.notify(f"{shown}{more}", title="config refused: nothing changed",
+                            severity="error", timeout=10)
+            return
+        except (CoreNotRunning, NotRunning):
+            self.app.notify("jobdeck is not taking requests right now", severity="error")
+            return
+        self.model.dirty = True
+        self.app.notify(reload_summary(result), title="config reloaded", timeout=5)
+        self._refresh()
 
     # ------------------------------------------------------------------ dead letters
 
@@ -226,3 +255,18 @@ class DeckController:
             names = ", ".join(sorted({event.worker for event in dead}))
             self.app.notify(f"{len(dead)} runs: {names}", title="runs dead-lettered",
                             severity="error", timeout=5)
+
+
+def reload_summary(result: ReloadResult) -> str:
+    """What a reload changed, in one short text for a toast."""
+    parts = [
+        f"{label} {', '.join(names)}"
+        for label, names in (
+            ("added", result.added), ("removed", result.removed),
+            ("changed", result.changed), ("settings", result.orchestrator),
+        )
+        if names
+    ]
+    if result.restart_needed:
+        parts.append(f"restart needed for {', '.join(result.restart_needed)}")
+    return "; ".join(parts) if parts else "nothing changed"

@@ -117,6 +117,9 @@ class DeckApp(App[Any]):
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True,
                 tooltip="Same as q"),
         Binding("question_mark", "help", "Help", key_display="?", tooltip="Show every key"),
+        Binding("ctrl+r", "reload_config", "Reload", show=False,
+                tooltip="Read the config file again: added workers start, removed ones "
+                        "finish their run and go, changed ones take effect at their next run"),
     ]
 
     def __init__(
@@ -284,6 +287,11 @@ class DeckApp(App[Any]):
             for event in notable:
                 if isinstance(event, OrchestratorStopped) and event.stuck:
                     self._leave_stuck(event.stuck)
+
+    # ------------------------------------------------------------------ reload
+
+    def action_reload_config(self) -> None:
+        self.controller.reload_config()
 
     # ------------------------------------------------------------------ help
 

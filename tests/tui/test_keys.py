@@ -625,3 +625,27 @@ def test_input_keys_go_to_the_filter_not_to_actions() -> None:
         assert worker_state(app, "alpha").runs_ok == 0
 
     drive(app, scenario)
+
+
+def test_ctrl_r_reloads_the_config_file(tmp_path: Any) -> None:
+    """ctrl+r reads the config file again: an added worker appears, and a broken file is
+    refused with its problems, the workers staying as they were."""
+    path = tmp_path / "jobs.toml"
+    sample = '[workers.{name}]\nfn = "tests.tui.workers:ok"\nmode = "triggered"\n'
+    path.write_text(sample.format(name="alpha"))
+    orch = make_orchestrator({"alpha": (workers.ok, {"mode": "triggered"})})
+    orch.config_path = path
+    app = make_app(orch)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app) == ["alpha"], "rows")
+        path.write_text(sample.format(name="alpha") + sample.format(name="bravo"))
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: rows(app) == ["alpha", "bravo"], "the added worker")
+        await until(pilot, lambda: "added bravo" in notifications(app), "the toast")
+        path.write_text(sample.format(name="alpha") + 'depends_on = ["ghost"]\n')
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: "unknown worker 'ghost'" in notifications(app), "refusal")
+        assert orch.worker_names == ["alpha", "bravo"]
+
+    drive(app, scenario)
