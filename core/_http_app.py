@@ -1,7 +1,8 @@
 """The HTTP API of a headless orchestrator: its starlette app (served by `_http_server`).
 
-`GET` endpoints read frozen snapshots and need no token; every `POST` and `DELETE`
-needs `Authorization: Bearer TOKEN`. Every answer is JSON (the metrics excepted), errors
+`GET` endpoints read frozen snapshots and need no token, except `GET /events` (it
+carries payloads and log lines); every `POST` and `DELETE` needs
+`Authorization: Bearer TOKEN`. Every answer is JSON (the metrics excepted), errors
 included: `{"error": "..."}`, never a traceback.
 
 | endpoint | answers |
@@ -10,6 +11,7 @@ included: `{"error": "..."}`, never a traceback.
 | `GET /livez` | 200 while the process answers at all (for liveness probes) |
 | `GET /status` | 200: the orchestrator and every worker |
 | `GET /metrics` | 200: Prometheus text |
+| `GET /events` | 200: Server-Sent Events (`_event_stream`); token needed |
 | `POST /workers/{name}/trigger` | 202 `trigger_id` once stored; 400 bad JSON, 413 too big |
 | `POST /workers/{name}/enable`, `/disable` | 200 |
 | `POST /pause`, `POST /resume` | 200 |
@@ -34,10 +36,11 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from ._errors import ConfigError, NotRunning, StoreError, UnknownDeadLetter, UnknownWorker
+from ._event_stream import EventStream, StreamClient
 from ._health import Health
 from ._json_views import check_dead_letter_id, dead_letter_json, status_json
 from ._metrics import Metrics
@@ -50,6 +53,9 @@ DLQ_DEFAULT_LIMIT = 100
 DLQ_MAX_LIMIT = 10_000
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+#: Reads that need the token all the same: they carry payloads and worker log lines.
+_GUARDED_READS = frozenset({"/events"})
 
 
 # ---------------------------------------------------------------------- the app
@@ -70,6 +76,7 @@ def create_app(
     *,
     token: str,
     metrics: Metrics | None = None,
+    event_stream: EventStream | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> Starlette:
     """The ASGI app of the API for `orch`.
@@ -79,9 +86,14 @@ def create_app(
         token: the bearer token every POST and DELETE must carry.
         metrics: the registry `/metrics` renders; by default a new one (whose event
             counters count only if its `run` task runs).
+        event_stream: what `/events` streams; by default a new one (which streams only
+            if its `run` task runs).
         max_body_bytes: the largest trigger payload accepted.
     """
-    api = _Api(orch, token, metrics if metrics is not None else Metrics(orch), max_body_bytes)
+    api = _Api(
+        orch, token, metrics if metrics is not None else Metrics(orch),
+        event_stream if event_stream is not None else EventStream(orch), max_body_bytes,
+    )
     app = Starlette(
         routes=api.routes(),
         exception_handlers={
@@ -100,10 +112,14 @@ def create_app(
 
 
 class _Api:
-    def __init__(self, orch: Orchestrator, token: str, metrics: Metrics, max_body: int) -> None:
+    def __init__(
+        self, orch: Orchestrator, token: str, metrics: Metrics, stream: EventStream,
+        max_body: int,
+    ) -> None:
         self._orch = orch
         self._token = token.encode()
         self._metrics = metrics
+        self._stream = stream
         self._max_body = max_body
 
     def routes(self) -> list[Route]:
@@ -112,6 +128,7 @@ class _Api:
             ("GET", "/livez", self.livez),
             ("GET", "/status", self.status),
             ("GET", "/metrics", self.metrics),
+            ("GET", "/events", self.events),
             ("POST", "/workers/{name}/trigger", self.trigger),
             ("POST", "/workers/{name}/enable", self.enable),
             ("POST", "/workers/{name}/disable", self.disable),
@@ -126,7 +143,8 @@ class _Api:
         ]
         by_path: dict[str, dict[str, Endpoint]] = {}
         for method, path, endpoint in table:
-            guarded = endpoint if method == "GET" else self._guarded(endpoint)
+            open_read = method == "GET" and path not in _GUARDED_READS
+            guarded = endpoint if open_read else self._guarded(endpoint)
             by_path.setdefault(path, {})[method] = guarded
         # One route per path, so a wrong method's 405 lists every allowed one.
         return [
@@ -178,6 +196,9 @@ class _Api:
     async def metrics(self, request: Request) -> Response:
         body, content_type = self._metrics.render(request.headers.get("accept"))
         return Response(body, media_type=content_type)
+
+    async def events(self, request: Request) -> Response:
+        return _EventStreamResponse(self._stream.connect(request.headers.get("last-event-id")))
 
     async def dlq_list(self, request: Request) -> Response:
         limit = _limit(request.query_params.get("limit"))
@@ -284,6 +305,25 @@ class _Api:
             return json.loads(bytes(body), parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
             raise _Problem(400, f"payload is not valid JSON: {exc}") from None
+
+
+class _EventStreamResponse(StreamingResponse):
+    """Streams one client's events, and lets go of the client however the stream ends
+    (a disconnect cancels the response mid-stream)."""
+
+    def __init__(self, client: StreamClient) -> None:
+        super().__init__(
+            client,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self._client = client
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._client.close()
 
 
 def _by_method(endpoints: dict[str, Endpoint]) -> Endpoint:
