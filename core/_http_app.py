@@ -12,6 +12,9 @@ included: `{"error": "..."}`, never a traceback.
 | `GET /status` | 200: the orchestrator and every worker |
 | `GET /metrics` | 200: Prometheus text |
 | `GET /events` | 200: Server-Sent Events (`_event_stream`); token needed |
+| `GET /runs?worker=&limit=` | 200: recent runs, newest first; token needed |
+| `GET /logs`, `GET /workers/{name}/logs` (`?limit=`) | 200: log lines, oldest first; token needed |
+| `GET /workers/{name}/triggers` | 200: pending triggers, oldest first; token needed |
 | `POST /workers/{name}/trigger` | 202 `trigger_id` once stored; 400 bad JSON, 413 too big |
 | `POST /workers/{name}/enable`, `/disable` | 200 |
 | `POST /pause`, `POST /resume` | 200 |
@@ -42,7 +45,14 @@ from starlette.routing import Route
 from ._errors import ConfigError, NotRunning, StoreError, UnknownDeadLetter, UnknownWorker
 from ._event_stream import EventStream, StreamClient
 from ._health import Health
-from ._json_views import check_dead_letter_id, dead_letter_json, status_json
+from ._json_views import (
+    check_dead_letter_id,
+    dead_letter_json,
+    log_line_json,
+    run_json,
+    status_json,
+    trigger_json,
+)
 from ._metrics import Metrics
 from ._orchestrator import Orchestrator
 from ._snapshot import OrchestratorState
@@ -51,11 +61,16 @@ from ._snapshot import OrchestratorState
 MAX_BODY_BYTES = 64 * 1024
 DLQ_DEFAULT_LIMIT = 100
 DLQ_MAX_LIMIT = 10_000
+RUNS_DEFAULT_LIMIT = 50
+LOGS_DEFAULT_LIMIT = 200
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 #: Reads that need the token all the same: they carry payloads and worker log lines.
-_GUARDED_READS = frozenset({"/events"})
+#: (`/dlq` predates this and stays open.)
+_GUARDED_READS = frozenset(
+    {"/events", "/runs", "/logs", "/workers/{name}/logs", "/workers/{name}/triggers"}
+)
 
 
 # ---------------------------------------------------------------------- the app
@@ -129,6 +144,10 @@ class _Api:
             ("GET", "/status", self.status),
             ("GET", "/metrics", self.metrics),
             ("GET", "/events", self.events),
+            ("GET", "/runs", self.runs),
+            ("GET", "/logs", self.logs),
+            ("GET", "/workers/{name}/logs", self.logs),
+            ("GET", "/workers/{name}/triggers", self.triggers),
             ("POST", "/workers/{name}/trigger", self.trigger),
             ("POST", "/workers/{name}/enable", self.enable),
             ("POST", "/workers/{name}/disable", self.disable),
@@ -191,7 +210,22 @@ class _Api:
         return _json({"alive": True})
 
     async def status(self, request: Request) -> Response:
-        return _json(status_json(self._orch.snapshot(), self._orch.http_address))
+        detail = request.query_params.get("detail") == "full"
+        return _json(status_json(self._orch.snapshot(), self._orch.http_address, detail=detail))
+
+    async def runs(self, request: Request) -> Response:
+        worker = request.query_params.get("worker") or None
+        limit = _limit(request.query_params.get("limit"), default=RUNS_DEFAULT_LIMIT)
+        return _json({"runs": [run_json(r) for r in await self._orch.history(worker, limit)]})
+
+    async def logs(self, request: Request) -> Response:
+        worker = request.path_params.get("name")
+        limit = _limit(request.query_params.get("limit"), default=LOGS_DEFAULT_LIMIT)
+        return _json({"lines": [log_line_json(line) for line in self._orch.logs(worker, limit)]})
+
+    async def triggers(self, request: Request) -> Response:
+        pending = self._orch.pending_triggers(request.path_params["name"])
+        return _json({"triggers": [trigger_json(t) for t in pending]})
 
     async def metrics(self, request: Request) -> Response:
         body, content_type = self._metrics.render(request.headers.get("accept"))
@@ -202,11 +236,12 @@ class _Api:
 
     async def dlq_list(self, request: Request) -> Response:
         limit = _limit(request.query_params.get("limit"))
+        traceback = request.query_params.get("traceback") == "1"
         entries = await self._orch.dead_letters(limit)
         return _json(
             {
                 "total": self._orch.snapshot().dlq_size,
-                "entries": [dead_letter_json(e, traceback=False) for e in entries],
+                "entries": [dead_letter_json(e, traceback=traceback) for e in entries],
             }
         )
 
@@ -346,9 +381,9 @@ def _entry_id(request: Request) -> int:
     return check_dead_letter_id(entry_id)
 
 
-def _limit(text: str | None) -> int:
+def _limit(text: str | None, *, default: int = DLQ_DEFAULT_LIMIT) -> int:
     if text is None:
-        return DLQ_DEFAULT_LIMIT
+        return default
     if not text.isdigit() or not 1 <= int(text) <= DLQ_MAX_LIMIT:
         raise _Problem(400, f"limit must be a whole number from 1 to {DLQ_MAX_LIMIT}")
     return int(text)

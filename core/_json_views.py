@@ -13,9 +13,13 @@ import math
 from datetime import datetime
 from typing import Any
 
+import attrs
+
 from ._errors import UnknownDeadLetter
-from ._records import DeadLetter
+from ._events import LogRecordView
+from ._records import DeadLetter, RunRecord, Trigger
 from ._snapshot import OrchestratorSnapshot, WorkerSnapshot
+from ._spec import WorkerSpec
 
 #: Dead-letter ids are SQLite row ids, from 1 to 2**63 - 1: no entry has any other.
 MAX_DEAD_LETTER_ID = 2**63 - 1
@@ -52,9 +56,15 @@ def dead_letter_json(entry: DeadLetter, *, traceback: bool) -> dict[str, Any]:
     return data
 
 
-def status_json(snap: OrchestratorSnapshot, http: str | None) -> dict[str, Any]:
-    """The orchestrator and every worker; `http` is the address the API is served on."""
-    return {
+def status_json(
+    snap: OrchestratorSnapshot, http: str | None, *, detail: bool = False
+) -> dict[str, Any]:
+    """The orchestrator and every worker; `http` is the address the API is served on.
+
+    With `detail`, everything a remote dashboard shows too: each worker's spec, recent
+    durations and last traceback, and the shutdown grace left.
+    """
+    data = {
         "state": snap.state,
         "health": snap.health,
         "health_reasons": list(snap.health_reasons),
@@ -71,13 +81,17 @@ def status_json(snap: OrchestratorSnapshot, http: str | None) -> dict[str, Any]:
         "store_errors": snap.store_errors,
         "taken_at": _time(snap.taken_at),
         "http": http,
-        "workers": [worker_json(w) for w in snap.workers],
+        "workers": [worker_json(w, detail=detail) for w in snap.workers],
     }
+    if detail:
+        data["grace_left_s"] = _seconds(snap.grace_left_s)
+    return data
 
 
-def worker_json(w: WorkerSnapshot) -> dict[str, Any]:
-    """One worker: what it is, what it is doing, and its counters."""
-    return {
+def worker_json(w: WorkerSnapshot, *, detail: bool = False) -> dict[str, Any]:
+    """One worker: what it is, what it is doing, and its counters (and with `detail`,
+    its spec, recent durations and last traceback)."""
+    data = {
         "name": w.name,
         "fn": w.fn,
         "mode": w.mode,
@@ -101,6 +115,58 @@ def worker_json(w: WorkerSnapshot) -> dict[str, Any]:
         "last_success": _time(w.last_success),
         "last_duration_s": _seconds(w.last_duration_s),
         "last_error": w.last_error,
+    }
+    if detail:
+        data["may_run"] = w.may_run
+        data["spec"] = spec_json(w.spec)
+        data["durations"] = [_seconds(d) for d in w.durations]
+        data["last_traceback"] = w.last_traceback
+    return data
+
+
+def spec_json(spec: WorkerSpec) -> dict[str, Any]:
+    """A worker's spec with the config's key names and values."""
+    data = attrs.asdict(spec, recurse=False)
+    data["mode"] = spec.mode.value
+    data["priority"] = spec.priority.label
+    data["depends_on"] = list(spec.depends_on)
+    data["blocks"] = list(spec.blocks)
+    data["params"] = dict(spec.params)
+    return data
+
+
+def trigger_json(trigger: Trigger) -> dict[str, Any]:
+    return {
+        "id": trigger.id,
+        "worker": trigger.worker,
+        "source": trigger.source.value,
+        "payload": trigger.payload,
+        "accepted_at": trigger.accepted_at.isoformat(),
+    }
+
+
+def run_json(run: RunRecord) -> dict[str, Any]:
+    """One run of the history, with its trigger."""
+    return {
+        "id": run.id,
+        "worker": run.worker,
+        "trigger": trigger_json(run.trigger),
+        "status": run.status.value,
+        "started_at": run.started_at.isoformat(),
+        "ended_at": _time(run.ended_at),
+        "attempts": run.attempts,
+        "duration_s": _seconds(run.duration_s),
+        "error": run.error,
+    }
+
+
+def log_line_json(line: LogRecordView) -> dict[str, Any]:
+    return {
+        "ts": line.ts.isoformat(),
+        "worker": line.worker,
+        "run_id": line.run_id,
+        "level": line.level,
+        "message": line.message,
     }
 
 

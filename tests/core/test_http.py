@@ -941,3 +941,56 @@ async def test_a_busy_port_is_an_http_api_error() -> None:
         server = ApiServer(orchestrator(), f"127.0.0.1:{port}", token=TOKEN)
         with pytest.raises(HttpApiError, match=f"cannot serve HTTP on 127.0.0.1:{port}"):
             await server.serve()
+
+
+# ---------------------------------------------------------------------- reads for attach
+
+
+async def logging_worker(ctx: JobContext) -> None:
+    ctx.log.info("hello %s", ctx.payload)
+
+
+async def test_runs_logs_and_triggers_need_the_token(autojump_clock: Any) -> None:
+    """History, logs and pending triggers carry payloads and log lines: token needed."""
+    async with serving(orchestrator()) as app:
+        for path in ("/runs", "/logs", "/workers/echo/logs", "/workers/echo/triggers"):
+            assert (await call(app, "GET", path)).status == 401, path
+            assert (await call(app, "GET", path, headers=AUTH)).status == 200, path
+
+
+async def test_runs_logs_and_triggers_answer_what_the_orchestrator_holds(
+    autojump_clock: Any,
+) -> None:
+    """/runs, /workers/{name}/logs and /workers/{name}/triggers read the orchestrator."""
+    orch = orchestrator()
+    orch.register("talk", logging_worker, mode="triggered")
+    orch.register("held", logging_worker, mode="triggered", enabled=False)
+    async with serving(orch) as app:
+        await call(app, "POST", "/workers/talk/trigger", body=b'"x"', headers=AUTH)
+        await call(app, "POST", "/workers/held/trigger", body=b'{"a": 1}', headers=AUTH)
+        await wait_until(orch, lambda: orch.snapshot().worker("talk").runs_ok == 1)
+        runs = (await call(app, "GET", "/runs?worker=talk&limit=5", headers=AUTH)).json()
+        logs = (await call(app, "GET", "/workers/talk/logs", headers=AUTH)).json()
+        held = (await call(app, "GET", "/workers/held/triggers", headers=AUTH)).json()
+        unknown = await call(app, "GET", "/workers/ghost/logs", headers=AUTH)
+    assert [(r["worker"], r["status"], r["trigger"]["payload"]) for r in runs["runs"]] == [
+        ("talk", "succeeded", "x")
+    ]
+    assert [(line["worker"], line["message"]) for line in logs["lines"]] == [("talk", "hello x")]
+    assert [(t["worker"], t["source"], t["payload"]) for t in held["triggers"]] == [
+        ("held", "manual", {"a": 1})
+    ]
+    assert unknown.status == 404
+
+
+async def test_status_in_detail_has_specs_durations_and_grace(autojump_clock: Any) -> None:
+    """/status?detail=full adds what a remote dashboard shows: spec, durations, grace."""
+    async with serving(orchestrator()) as app:
+        plain = (await call(app, "GET", "/status")).json()
+        full = (await call(app, "GET", "/status?detail=full")).json()
+    echo = next(w for w in full["workers"] if w["name"] == "echo")
+    assert echo["spec"]["mode"] == "triggered"
+    assert echo["spec"]["priority"] == "normal"
+    assert {"durations", "last_traceback", "may_run"} <= echo.keys()
+    assert "grace_left_s" in full
+    assert "spec" not in plain["workers"][0]
