@@ -134,10 +134,12 @@ class DeckApp(App[Any]):
         refresh_interval: float = REFRESH_INTERVAL,
         monotonic: Callable[[], float] = time.monotonic,
         on_stop: Callable[[], None] | None = None,
+        bridge: CoreBridge | None = None,
     ) -> None:
         super().__init__()
         self.orch = orch
-        self.bridge = CoreBridge(orch, trio_clock=trio_clock)
+        #: the core's guest run; `jobdeck attach` passes a bridge to a remote one instead.
+        self.bridge = bridge if bridge is not None else CoreBridge(orch, trio_clock=trio_clock)
         self.deck_title = title
         self.model = DeckModel(orch, self.bridge, clock=clock, tz=tz, monotonic=monotonic)
         self.controller = DeckController(self, self.model, title=title, refresh=self.refresh_now)
