@@ -19,7 +19,7 @@ from jobdeck.tui.app import DeckApp
 from jobdeck.tui.screens import ConfirmScreen
 from tests.e2e.conftest import REPO, Jobdeck, run_jobdeck
 
-from .conftest import drive, until, worker_state
+from .conftest import drive, until
 
 pytestmark = pytest.mark.e2e
 
@@ -73,6 +73,17 @@ def attached_app(url: str, token: str | None = TOKEN) -> DeckApp:
     return app
 
 
+def shown(app: DeckApp) -> Any:
+    """The snapshot the dashboard shows (the keys act on what is shown)."""
+    return app.model.snapshot
+
+
+def worker_state(app: DeckApp, name: str) -> Any:
+    worker = app.model.worker(name)
+    assert worker is not None
+    return worker
+
+
 def rows(app: DeckApp) -> list[str]:
     return app.deck.worker_table.keys
 
@@ -104,13 +115,13 @@ def test_every_key_works_over_attach_and_quitting_leaves_the_node_running(
         await pilot.press("e")
         await until(pilot, lambda: worker_state(app, "alpha").enabled, "enabled")
         await pilot.press("p")
-        await until(pilot, lambda: app.orch.snapshot().state == "paused", "paused")
+        await until(pilot, lambda: shown(app).state == "paused", "paused")
         await pilot.press("p")
-        await until(pilot, lambda: app.orch.snapshot().state == "running", "resumed")
+        await until(pilot, lambda: shown(app).state == "running", "resumed")
         # Dead letters: bravo fails into the DLQ twice; replay one, delete one, purge.
         app.deck.worker_table.select_key("bravo")
         await pilot.press("t")
-        await until(pilot, lambda: app.orch.snapshot().dlq_size == 1, "a dead letter")
+        await until(pilot, lambda: shown(app).dlq_size == 1, "a dead letter")
         await pilot.press("3")
         await until(pilot, lambda: len(app.model.dead_letters) == 1, "the DLQ tab")
         await pilot.press("r")
@@ -119,15 +130,15 @@ def test_every_key_works_over_attach_and_quitting_leaves_the_node_running(
         await pilot.press("x")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
-        await until(pilot, lambda: app.orch.snapshot().dlq_size == 0, "deleted")
+        await until(pilot, lambda: shown(app).dlq_size == 0, "deleted")
         await pilot.press("1")
         app.deck.worker_table.select_key("bravo")
         await pilot.press("t")
-        await until(pilot, lambda: app.orch.snapshot().dlq_size == 1, "another dead letter")
+        await until(pilot, lambda: shown(app).dlq_size == 1, "another dead letter")
         await pilot.press("3", "X")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
-        await until(pilot, lambda: app.orch.snapshot().dlq_size == 0, "purged")
+        await until(pilot, lambda: shown(app).dlq_size == 0, "purged")
         await pilot.press("q")
         await asyncio.wait_for(app.bridge.wait_done(), 5)
 
