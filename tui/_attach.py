@@ -11,7 +11,13 @@ from pathlib import Path
 from jobdeck._api_token import TOKEN_ENV, token_from_env
 from jobdeck._exit import ExitCode
 
-from ._remote import HttpClient, RemoteBridge, RemoteOrchestrator, check_attachable
+from ._remote import (
+    ATTACHED_REFRESH_INTERVAL,
+    HttpClient,
+    RemoteBridge,
+    RemoteOrchestrator,
+    check_attachable,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,5 +66,6 @@ def attach_main(args: list[str]) -> int:
 
     orch = RemoteOrchestrator(client)
     bridge = RemoteBridge(orch)
-    app = DeckApp(orch, title=f"attached to {client.netloc}", bridge=bridge)  # type: ignore[arg-type]
+    app = DeckApp(orch, title=f"attached to {client.netloc}", bridge=bridge,  # type: ignore[arg-type]
+                  refresh_interval=ATTACHED_REFRESH_INTERVAL)
     return asyncio.run(_serve(app))

@@ -44,6 +44,8 @@ from jobdeck import (
     LogLine,
     LogRecordView,
     OrchestratorConfig,
+    OrchestratorPaused,
+    OrchestratorResumed,
     OrchestratorSnapshot,
     OrchestratorState,
     OrchestratorStopped,
@@ -52,6 +54,8 @@ from jobdeck import (
     RunStatus,
     Source,
     Trigger,
+    WorkerDisabled,
+    WorkerEnabled,
     WorkerSnapshot,
     WorkerSpec,
     WorkerStatus,
@@ -71,6 +75,9 @@ RECONNECT_DELAY = 1.0
 LOG_LINES_KEPT = 5_000
 #: Seconds a worker's pending triggers stay watched after the model last asked.
 TRIGGERS_WATCHED_S = 3.0
+#: The dashboard's refresh tick when attached: no core shares its thread, so it can look
+#: for a fresh snapshot more often than the local dashboard does.
+ATTACHED_REFRESH_INTERVAL = 0.02
 #: Seconds one request may take.
 REQUEST_TIMEOUT = 10.0
 
@@ -429,6 +436,10 @@ class RemoteBridge(CoreBridge):
         self._fresh_snapshot = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_id: str | None = None
+        #: events taken so far, and the changes some made to the shown snapshot ahead of
+        #: the next fetch: (events taken when it was made, the change).
+        self._taken_count = 0
+        self._patches: list[tuple[int, Callable[[OrchestratorSnapshot], OrchestratorSnapshot]]] = []
         #: events lost by this client (announced by resync frames).
         self.missed = 0
 
@@ -525,6 +536,8 @@ class RemoteBridge(CoreBridge):
                               level=event.level, message=event.message)
             )
         self._inbox.append(event)
+        self._taken_count += 1
+        self._patch(event)
         self._stale.set()
         if len(self._inbox) >= ANNOUNCE_AT or not self._announced:
             self._announce()
@@ -544,30 +557,47 @@ class RemoteBridge(CoreBridge):
     # ------------------------------------------------------------------ snapshots
 
     async def _refresh_snapshots(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = -float("inf")
         while True:
             try:
                 async with asyncio.timeout(SNAPSHOT_IDLE_INTERVAL):
                     await self._stale.wait()
             except TimeoutError:
                 pass
+            # At most one fetch per interval: a busy node is not asked for more.
+            await asyncio.sleep(max(0.0, last + SNAPSHOT_MIN_INTERVAL - loop.time()))
+            last = loop.time()
             self._stale.clear()
             try:
                 await self._fetch_snapshot()
                 await self._fetch_watched_triggers()
             except (OSError, LookupError):
                 pass  # the event stream notices a node that has gone
-            await asyncio.sleep(SNAPSHOT_MIN_INTERVAL)
+
+    def _patch(self, event: Event) -> None:
+        """Show what a pause, a resume or an operator's enable or disable changed at
+        once, ahead of the next snapshot: a key's effect should not wait for a fetch."""
+        change = _snapshot_change(event)
+        if change is None or self.remote.latest is None:
+            return
+        self._patches.append((self._taken_count, change))
+        self.remote.latest = change(self.remote.latest)
+        self._fresh_snapshot = True
 
     async def _fetch_snapshot(self) -> None:
+        taken_before = self._taken_count
         body = await self.remote._get("/status?detail=full")
-        self.remote.latest = snapshot_from_json(body)
+        snapshot = snapshot_from_json(body)
+        # Changes from events that came while the fetch was under way may be missing
+        # from what it read: applied again (they are idempotent), until a later fetch.
+        self._patches = [(n, change) for n, change in self._patches if n > taken_before]
+        for _, change in self._patches:
+            snapshot = change(snapshot)
+        self.remote.latest = snapshot
+        # Shown at the app's next refresh tick (`events_waiting`), not announced: a
+        # message would only absorb events, and it is the tick that redraws.
         self._fresh_snapshot = True
-        self._announce_snapshot()
-
-    def _announce_snapshot(self) -> None:
-        if not self._announced:
-            self._announced = True
-            self._post(CoreBridge.EventsArrived())
 
     async def _fetch_logs(self) -> None:
         body = await self.remote._get(f"/logs?limit={LOG_LINES_KEPT}")
@@ -652,6 +682,40 @@ class RemoteBridge(CoreBridge):
         if status == 400:
             raise ConfigError(list(body.get("problems") or [body.get("error", "refused")]))
         raise ConfigError([str(body.get("error") if isinstance(body, dict) else body)])
+
+
+def _snapshot_change(
+    event: Event,
+) -> Callable[[OrchestratorSnapshot], OrchestratorSnapshot] | None:
+    if isinstance(event, OrchestratorPaused | OrchestratorResumed):
+        to, frm = (
+            (OrchestratorState.PAUSED, OrchestratorState.RUNNING)
+            if isinstance(event, OrchestratorPaused)
+            else (OrchestratorState.RUNNING, OrchestratorState.PAUSED)
+        )
+        return lambda snap: attrs.evolve(snap, state=to) if snap.state == frm else snap
+    if isinstance(event, WorkerDisabled | WorkerEnabled) and event.reason.endswith("operator"):
+        enabled = isinstance(event, WorkerEnabled)
+
+        def set_enabled(snap: OrchestratorSnapshot) -> OrchestratorSnapshot:
+            workers = tuple(
+                _enabled(w, enabled) if w.name == event.worker else w for w in snap.workers
+            )
+            return attrs.evolve(snap, workers=workers)
+
+        return set_enabled
+    return None
+
+
+def _enabled(w: WorkerSnapshot, enabled: bool) -> WorkerSnapshot:
+    if enabled:
+        idle = w.state if w.state != WorkerStatus.DISABLED else WorkerStatus.IDLE
+        return attrs.evolve(w, enabled=True, may_run=True, circuit=Circuit.CLOSED,
+                            consecutive_failures=0, state=idle)
+    busy = w.state in (WorkerStatus.RUNNING, WorkerStatus.STUCK, WorkerStatus.RETRYING)
+    return attrs.evolve(w, enabled=False, may_run=False,
+                        state=w.state if busy else WorkerStatus.DISABLED,
+                        reason=w.reason if busy else "disabled")
 
 
 async def check_attachable(client: HttpClient) -> str | None:
