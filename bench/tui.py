@@ -158,6 +158,19 @@ async def _press(app: Any, key: str) -> float:
     return time.perf_counter() - started
 
 
+def _key_figures(latencies: dict[str, list[float]]) -> dict[str, Any]:
+    """Keypress-to-screen percentiles, in ms: over every key, and each key's median."""
+    every = sorted(x for values in latencies.values() for x in values)
+    figures: dict[str, Any] = {
+        "key_p50_ms": percentile(every, 50) * 1e3,
+        "key_p95_ms": percentile(every, 95) * 1e3,
+        "key_max_ms": every[-1] * 1e3,
+    }
+    for key, values in latencies.items():
+        figures[f"key_{key}_p50_ms"] = percentile(sorted(values), 50) * 1e3
+    return figures
+
+
 async def dashboard(
     workers: int, rate: float, jobs: int, presses: int, warmup: float
 ) -> dict[str, Any]:
@@ -186,14 +199,7 @@ async def dashboard(
             orch.stop(0)
             orch.stop(0)
             await asyncio.wait_for(app.bridge.wait_done(), PRESS_TIMEOUT)
-    every = sorted(x for values in latencies.values() for x in values)
-    figures: dict[str, Any] = {
-        "key_p50_ms": percentile(every, 50) * 1e3,
-        "key_p95_ms": percentile(every, 95) * 1e3,
-        "key_max_ms": every[-1] * 1e3,
-    }
-    for key, values in latencies.items():
-        figures[f"key_{key}_p50_ms"] = percentile(sorted(values), 50) * 1e3
+    figures = _key_figures(latencies)
     figures["refresh_p50_ms"] = percentile(costs, 50) * 1e3
     figures["refresh_max_ms"] = (costs[-1] if costs else 0.0) * 1e3
     figures["frames_per_s"] = fps
@@ -257,15 +263,7 @@ async def attached(workers: int, rate: float, presses: int, warmup: float) -> di
     finally:
         stop.set()
         await asyncio.to_thread(node.join, PRESS_TIMEOUT)
-    every = sorted(x for values in latencies.values() for x in values)
-    figures: dict[str, Any] = {
-        "key_p50_ms": percentile(every, 50) * 1e3,
-        "key_p95_ms": percentile(every, 95) * 1e3,
-        "key_max_ms": every[-1] * 1e3,
-    }
-    for key, values in latencies.items():
-        figures[f"key_{key}_p50_ms"] = percentile(sorted(values), 50) * 1e3
-    return figures
+    return _key_figures(latencies)
 
 
 def measure(args: argparse.Namespace) -> Sequence[Result]:

@@ -67,6 +67,8 @@ T = TypeVar("T")
 
 #: Seconds between two snapshot fetches while events keep coming.
 SNAPSHOT_MIN_INTERVAL = 0.05
+#: A fetch that took t seconds is followed by none for SNAPSHOT_SHARE * t.
+SNAPSHOT_SHARE = 5.0
 #: Seconds between snapshot fetches when nothing happens (countdowns move on).
 SNAPSHOT_IDLE_INTERVAL = 1.0
 #: Seconds before the event stream is opened again after it broke.
@@ -255,8 +257,16 @@ def event_from_json(data: dict[str, Any]) -> Event | None:
         return None
 
 
-def snapshot_from_json(data: dict[str, Any]) -> OrchestratorSnapshot:
+#: worker -> its spec as last read, and the `WorkerSpec` made of it (specs rarely change;
+#: making a thousand again for every snapshot would cost more than reading them).
+SpecCache = dict[str, tuple[dict[str, Any], WorkerSpec]]
+
+
+def snapshot_from_json(
+    data: dict[str, Any], specs: SpecCache | None = None
+) -> OrchestratorSnapshot:
     """An orchestrator snapshot from `GET /status?detail=full`."""
+    specs = specs if specs is not None else {}
     taken_at = _time(data["taken_at"]) or datetime.now(UTC)
     return OrchestratorSnapshot(
         state=OrchestratorState(data["state"]),
@@ -275,16 +285,24 @@ def snapshot_from_json(data: dict[str, Any]) -> OrchestratorSnapshot:
         log_lines_dropped=data["log_lines_dropped"],
         grace_left_s=data.get("grace_left_s"),
         taken_at=taken_at,
-        workers=tuple(_worker_from_json(w) for w in data["workers"]),
+        workers=tuple(_worker_from_json(w, specs) for w in data["workers"]),
     )
 
 
-def _worker_from_json(w: dict[str, Any]) -> WorkerSnapshot:
-    spec = dict(w["spec"])
-    spec.pop("name", None)
+def _spec_from_json(name: str, data: dict[str, Any], specs: SpecCache) -> WorkerSpec:
+    cached = specs.get(name)
+    if cached is not None and cached[0] == data:
+        return cached[1]
+    fields = {key: value for key, value in data.items() if key != "name"}
+    spec = WorkerSpec(name=name, **fields)
+    specs[name] = (data, spec)
+    return spec
+
+
+def _worker_from_json(w: dict[str, Any], specs: SpecCache) -> WorkerSnapshot:
     return WorkerSnapshot(
         name=w["name"],
-        spec=WorkerSpec(name=w["name"], **spec),
+        spec=_spec_from_json(w["name"], w["spec"], specs),
         fn=w["fn"],
         state=WorkerStatus(w["state"]),
         reason=w["reason"],
@@ -345,6 +363,13 @@ def log_line_from_json(line: dict[str, Any]) -> LogRecordView:
 
 # ---------------------------------------------------------------------- the stand-ins
 
+_EMPTY_SNAPSHOT = OrchestratorSnapshot(
+    state=OrchestratorState.CREATED, health=Health.OK, health_reasons=(), running=0,
+    max_concurrent_workers=0, pending=0, dlq_size=0, started_at=None, uptime_s=0.0,
+    loop_lag_s=0.0, events_published=0, events_dropped=0, store_errors=0,
+    log_lines_dropped=0, grace_left_s=None, taken_at=datetime.fromtimestamp(0, UTC), workers=(),
+)
+
 
 class RemoteOrchestrator:
     """What the dashboard reads of an orchestrator, for one served over HTTP."""
@@ -353,6 +378,7 @@ class RemoteOrchestrator:
         self.client = client
         self.config = OrchestratorConfig()
         self.latest: OrchestratorSnapshot | None = None
+        self.specs: SpecCache = {}
         self.log_lines: deque[LogRecordView] = deque(maxlen=LOG_LINES_KEPT)
         self.triggers: dict[str, list[Trigger]] = {}
         #: worker -> when the model last asked for its pending triggers (monotonic).
@@ -361,8 +387,9 @@ class RemoteOrchestrator:
 
     # reads the model makes without awaiting: answered from what was fetched last
     def snapshot(self) -> OrchestratorSnapshot:
+        """The latest snapshot fetched; before the first, an empty one (`created`)."""
         if self.latest is None:
-            raise CoreNotRunning("no snapshot yet")
+            return _EMPTY_SNAPSHOT
         return self.latest
 
     def pending_triggers(self, worker: str) -> list[Trigger]:
@@ -446,14 +473,7 @@ class RemoteBridge(CoreBridge):
     # ------------------------------------------------------------------ lifecycle
 
     def start(self, target: MessagePump) -> None:
-        if self.state is not BridgeState.CREATED:
-            raise RuntimeError("a RemoteBridge starts once")
-        loop = asyncio.get_running_loop()
-        self._target = target
-        self._ready = loop.create_future()
-        self._done = loop.create_future()
-        self.state = BridgeState.STARTING
-        CoreBridge.live.add(self)
+        self._begin(target)
         self._spawn(self._main_remote())
 
     def close(self) -> None:
@@ -558,15 +578,16 @@ class RemoteBridge(CoreBridge):
 
     async def _refresh_snapshots(self) -> None:
         loop = asyncio.get_running_loop()
-        last = -float("inf")
+        last, spacing = -float("inf"), SNAPSHOT_MIN_INTERVAL
         while True:
             try:
                 async with asyncio.timeout(SNAPSHOT_IDLE_INTERVAL):
                     await self._stale.wait()
             except TimeoutError:
                 pass
-            # At most one fetch per interval: a busy node is not asked for more.
-            await asyncio.sleep(max(0.0, last + SNAPSHOT_MIN_INTERVAL - loop.time()))
+            # Spaced by what the last one cost (the node's JSON and ours), so that a big
+            # table takes at most about a fifth of either thread.
+            await asyncio.sleep(max(0.0, last + spacing - loop.time()))
             last = loop.time()
             self._stale.clear()
             try:
@@ -574,6 +595,7 @@ class RemoteBridge(CoreBridge):
                 await self._fetch_watched_triggers()
             except (OSError, LookupError):
                 pass  # the event stream notices a node that has gone
+            spacing = max(SNAPSHOT_MIN_INTERVAL, SNAPSHOT_SHARE * (loop.time() - last))
 
     def _patch(self, event: Event) -> None:
         """Show what a pause, a resume or an operator's enable or disable changed at
@@ -588,7 +610,7 @@ class RemoteBridge(CoreBridge):
     async def _fetch_snapshot(self) -> None:
         taken_before = self._taken_count
         body = await self.remote._get("/status?detail=full")
-        snapshot = snapshot_from_json(body)
+        snapshot = snapshot_from_json(body, self.remote.specs)
         # Changes from events that came while the fetch was under way may be missing
         # from what it read: applied again (they are idempotent), until a later fetch.
         self._patches = [(n, change) for n, change in self._patches if n > taken_before]
