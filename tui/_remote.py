@@ -597,13 +597,17 @@ class RemoteBridge(CoreBridge):
                 pass  # the event stream notices a node that has gone
             spacing = max(SNAPSHOT_MIN_INTERVAL, SNAPSHOT_SHARE * (loop.time() - last))
 
-    def _patch(self, event: Event) -> None:
+    def _patch(self, event: Event, *, ahead: bool = False) -> None:
         """Show what a pause, a resume or an operator's enable or disable changed at
-        once, ahead of the next snapshot: a key's effect should not wait for a fetch."""
+        once, ahead of the next snapshot: a key's effect should not wait for a fetch.
+
+        `ahead`: the event is expected (the request is on its way), not yet taken: the
+        change holds until a fetch that began after the next event.
+        """
         change = _snapshot_change(event)
         if change is None or self.remote.latest is None:
             return
-        self._patches.append((self._taken_count, change))
+        self._patches.append((self._taken_count + ahead, change))
         self.remote.latest = change(self.remote.latest)
         self._fresh_snapshot = True
 
@@ -672,6 +676,10 @@ class RemoteBridge(CoreBridge):
         if route is None:
             return False
         method, path = route(*args)
+        expected = _EXPECTED.get(action)
+        if expected is not None:
+            # Shown at once, as the local dashboard shows it: what the node will say.
+            self._patch(expected(*args), ahead=True)
         has_body = action == "trigger" and len(args) > 1
         body = args[1] if has_body else None
         self._spawn(self._send_control(action, method, path, body, has_body))
@@ -704,6 +712,22 @@ class RemoteBridge(CoreBridge):
         if status == 400:
             raise ConfigError(list(body.get("problems") or [body.get("error", "refused")]))
         raise ConfigError([str(body.get("error") if isinstance(body, dict) else body)])
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+#: Control actions whose effect the dashboard shows before the node confirms it: the
+#: event the node will publish.
+_EXPECTED: dict[str, Callable[..., Event]] = {
+    "pause": lambda: OrchestratorPaused(ts=_now()),
+    "resume": lambda: OrchestratorResumed(ts=_now()),
+    "enable": lambda name: WorkerEnabled(ts=_now(), worker=name, reason="enabled by operator"),
+    "disable": lambda name: WorkerDisabled(
+        ts=_now(), worker=name, reason="disabled by operator"
+    ),
+}
 
 
 def _snapshot_change(
