@@ -158,6 +158,17 @@ async def _press(app: Any, key: str) -> float:
     return time.perf_counter() - started
 
 
+async def _press_keys(app: Any, presses: int) -> dict[str, list[float]]:
+    """Each key `presses` times, landing at random points of the refresh cycle."""
+    rng = random.Random(6)
+    latencies: dict[str, list[float]] = {key: [] for key in KEYS}
+    for _ in range(presses):
+        for key in KEYS:
+            await asyncio.sleep(rng.uniform(0.05, 0.3))
+            latencies[key].append(await _press(app, key))
+    return latencies
+
+
 def _key_figures(latencies: dict[str, list[float]]) -> dict[str, Any]:
     """Keypress-to-screen percentiles, in ms: over every key, and each key's median."""
     every = sorted(x for values in latencies.values() for x in values)
@@ -176,18 +187,12 @@ async def dashboard(
 ) -> dict[str, Any]:
     orch, names = build(workers, rate)
     app = _timed_app_class()(orch, title="bench")
-    rng = random.Random(6)
-    latencies: dict[str, list[float]] = {key: [] for key in KEYS}
     async with app.run_test(size=SCREEN):
         try:
             await app.bridge.wait_ready()
             await asyncio.sleep(warmup)
             frames_before, wall_before = app.frames, time.perf_counter()
-            for _ in range(presses):
-                for key in KEYS:
-                    # Land at random points of the refresh cycle.
-                    await asyncio.sleep(rng.uniform(0.05, 0.3))
-                    latencies[key].append(await _press(app, key))
+            latencies = await _press_keys(app, presses)
             fps = (app.frames - frames_before) / (time.perf_counter() - wall_before)
             if app.snapshot is not None and app.snapshot.state == "paused":
                 await _press(app, "p")
@@ -247,16 +252,11 @@ async def attached(workers: int, rate: float, presses: int, warmup: float) -> di
         remote = RemoteOrchestrator(HttpClient(f"http://{address}", "bench"))
         app = _timed_app_class()(remote, title="bench", bridge=RemoteBridge(remote),
                                  refresh_interval=ATTACHED_REFRESH_INTERVAL)
-        rng = random.Random(6)
-        latencies: dict[str, list[float]] = {key: [] for key in KEYS}
         async with app.run_test(size=SCREEN):
             try:
                 await app.bridge.wait_ready()
                 await asyncio.sleep(warmup)
-                for _ in range(presses):
-                    for key in KEYS:
-                        await asyncio.sleep(rng.uniform(0.05, 0.3))
-                        latencies[key].append(await _press(app, key))
+                latencies = await _press_keys(app, presses)
             finally:
                 remote.stop()
                 await asyncio.wait_for(app.bridge.wait_done(), PRESS_TIMEOUT)

@@ -52,10 +52,6 @@ class ReloadResult:
     #: `[orchestrator]` keys changed that apply only at the next start.
     restart_needed: tuple[str, ...] = ()
 
-    @property
-    def changes_anything(self) -> bool:
-        return any(attrs.astuple(self))
-
     def to_dict(self) -> dict[str, list[str]]:
         """The result as JSON-ready lists."""
         return {key: list(value) for key, value in attrs.asdict(self).items()}
