@@ -23,7 +23,7 @@ from ._exit import ExitCode
 from ._graph import dependency_order
 from ._headless import run_headless
 from ._orchestrator import Orchestrator
-from ._spec import Mode
+from ._spec import Mode, seconds_problem
 from ._sqlite_store import SQLiteStore, default_store_path
 from ._store import Store
 from ._store_memory import MemoryStore
@@ -73,18 +73,20 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--http", metavar="HOST:PORT", help="serve the HTTP API (headless)")
     parser.add_argument(
-        "--grace", metavar="SECONDS", type=_seconds, help="shutdown grace (overrides config)"
+        "--grace", metavar="SECONDS", type=_grace_seconds, help="shutdown grace (overrides config)"
     )
     return parser
 
 
-def _seconds(text: str) -> float:
+def _grace_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    # The range of `shutdown_grace_seconds`, which this option overrides.
+    problem = seconds_problem(value, zero=True)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return value
 
 
@@ -121,6 +123,8 @@ def _check(args: list[str]) -> int:
         count = len(exc.problems)
         print(f"{options.file}: {count} problem{'s' * (count != 1)}", file=sys.stderr)
         return ExitCode.USAGE
+    for warning in config.warnings:
+        print(warning, file=sys.stderr)
     specs = {r.spec.name: r.spec for r in config.workers}
     print(f"{options.file}: OK, {len(specs)} workers")
     for name in dependency_order(specs):
@@ -143,6 +147,8 @@ def _run(args: list[str], run_ui: UiRunner | None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return ExitCode.USAGE
+    for warning in config.warnings:
+        print(warning, file=sys.stderr)
     if options.http is not None:
         if options.ui:
             print("jobdeck: --http serves the API when headless; add --no-ui", file=sys.stderr)
@@ -205,6 +211,10 @@ def open_store(options: RunOptions, config: JobdeckConfig) -> Store:
     where = options.store if options.store is not None else config.orchestrator.store
     if where == ":memory:":
         return MemoryStore(history_per_worker=history)
+    if where is not None and where.startswith(("postgresql://", "postgres://")):
+        from ._pg_store import PgStore  # a cluster node; psycopg loads only when asked for
+
+        return PgStore(where, history_per_worker=history)
     if where is None:
         path = default_store_path(options.config_path)
         try:

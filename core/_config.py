@@ -14,6 +14,7 @@ import enum
 import importlib
 import os
 import pathlib
+import sys
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
@@ -25,7 +26,14 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
 from ._errors import ConfigError
 from ._graph import graph_problems
-from ._spec import Mode, OrchestratorConfig, Priority, WorkerSpec
+from ._spec import (
+    Mode,
+    OrchestratorConfig,
+    Priority,
+    WorkerSpec,
+    shown_value,
+    worker_function_problem,
+)
 
 __all__ = [
     "JobdeckConfig",
@@ -71,6 +79,9 @@ class JobdeckConfig:
     orchestrator: OrchestratorConfig
     #: In the order the file lists them.
     workers: tuple[WorkerRegistration, ...]
+    #: Keys written but ignored (a mode that does not read them), one message each, worded
+    #: like problems: `FILE: worker 'a': warning: key 'cron' is ignored for mode 'triggered'`.
+    warnings: tuple[str, ...] = ()
 
 
 def load_config(path: str | os.PathLike[str]) -> JobdeckConfig:
@@ -131,8 +142,10 @@ def import_function(ref: str) -> Callable[..., Any]:
             raise ValueError(f"cannot import {ref!r}: no module named {exc.name!r}") from exc
         # The module exists but itself imports something that does not.
         raise ValueError(f"cannot import {ref!r}: {_exception_text(exc)}") from exc
-    except Exception as exc:
+    except BaseException as exc:
         # The user's module ran and raised: its own error is what they need to see.
+        # BaseException: a module that calls sys.exit() or raises KeyboardInterrupt or
+        # GeneratorExit must not end `check` silently, or the runner having done nothing.
         raise ValueError(
             f"cannot import {ref!r}: importing {module_name!r} raised {_exception_text(exc)}"
         ) from exc
@@ -144,6 +157,12 @@ def import_function(ref: str) -> Callable[..., Any]:
             raise ValueError(
                 f"cannot import {ref!r}: {module_name!r} has no attribute {attr_path!r}"
             ) from None
+        except BaseException as exc:
+            # A module `__getattr__` or a property is user code too.
+            raise ValueError(
+                f"cannot import {ref!r}: getting {attr_path!r} from {module_name!r}"
+                f" raised {_exception_text(exc)}"
+            ) from exc
     if not callable(target):
         raise ValueError(f"{ref!r} is not callable: it is {_describe(target)}")
     return target
@@ -168,6 +187,12 @@ def _read_toml(source: str) -> dict[str, Any]:
         problem = f"is not UTF-8 text ({exc.reason} at byte {exc.start})"
     except tomllib.TOMLDecodeError as exc:
         problem = f"invalid TOML: {exc}"
+    except ValueError:
+        # tomllib lets int()'s own error through, for an integer too long to convert.
+        problem = f"invalid TOML: an integer of more than {sys.get_int_max_str_digits()} digits"
+    except RecursionError:
+        # tomllib parses nested values recursively: a few hundred levels exhaust the stack.
+        problem = "cannot be read: arrays or tables are nested too deeply"
     raise ConfigError([f"{source}: {problem}"])
 
 
@@ -181,9 +206,23 @@ class _ParsedWorker:
     graph_spec: WorkerSpec
     registration: WorkerRegistration | None
     problems: list[_Problem]
+    #: Keys the worker does not read, and why: `(key, "for mode 'triggered'")`.
+    ignored: list[tuple[str, str]] = attrs.field(factory=list)
 
 
 def _build_config(
+    data: Mapping[str, Any], *, source: str, path: pathlib.Path | None
+) -> JobdeckConfig:
+    try:
+        return _check_and_build(data, source=source, path=path)
+    except RecursionError:
+        # Values are shown through reprlib and no hook walks into them, so this is a
+        # guard: a value nested deeper than the stack (a config built in Python; TOML
+        # that deep is refused while reading) must still be a message, not a traceback.
+        raise ConfigError([f"{source}: values are nested too deeply to check"]) from None
+
+
+def _check_and_build(
     data: Mapping[str, Any], *, source: str, path: pathlib.Path | None
 ) -> JobdeckConfig:
     if not isinstance(data, Mapping):
@@ -198,9 +237,14 @@ def _build_config(
     workers, workers_problem = _parse_workers(data.get("workers", {}))
     if workers_problem:
         problems.append(f"{source}: {workers_problem}")
+    warnings = []
     for worker in workers:
         problems += [
             _render(f"{source}: worker {worker.name!r}", key, what) for key, what in worker.problems
+        ]
+        warnings += [
+            f"{source}: worker {worker.name!r}: warning: key {key!r} is ignored {why}"
+            for key, why in worker.ignored
         ]
     specs = {worker.name: worker.graph_spec for worker in workers}
     problems += [f"{source}: {message}" for message in graph_problems(specs)]
@@ -212,6 +256,7 @@ def _build_config(
         path=path,
         orchestrator=orchestrator,
         workers=tuple(w.registration for w in workers if w.registration is not None),
+        warnings=tuple(warnings),
     )
 
 
@@ -271,7 +316,35 @@ def _parse_worker(name: str, table: object) -> _ParsedWorker:
         graph_spec=_graph_spec(name, spec, {key for key, _ in problems}),
         registration=registration,
         problems=problems,
+        ignored=_ignored_keys(table, registration.spec) if registration else [],
     )
+
+
+#: Keys that only workers of some modes read.
+_MODES_READING = {
+    "interval_seconds": {Mode.SCHEDULED},
+    "cron": {Mode.SCHEDULED},
+    "timezone": {Mode.SCHEDULED},
+    "run_at_start": {Mode.SCHEDULED},
+    "jitter_seconds": {Mode.SCHEDULED},
+    "stall_seconds": {Mode.CONTINUOUS},
+}
+
+
+def _ignored_keys(table: Mapping[str, Any], spec: WorkerSpec) -> list[tuple[str, str]]:
+    """Keys written in `table` that `spec`'s worker never reads, in the file's order.
+
+    Not errors: a worker switched to `triggered` for a while keeps its schedule keys.
+    """
+    ignored = []
+    for key in table:
+        if spec.mode not in _MODES_READING.get(key, set(Mode)):
+            ignored.append((key, f"for mode {spec.mode.value!r}"))
+        elif key == "run_at_start" and spec.cron is not None:
+            ignored.append((key, "with 'cron' (a cron schedule fires at its own times)"))
+        elif key == "timezone" and spec.cron is None:
+            ignored.append((key, "without 'cron' (it is the cron expression's time zone)"))
+    return ignored
 
 
 def _worker_function(
@@ -281,9 +354,13 @@ def _worker_function(
         return None, None, [("fn", 'missing: every worker needs "package.module:function"')]
     try:
         ref = _converter.structure(value, str)
-        return ref, import_function(ref), []
+        fn = import_function(ref)
     except (_InvalidValue, ValueError) as exc:
         return None, None, [("fn", str(exc))]
+    problem = worker_function_problem(fn)
+    if problem is not None:
+        return None, None, [("fn", f"{ref!r} {problem}")]
+    return ref, fn, []
 
 
 def _name_problem_without_key(key: str | None, what: str) -> _Problem:
@@ -404,7 +481,12 @@ def _structure_int(value: object, _: type) -> int:
 def _structure_float(value: object, _: type) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _InvalidValue(f"must be a number, got {_describe(value)}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        # An integer beyond any float is beyond every range too: the key's validator says
+        # so, with the range, as it would for any other value out of it.
+        return value  # type: ignore[return-value]
 
 
 def _structure_str(value: object, _: type) -> str:
@@ -497,10 +579,10 @@ def _describe(value: object) -> str:
     """A value as a TOML user would name it: `string '5'`, `boolean true`."""
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
+    text = shown_value(value)
+    if text.startswith("an integer of "):
+        return text
     kind = next((name for cls, name in _TOML_TYPES if isinstance(value, cls)), None)
-    text = repr(value)
-    if len(text) > 40:
-        text = text[:37] + "..."
     return f"{kind} {text}" if kind else f"{type(value).__name__} {text}"
 
 
@@ -510,7 +592,10 @@ def _did_you_mean(key: str, known: Iterable[str]) -> str:
 
 
 def _exception_text(exc: BaseException) -> str:
-    text = str(exc)
+    try:
+        text = str(exc)
+    except Exception:
+        text = "<unprintable>"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

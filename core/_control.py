@@ -173,12 +173,13 @@ class Control:
                 json.dumps(payload)
         except (TypeError, ValueError, RecursionError) as exc:
             raise ValueError(f"payload for {w.name!r} is not JSON: {exc}") from None
-        payload = safe_json(payload)
+        if payload is not None:
+            payload = safe_json(payload)
         engine = self._engine
         trigger = Trigger(worker=w.name, source=source, payload=payload, accepted_at=engine.now())
         await trio.lowlevel.checkpoint()
         await engine.store.add_trigger(trigger)
-        await self._dispatcher.queue(w, trigger)
+        self._dispatcher.queue(w, trigger)
         return trigger.id
 
     async def enable(self, name: str) -> None:
@@ -193,7 +194,7 @@ class Control:
         engine.health_watch.add(name)
         await change_worker(engine, self._coordinator, w, WorkerChange.ENABLE)
         engine.publish(ev.WorkerEnabled(ts=engine.now(), worker=name, reason="enabled by operator"))
-        await self._dispatcher.offer(w)
+        self._dispatcher.offer(w)
 
     async def disable(self, name: str) -> None:
         w = self.worker(name)
@@ -240,7 +241,7 @@ class Control:
                 ts=trigger.accepted_at, worker=w.name, dlq_id=entry_id, trigger_id=trigger.id
             )
         )
-        await self._dispatcher.queue(w, trigger)
+        self._dispatcher.queue(w, trigger)
         return trigger.id
 
     async def delete_dead_letter(self, entry_id: int) -> None:

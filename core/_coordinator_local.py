@@ -10,12 +10,12 @@ a cluster's, where a lease can be taken away.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from ._eligibility import start_blocker
 from ._engine import Engine
 from ._errors import LeaseLost
-from ._lifecycle import RunEvent, RunState, run_transition
+from ._lifecycle import RunEvent
 from ._records import RunRecord, Source, Trigger
 from ._runtime import ActiveRun, Phase, WorkerRuntime
 from ._spec import Mode
@@ -30,6 +30,8 @@ class LocalCoordinator:
         self._tokens = itertools.count(1)
         #: worker -> the token of its live lease (running or waiting to retry).
         self._leases: dict[str, int] = {}
+        #: worker -> the token of its run whose end is being written (until its next lease).
+        self._ending: dict[str, int] = {}
 
     # ------------------------------------------------------------------ admission
 
@@ -59,30 +61,27 @@ class LocalCoordinator:
                 admitted.append(self.admit(w, now))
         return admitted
 
+    def admit_now(self, w: WorkerRuntime, now: float) -> ActiveRun | None:
+        """Admit `w` if it may start now (it is the only ready worker)."""
+        if start_blocker(w, self._engine.world(), now) is None:
+            return self.admit(w, now)
+        return None
+
     def admit(self, w: WorkerRuntime, now: float) -> ActiveRun:
         """Start `w`'s next attempt: a retry that is due, or a new run of its next trigger."""
         engine = self._engine
         run = w.run
         if w.phase is Phase.RETRY_WAIT and run is not None:
-            run.state, _ = run_transition(run.state, RunEvent.STARTED, now=now)
+            run.advance(RunEvent.STARTED, now=now)
         else:
             trigger = self._take_trigger(w, now)
-            spec = w.spec
-            state, _ = run_transition(
-                RunState(
-                    spec.max_retries + 1,
-                    trigger.source is not Source.CONTINUOUS,
-                    spec.mode is Mode.CONTINUOUS,
-                ),
-                RunEvent.STARTED,
-                now=now,
-            )
             run = ActiveRun(
                 record=RunRecord(worker=w.name, trigger=trigger, started_at=engine.now()),
                 token=next(self._tokens),
-                state=state,
+                state=w.first_attempt_state(trigger.source is not Source.CONTINUOUS),
             )
             self._leases[w.name] = run.token
+            self._ending.pop(w.name, None)
             w.run = run
             w.last_start_seq = next(engine.seq)
             w.last_start = run.record.started_at
@@ -113,11 +112,15 @@ class LocalCoordinator:
 
     # ------------------------------------------------------------------ records
 
-    async def started(self, run: ActiveRun) -> None:
-        self._check(run)
-        await self._engine.store.start_run(run.record)
+    def started(self, run: ActiveRun) -> Awaitable[None]:
+        """Record the run's start: the store's own write, awaited by the caller (a plain
+        function, not a coroutine: one frame less on every run's path)."""
+        record = run.record
+        if self._leases.get(record.worker) != run.token:
+            raise LeaseLost(record.worker, run.token)
+        return self._engine.store.start_run(record)
 
-    async def finish(
+    def finish(
         self,
         run: ActiveRun,
         record: RunRecord,
@@ -125,22 +128,27 @@ class LocalCoordinator:
         requeue: bool = False,
         dead_letter: DeadLetterDraft | None = None,
         triggers: Sequence[Trigger] = (),
-    ) -> int | None:
-        self._check(run)
+    ) -> Awaitable[int | None]:
+        """Release the run's lease and return the store's write of its end.
+
+        A plain function returning the store's own coroutine (one frame less on every
+        run's path). The released token stays good for writing this end again, should
+        the store fail and the write be retried, until the worker's next lease.
+        """
+        name = record.worker
+        token = run.token
+        if self._leases.get(name) == token:
+            del self._leases[name]
+            self._ending[name] = token
+        elif self._ending.get(name) != token:
+            raise LeaseLost(name, token)
         # One process owns the store: the in-memory row, already changed by the
         # outcome, is the truth, and the journal takes it whole.
         engine = self._engine
-        worker = engine.worker_state(engine.workers[record.worker])
-        entry_id = await engine.store.finish_run(
+        worker = engine.worker_state(engine.workers[name])
+        return engine.store.finish_run(
             record, worker=worker, requeue=requeue, dead_letter=dead_letter, triggers=triggers
         )
-        if self._leases.get(record.worker) == run.token:
-            del self._leases[record.worker]
-        return entry_id
-
-    def _check(self, run: ActiveRun) -> None:
-        if self._leases.get(run.record.worker) != run.token:
-            raise LeaseLost(run.record.worker, run.token)
 
     async def change_worker(self, name: str, change: WorkerChange) -> None:
         # Applied in memory already (one process owns the store): journal the row.

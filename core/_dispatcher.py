@@ -35,11 +35,12 @@ class Dispatcher:
         self,
         engine: Engine,
         coordinator: Coordinator,
-        execute: Callable[[WorkerRuntime, ActiveRun], Awaitable[None]],
     ) -> None:
         self._engine = engine
         self._coordinator = coordinator
-        self._execute = execute
+        #: what a runner does with an admitted run (`Outcomes.execute`): set by the
+        #: facade, which builds the outcomes on top of this dispatcher.
+        self.execute: Callable[[WorkerRuntime, ActiveRun], Awaitable[None]] | None = None
         self._heap: list[tuple[float, int, str]] = []
         self._order = itertools.count()
         #: workers that may want to start now (checked, and dropped, when looked at).
@@ -53,21 +54,29 @@ class Dispatcher:
         self.ready.add(w.name)
         self._engine.notify()
 
-    async def offer(self, w: WorkerRuntime) -> None:
+    def offer(self, w: WorkerRuntime) -> None:
         """`w` may want to start now: start it at once if nothing else is waiting.
 
         With no other worker ready there is no order to respect, so what the dispatcher
-        would do on waking is start `w` if it may: doing it here saves waking it.
+        would do on waking is start `w` if it may: doing it here, when the coordinator
+        can decide at once (`admit_now`), saves waking it.
         """
         engine = self._engine
-        if not self.ready and engine.running:
-            self.ready.add(w.name)
-            await self._start_ready(trio.current_time())
-            if w.name not in self.ready:
-                return
+        if (
+            not self.ready
+            and engine.running
+            and not engine.paused
+            and engine.slots_used < engine.config.max_concurrent_workers
+        ):
+            now = trio.current_time()
+            if _due(w, now) is not None:
+                run = self._coordinator.admit_now(w, now)
+                if run is not None:
+                    self._start(run, now)
+                    return
         self.want(w)
 
-    async def queue(self, w: WorkerRuntime, trigger: Trigger) -> None:
+    def queue(self, w: WorkerRuntime, trigger: Trigger) -> None:
         """Queue an accepted (stored) trigger for `w`, and start it if it may start now."""
         engine = self._engine
         w.queue(QueuedTrigger(trigger=trigger, queued_t=trio.current_time()))
@@ -81,18 +90,26 @@ class Dispatcher:
                 payload=trigger.payload,
             )
         )
-        await self.offer(w)
+        self.offer(w)
 
     def wake_at(self, t: float, w: WorkerRuntime) -> None:
         heapq.heappush(self._heap, (t, next(self._order), w.name))
         self._engine.notify()
+
+    def retry_later(self, w: WorkerRuntime, run: ActiveRun) -> None:
+        """`w`'s run waits to retry: look at it again when its next attempt is due.
+
+        (A cluster's dispatcher also records the wait, which frees a cluster slot.)
+        """
+        self.wake_at(run.retry_at, w)
 
     # ------------------------------------------------------------------ the loop
 
     async def run(self, nursery: trio.Nursery) -> None:
         """Dispatch until the orchestrator stops running."""
         engine = self._engine
-        self._pool = RunnerPool(nursery, self._execute)
+        assert self.execute is not None
+        self._pool = RunnerPool(nursery, self.execute)
         while engine.running:
             changed = engine.change_event()
             now = trio.current_time()

@@ -93,3 +93,9 @@ class LeaseLost(JobdeckError, RuntimeError):
         self.token = token
         super().__init__(f"run of {worker!r} lost its lease (token {token})")
 
+
+class NodeFenced(JobdeckError, RuntimeError):
+    """This cluster node's lease expired and it was reaped: every lease it held is gone.
+
+    It must stop what it runs (their results would be refused) and join again.
+    """

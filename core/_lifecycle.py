@@ -10,8 +10,7 @@ effects (slots, records, events, the DLQ, the circuit, dependents).
 from __future__ import annotations
 
 import enum
-
-import attrs
+from typing import NamedTuple
 
 from ._records import RunStatus
 
@@ -62,9 +61,11 @@ class InvalidTransition(ValueError):
     """An event that cannot happen in the run's phase (a bug in the engine)."""
 
 
-@attrs.frozen
-class RunState:
-    """Where a run is in its life.
+class RunState(NamedTuple):
+    """Where a run is in its life (immutable).
+
+    A named tuple rather than a frozen attrs class: every run makes one or two of these,
+    and a tuple is built several times faster (dispatch speed is a feature).
 
     Attributes:
         max_attempts: 1 + `max_retries`.
@@ -133,7 +134,11 @@ def run_transition(
             return _moved(state, RunPhase.RUNNING, state.attempt + 1), _START_RETRY
     elif event is RunEvent.SUCCEEDED:
         if phase is RunPhase.RUNNING:
-            return _finished(state, RunStatus.SUCCEEDED), _SUCCEEDED
+            # Built in place: the one transition every successful run makes.
+            return RunState(
+                state.max_attempts, state.requeue_on_interrupt, state.continuous,
+                RunPhase.FINISHED, state.attempt, None, RunStatus.SUCCEEDED,
+            ), _SUCCEEDED
     elif event is RunEvent.FAILED or event is RunEvent.TIMED_OUT:
         if phase is RunPhase.RUNNING:
             if state.attempt < state.max_attempts:
@@ -167,7 +172,10 @@ def _moved(
 
 
 def _finished(state: RunState, status: RunStatus) -> RunState:
-    return _moved(state, RunPhase.FINISHED, state.attempt, None, status)
+    return RunState(
+        state.max_attempts, state.requeue_on_interrupt, state.continuous, RunPhase.FINISHED,
+        state.attempt, None, status,
+    )
 
 
 def _interrupted(state: RunState, *, held_slot: bool) -> tuple[RunState, Effects]:

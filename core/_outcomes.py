@@ -9,6 +9,7 @@ run's end, retries, the DLQ, the circuit, dependents chained, events, health.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import trio
 
@@ -18,10 +19,10 @@ from ._context import TriggerFn
 from ._dispatcher import Dispatcher
 from ._engine import Engine
 from ._errors import LeaseLost
-from ._lifecycle import Effect, Effects, RunEvent, run_transition
+from ._lifecycle import Effect, Effects, RunEvent
 from ._monitor import Monitor
 from ._persist import WriteRefused, persist
-from ._records import Circuit, RunStatus, Source, Trigger
+from ._records import Circuit, RunRecord, RunStatus, Source, Trigger
 from ._reload import settle_after_run
 from ._runs import AttemptEnd, run_attempt
 from ._runtime import ActiveRun, Outcome, Phase, WorkerRuntime
@@ -66,12 +67,10 @@ class Outcomes:
             )
         )
         end = await run_attempt(engine, w, run, self._trigger)
-        if end is not None:
-            await self.attempt_ended(w, run, end)
-
-    async def attempt_ended(self, w: WorkerRuntime, run: ActiveRun, end: AttemptEnd) -> None:
-        """Apply the lifecycle's decision about an attempt that ended."""
-        engine = self._engine
+        if end is None:
+            return
+        # How the attempt ended, through the lifecycle (here, not in a method of its
+        # own: each coroutine frame on a run's path costs at every store write).
         event = end.event
         if event is RunEvent.INTERRUPTED:
             await self.interrupt(w, run, "shutdown", end.duration)
@@ -80,7 +79,7 @@ class Outcomes:
         w.record(end.duration)
         now = trio.current_time()
         if event is RunEvent.SUCCEEDED:
-            run.state, effects = run_transition(run.state, event, now=now)
+            effects = run.advance(event, now=now)
             await self._succeeded(w, run, end, effects)
             return
         # FAILED or TIMED_OUT
@@ -100,11 +99,12 @@ class Outcomes:
                 will_retry=delay is not None, retry_in_s=delay,
             )
         )
-        run.state, effects = run_transition(run.state, event, now=now, retry_delay=delay)
+        effects = run.advance(event, now=now, retry_delay=delay)
         if Effect.WAIT_RETRY in effects:
             w.phase = Phase.RETRY_WAIT
-            self._release_slot(w)
-            self._dispatcher.wake_at(run.retry_at, w)
+            engine.attempting.discard(w.name)
+            engine.slots_used -= 1
+            self._dispatcher.retry_later(w, run)
         elif run.state.status is RunStatus.INTERRUPTED:
             await self._record_interrupted(w, run, effects, end.duration, "shutdown")
         else:
@@ -114,9 +114,7 @@ class Outcomes:
         self, w: WorkerRuntime, run: ActiveRun, reason: str, duration: float | None = None
     ) -> None:
         """End a running or retry-waiting run as interrupted (shutdown, stuck)."""
-        run.state, effects = run_transition(
-            run.state, RunEvent.INTERRUPTED, now=trio.current_time()
-        )
+        effects = run.advance(RunEvent.INTERRUPTED, now=trio.current_time())
         await self._record_interrupted(w, run, effects, duration, reason)
 
     # ------------------------------------------------------------------ the ends
@@ -140,15 +138,8 @@ class Outcomes:
         record = run.record.finished(
             RunStatus.SUCCEEDED, ended_at=ended, attempts=run.attempt, duration_s=end.duration
         )
-        try:
-            await persist(
-                engine, self._coordinator.finish, run, record,
-                triggers=tuple(t for _, t in follow_ups),
-            )
-        except WriteRefused:
-            pass  # counted; the run still ends
-        except LeaseLost:
-            self._lost(w, run)
+        kept, _ = await self._finish(w, run, record, triggers=tuple(t for _, t in follow_ups))
+        if not kept:
             return
         engine.publish(
             ev.RunSucceeded(
@@ -164,7 +155,7 @@ class Outcomes:
                 )
             )
         for dependent, trigger in follow_ups:
-            await self._dispatcher.queue(dependent, trigger)
+            self._dispatcher.queue(dependent, trigger)
         self._end_run(w)
 
     async def _failed(
@@ -183,16 +174,11 @@ class Outcomes:
             RunStatus.FAILED, ended_at=ended, attempts=run.attempt, duration_s=end.duration,
             error=end.error,
         )
-        dlq_id: int | None = None
-        try:
-            dlq_id = await persist(
-                engine, self._coordinator.finish, run, record,
-                dead_letter=DeadLetterDraft(error=end.error, traceback=end.traceback),
-            )
-        except WriteRefused:
-            pass
-        except LeaseLost:
-            self._lost(w, run)
+        kept, dlq_id = await self._finish(
+            w, run, record,
+            dead_letter=DeadLetterDraft(error=end.error, traceback=end.traceback),
+        )
+        if not kept:
             return
         if dlq_id is not None:
             engine.dlq_size += 1
@@ -244,15 +230,8 @@ class Outcomes:
             error=f"interrupted: {reason}",
         )
         engine.interrupted_count += 1
-        try:
-            await persist(
-                engine, self._coordinator.finish, run, record,
-                requeue=Effect.REQUEUE in effects,
-            )
-        except WriteRefused:
-            pass
-        except LeaseLost:
-            self._lost(w, run)
+        kept, _ = await self._finish(w, run, record, requeue=Effect.REQUEUE in effects)
+        if not kept:
             return
         engine.publish(
             ev.RunInterrupted(
@@ -263,6 +242,24 @@ class Outcomes:
         )
         self._end_run(w)
 
+    async def _finish(
+        self, w: WorkerRuntime, run: ActiveRun, record: RunRecord, **end: Any
+    ) -> tuple[bool, int | None]:
+        """Record the run's end through the coordinator, under its lease.
+
+        Returns:
+            (False, None) if the lease was lost: the outcome is not ours to record or
+            announce. Else (True, the new DLQ entry's id or None); a write the store
+            refused is counted in its health, and the run ends all the same.
+        """
+        try:
+            return True, await persist(self._engine, self._coordinator.finish, run, record, **end)
+        except WriteRefused:
+            return True, None
+        except LeaseLost:
+            self._lost(w, run)
+            return False, None
+
     def _lost(self, w: WorkerRuntime, run: ActiveRun) -> None:
         """The run's lease was taken away: its outcome is not ours to record."""
         if w.run is run:
@@ -270,16 +267,11 @@ class Outcomes:
 
     # ------------------------------------------------------------------ helpers
 
-    def _release_slot(self, w: WorkerRuntime) -> None:
-        self._engine.attempting.discard(w.name)
-        self._engine.slots_used -= 1
-
     def _end_run(self, w: WorkerRuntime, *, backoff: float = 0.0) -> None:
         engine = self._engine
+        engine.attempting.discard(w.name)
         if w.phase is Phase.RUNNING:
-            self._release_slot(w)
-        else:
-            engine.attempting.discard(w.name)
+            engine.slots_used -= 1
         w.phase = Phase.IDLE
         w.run = None
         w.stuck = False

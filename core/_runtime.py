@@ -15,7 +15,7 @@ import attrs
 import trio
 
 from ._circuit import CircuitState
-from ._lifecycle import RunState
+from ._lifecycle import Effects, RunEvent, RunState, run_transition
 from ._records import Circuit, RunRecord, Trigger
 from ._spec import Mode, WorkerSpec
 
@@ -42,8 +42,14 @@ class ActiveRun:
     record: RunRecord
     #: the lease's fencing token: every write about this run carries it.
     token: int
-    #: where the run is in its lifecycle (`_lifecycle.run_transition` moves it).
+    #: where the run is in its lifecycle: move it with `advance`, which keeps the two
+    #: copies below in step.
     state: RunState
+    #: the current (or, waiting to retry, the last) attempt's number, 1-based: the
+    #: state's, copied (read on every step of a run).
+    attempt: int = 0
+    #: in retry wait: when the next attempt is due (trio time), else 0.
+    retry_at: float = 0.0
     attempt_started_t: float = 0.0
     #: when the current attempt must end (timeout), or inf.
     attempt_deadline_t: float = float("inf")
@@ -58,16 +64,20 @@ class ActiveRun:
     def trigger(self) -> Trigger:
         return self.record.trigger
 
-    @property
-    def attempt(self) -> int:
-        """The current (or, waiting to retry, the last) attempt's number, 1-based."""
-        return self.state.attempt
+    def __attrs_post_init__(self) -> None:
+        self.attempt = self.state.attempt
+        self.retry_at = self.state.retry_at or 0.0
 
-    @property
-    def retry_at(self) -> float:
-        """In retry wait: when the next attempt is due (trio time)."""
-        at = self.state.retry_at
-        return at if at is not None else 0.0
+    def advance(
+        self, event: RunEvent, *, now: float, retry_delay: float | None = None
+    ) -> Effects:
+        """Move the run's lifecycle by `event`; returns the effects to apply."""
+        self.state, effects = run_transition(
+            self.state, event, now=now, retry_delay=retry_delay
+        )
+        self.attempt = self.state.attempt
+        self.retry_at = self.state.retry_at or 0.0
+        return effects
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -128,6 +138,9 @@ class WorkerRuntime:
     stuck: bool = False
     #: the last health judged (a `Health` value).
     health: str = "ok"
+    #: the lifecycle state every new run of this worker starts in (made on first use:
+    #: the same for all its runs), by whether an interrupted run is re-queued.
+    _first_states: dict[bool, RunState] = attrs.field(factory=dict, repr=False)
     health_reasons: tuple[str, ...] = ()
     #: removed by a reload while a run was in flight: no new run starts, and the worker
     #: goes once that run has ended.
@@ -138,6 +151,22 @@ class WorkerRuntime:
 
     def __attrs_post_init__(self) -> None:
         self.name = self.spec.name
+
+    def first_attempt_state(self, requeue_on_interrupt: bool) -> RunState:
+        """The state of a new run that has just started its first attempt.
+
+        `run_transition(queued, STARTED)` gives the same state for every run of a worker,
+        so it is made once per worker (and kind), not once per run.
+        """
+        state = self._first_states.get(requeue_on_interrupt)
+        if state is None:
+            spec = self.spec
+            queued = RunState(
+                spec.max_retries + 1, requeue_on_interrupt, spec.mode is Mode.CONTINUOUS
+            )
+            state, _ = run_transition(queued, RunEvent.STARTED, now=0.0)
+            self._first_states[requeue_on_interrupt] = state
+        return state
 
     def queue(self, queued: QueuedTrigger, *, first: bool = False) -> None:
         """Add a trigger at the back of the queue (or the front: put back after a crash)."""

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import random
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
+
+#: How far ahead a fire time is looked for before a cron expression counts as one that
+#: never fires. Without a year field every expression repeats with the calendar, and the
+#: longest gap between two fire times (the fifth Friday of a February: up to 40 years) is
+#: inside this window, so the answer does not depend on when it is asked.
+CRON_SEARCH_YEARS = 50
 
 
 def next_grid_time(anchor: float, interval: float, after: float) -> float:
@@ -41,12 +48,14 @@ def next_cron_time(expression: str, timezone: str, after: datetime) -> datetime:
     one tzinfo by wall time, ignoring DST.
     """
     local = after.astimezone(ZoneInfo(timezone))
-    cron = croniter(expression, local)
+    cron = croniter(expression, local, max_years_between_matches=CRON_SEARCH_YEARS)
     minute, hour = cron.expressions[0], cron.expressions[1]
     wildcard = minute.startswith("*") or hour.startswith("*")
     fire: datetime = cron.get_next(datetime)
     while not wildcard and _repeated_wall_time(fire):
-        fire = croniter(expression, fire).get_next(datetime)
+        fire = croniter(
+            expression, fire, max_years_between_matches=CRON_SEARCH_YEARS
+        ).get_next(datetime)
     return fire
 
 
@@ -62,6 +71,33 @@ def cron_period(expression: str, timezone: str, after: datetime) -> float:
     # Timestamps, not `second - first`: both share one tzinfo, so Python would subtract
     # wall times and get DST changes wrong (0s for an hourly job when clocks go back).
     return second.timestamp() - first.timestamp()
+
+
+@functools.lru_cache(maxsize=1024)
+def cron_problem(expression: str, timezone: str = "UTC") -> str | None:
+    """Why `expression` cannot schedule a worker, or None when it can.
+
+    It must parse, have no year field (a schedule that runs out of times would fail the
+    day after its last run), and have the two fire times the scheduler computes at start
+    (`next_cron_time`, `cron_period`) within CRON_SEARCH_YEARS: `0 0 31 2 *` has none.
+    Cached: many workers often share one expression.
+    """
+    if not croniter.is_valid(expression):
+        return f"is not a valid cron expression: {expression!r}"
+    if len(expression.split()) == 7:
+        return (
+            f"has a year field, which jobdeck does not support (a schedule must not run"
+            f" out of times): {expression!r}"
+        )
+    try:
+        cron_period(expression, timezone, datetime.now(UTC))
+    except CroniterBadDateError:
+        return f"never fires: no time in the next {CRON_SEARCH_YEARS} years matches {expression!r}"
+    except Exception as exc:
+        # croniter calls the expression valid yet cannot compute its times: it would fail
+        # the same way at start.
+        return f"cannot be scheduled: {expression!r} ({type(exc).__name__}: {exc})"
+    return None
 
 
 def backoff_ceiling(failed_attempts: int, base: float, cap: float) -> float:

@@ -11,7 +11,7 @@ its lease token; a write whose token is no longer the lease's changes nothing an
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
 import attrs
@@ -149,10 +149,21 @@ class Coordinator(Protocol):
             retries whose wait is over.
         """
 
-    async def started(self, run: ActiveRun) -> None:
-        """Record a run's first attempt as running (after a crash: interrupted)."""
+    def admit_now(self, w: WorkerRuntime, now: float) -> ActiveRun | None:
+        """Admit `w` at once if this coordinator can decide without waiting, else None.
 
-    async def finish(
+        The dispatcher's fast path, when nothing else is waiting: a local coordinator
+        decides in memory; a database's coordinator returns None (the dispatcher then
+        claims in its own task).
+        """
+
+    def started(self, run: ActiveRun) -> Awaitable[None]:
+        """Record a run's first attempt as running (after a crash: interrupted).
+
+        Returns an awaitable (a coroutine, or a store write's own) that does it.
+        """
+
+    def finish(
         self,
         run: ActiveRun,
         record: RunRecord,
@@ -160,8 +171,8 @@ class Coordinator(Protocol):
         requeue: bool = False,
         dead_letter: DeadLetterDraft | None = None,
         triggers: Sequence[Trigger] = (),
-    ) -> int | None:
-        """Record a run's end and release its lease, in one transaction.
+    ) -> Awaitable[int | None]:
+        """Record a run's end and release its lease, in one transaction (awaited).
 
         The worker's shared state follows from the outcome (its circuit and failure
         count, last start, success and error), applied as a change, not a whole row.

@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 
+from jobdeck import Orchestrator
 from jobdeck._config import (
     JobdeckConfig,
     WorkerRegistration,
@@ -15,7 +16,7 @@ from jobdeck._config import (
     parse_config,
 )
 from jobdeck._errors import ConfigError
-from jobdeck._spec import Mode, OrchestratorConfig, Priority
+from jobdeck._spec import Mode, OrchestratorConfig, Priority, WorkerSpec
 from tests.core import sample_workers
 
 OK = "tests.core.sample_workers:ok"
@@ -138,6 +139,70 @@ def test_parse_config_names_source(tmp_path: pathlib.Path) -> None:
     )
 
 
+def test_keys_a_worker_ignores_are_warnings(tmp_path: pathlib.Path) -> None:
+    """Keys written for a mode or schedule the worker does not have come back as warnings."""
+    path = write_config(
+        tmp_path,
+        f"""
+        [workers.on-demand]
+        fn = "{OK}"
+        mode = "triggered"
+        timezone = "Europe/Paris"
+        jitter_seconds = 2
+        timeout_seconds = 5
+
+        [workers.hourly]
+        fn = "{OK}"
+        cron = "0 * * * *"
+        run_at_start = false
+        stall_seconds = 10
+
+        [workers.every-minute]
+        fn = "{OK}"
+        interval_seconds = 60
+        timezone = "Europe/Paris"
+        run_at_start = false
+        """,
+    )
+    config = load_config(path)
+    assert config.warnings == (
+        f"{path}: worker 'on-demand': warning: key 'timezone' is ignored for mode 'triggered'",
+        f"{path}: worker 'on-demand': warning: key 'jitter_seconds' is ignored"
+        " for mode 'triggered'",
+        f"{path}: worker 'hourly': warning: key 'run_at_start' is ignored"
+        " with 'cron' (a cron schedule fires at its own times)",
+        f"{path}: worker 'hourly': warning: key 'stall_seconds' is ignored for mode 'scheduled'",
+        f"{path}: worker 'every-minute': warning: key 'timezone' is ignored"
+        " without 'cron' (it is the cron expression's time zone)",
+    )
+
+
+def test_config_using_every_key_it_writes_has_no_warnings(tmp_path: pathlib.Path) -> None:
+    """Keys each worker's mode reads give no warnings."""
+    path = write_config(
+        tmp_path,
+        f"""
+        [workers.scheduled]
+        fn = "{OK}"
+        interval_seconds = 60
+        run_at_start = false
+        jitter_seconds = 1
+
+        [workers.cron]
+        fn = "{OK}"
+        cron = "0 9 * * *"
+        timezone = "Europe/Paris"
+
+        [workers.loop]
+        fn = "{OK}"
+        mode = "continuous"
+        stall_seconds = 30
+        timeout_seconds = 0
+        """,
+    )
+    assert load_config(path).warnings == ()
+
+
 # --- file-level problems -------------------------------------------------------------
 
 
@@ -164,6 +229,46 @@ def test_toml_syntax_error_has_line(tmp_path: pathlib.Path) -> None:
     (problem,) = info.value.problems
     assert problem.startswith(f"{path}: invalid TOML: ")
     assert "line 3" in problem
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["[" * 5000 + "]" * 5000, "{ a = " * 5000 + "1" + " }" * 5000],
+    ids=["arrays", "inline-tables"],
+)
+def test_toml_nested_thousands_deep(tmp_path: pathlib.Path, value: str) -> None:
+    """TOML nested thousands of levels deep is one message naming the file."""
+    path = write_config(tmp_path, f"a = {value}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == (
+        f"{path}: cannot be read: arrays or tables are nested too deeply",
+    )
+
+
+def test_value_nested_thousands_deep_in_python() -> None:
+    """A value nested thousands deep is described in a few characters, not a RecursionError."""
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    data = {"workers": {"w": {"fn": OK, "depends_on": deep, "interval_seconds": deep}}}
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, source="deep")
+    assert info.value.problems == (
+        "deep: worker 'w': key 'depends_on': must be an array of worker names:"
+        " item 0 is array [[[[...]]]]",
+        "deep: worker 'w': key 'interval_seconds': must be a number, got array [[[[...]]]]",
+    )
+
+
+def test_integer_of_thousands_of_digits(tmp_path: pathlib.Path) -> None:
+    """An integer too long for Python to read is one message naming the file."""
+    path = write_config(tmp_path, f"[orchestrator]\nhistory_per_worker = {'9' * 5000}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == (
+        f"{path}: invalid TOML: an integer of more than 4300 digits",
+    )
 
 
 def test_path_given_as_string_is_named_as_given(tmp_path: pathlib.Path) -> None:
@@ -214,7 +319,10 @@ def test_orchestrator_value_out_of_range(tmp_path: pathlib.Path) -> None:
     """An [orchestrator] value its validator rejects is reported."""
     path = tmp_path / "jobdeck.toml"
     problems = problems_of(tmp_path, "[orchestrator]\nmax_concurrent_workers = 0\n")
-    assert problems == (f"{path}: [orchestrator]: key 'max_concurrent_workers': must be >= 1: 0",)
+    assert problems == (
+        f"{path}: [orchestrator]: key 'max_concurrent_workers':"
+        " must be an integer from 1 to 1000000; got 0",
+    )
 
 
 def test_orchestrator_not_a_table(tmp_path: pathlib.Path) -> None:
@@ -330,7 +438,10 @@ def test_non_positive_interval(tmp_path: pathlib.Path) -> None:
     """A zero interval is reported."""
     path = tmp_path / "jobdeck.toml"
     problems = problems_of(tmp_path, one_worker("interval_seconds = 0"))
-    assert problems == (f"{path}: worker 'w': key 'interval_seconds': must be > 0, got 0.0",)
+    assert problems == (
+        f"{path}: worker 'w': key 'interval_seconds':"
+        " must be from 0.001 to 315360000 seconds (ten years); got 0.0",
+    )
 
 
 def test_every_validator_failure_in_one_worker(tmp_path: pathlib.Path) -> None:
@@ -344,10 +455,13 @@ def test_every_validator_failure_in_one_worker(tmp_path: pathlib.Path) -> None:
         """
     problems = problems_of(tmp_path, one_worker(body))
     assert problems == (
-        f"{path}: worker 'w': key 'interval_seconds': must be > 0, got -1.0",
-        f"{path}: worker 'w': key 'max_retries': must be >= 0: -1",
-        f"{path}: worker 'w': key 'jitter_seconds': must be >= 0, got -2.0",
-        f"{path}: worker 'w': key 'circuit_cooldown_seconds': must be > 0, got 0.0",
+        f"{path}: worker 'w': key 'interval_seconds':"
+        " must be from 0.001 to 315360000 seconds (ten years); got -1.0",
+        f"{path}: worker 'w': key 'max_retries': must be an integer from 0 to 1000000; got -1",
+        f"{path}: worker 'w': key 'jitter_seconds':"
+        " must be 0 or from 0.001 to 315360000 seconds (ten years); got -2.0",
+        f"{path}: worker 'w': key 'circuit_cooldown_seconds':"
+        " must be from 0.001 to 315360000 seconds (ten years), or inf (never); got 0.0",
     )
 
 
@@ -387,6 +501,43 @@ def test_invalid_cron(tmp_path: pathlib.Path) -> None:
     assert problems == (
         f"{path}: worker 'w': key 'cron': is not a valid cron expression: 'every tuesday'",
     )
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["0 0 31 2 *", "0 0 30 2 *", "0 0 31 4,6,9,11 *", "0 0 31 2 * 30", "59 23 L * 5#1"],
+)
+def test_cron_that_never_fires(tmp_path: pathlib.Path, expression: str) -> None:
+    """A cron no date matches (31 February) is reported at load, not at every start."""
+    path = tmp_path / "jobdeck.toml"
+    problems = problems_of(tmp_path, one_worker(f'cron = "{expression}"'))
+    assert problems == (
+        f"{path}: worker 'w': key 'cron': never fires:"
+        f" no time in the next 50 years matches {expression!r}",
+    )
+
+
+def test_cron_with_a_year_field(tmp_path: pathlib.Path) -> None:
+    """A cron with a year field, which would run out of fire times, is reported."""
+    path = tmp_path / "jobdeck.toml"
+    problems = problems_of(tmp_path, one_worker('cron = "0 0 1 1 * 0 2030"'))
+    assert problems == (
+        f"{path}: worker 'w': key 'cron': has a year field, which jobdeck does not support"
+        " (a schedule must not run out of times): '0 0 1 1 * 0 2030'",
+    )
+
+
+@pytest.mark.parametrize("expression", ["0 0 29 2 *", "0 0 * 2 5#5", "0 0 L 2 *", "@yearly"])
+def test_rare_cron_loads(tmp_path: pathlib.Path, expression: str) -> None:
+    """A cron that fires rarely (29 February, years apart) is not mistaken for never."""
+    config = load_config(write_config(tmp_path, one_worker(f'cron = "{expression}"')))
+    assert config.workers[0].spec.cron == expression
+
+
+def test_cron_that_never_fires_rejected_by_the_python_api() -> None:
+    """`WorkerSpec(cron=...)` refuses what load refuses, naming the key."""
+    with pytest.raises(ValueError, match=r"^'cron' never fires"):
+        WorkerSpec(name="w", cron="0 0 31 2 *")
 
 
 def test_invalid_timezone(tmp_path: pathlib.Path) -> None:
@@ -481,7 +632,10 @@ def test_worker_with_problems_is_still_a_known_name(tmp_path: pathlib.Path) -> N
         f'[workers.b]\nfn = "{OK}"\ndepends_on = ["a"]\n'
     )
     problems = problems_of(tmp_path, text)
-    assert problems == (f"{path}: worker 'a': key 'interval_seconds': must be > 0, got 0.0",)
+    assert problems == (
+        f"{path}: worker 'a': key 'interval_seconds':"
+        " must be from 0.001 to 315360000 seconds (ten years); got 0.0",
+    )
 
 
 # --- fn ------------------------------------------------------------------------------
@@ -554,6 +708,36 @@ def test_fn_import_raises(tmp_path: pathlib.Path) -> None:
     assert "Traceback" not in problems[0]
 
 
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("async_generator", "an async generator function (async def with yield)"),
+        ("generator", "a generator function (def with yield)"),
+    ],
+)
+def test_fn_generator_function_rejected(tmp_path: pathlib.Path, name: str, kind: str) -> None:
+    """An `fn` with `yield` (its runs would succeed having run nothing) is reported."""
+    path = tmp_path / "jobdeck.toml"
+    ref = f"tests.core.sample_workers:{name}"
+    problems = problems_of(tmp_path, one_worker("", fn=ref))
+    assert problems == (
+        f"{path}: worker 'w': key 'fn': {ref!r} is {kind}: calling it runs none of its body;"
+        " a worker is a plain async def or def without yield",
+    )
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [sample_workers.async_generator, sample_workers.generator, sample_workers.AsyncGeneratorCall()],
+)
+def test_register_rejects_generator_functions(fn: object) -> None:
+    """`Orchestrator.register` refuses a worker function with `yield`, as load does."""
+    orch = Orchestrator()
+    with pytest.raises(TypeError, match=r"^worker 'w': fn is an? (async )?generator function"):
+        orch.register("w", fn)  # type: ignore[arg-type]
+    assert orch.snapshot().workers == ()
+
+
 # --- many problems at once -----------------------------------------------------------
 
 
@@ -572,7 +756,8 @@ def test_bad_value_does_not_hide_other_problems_in_worker(tmp_path: pathlib.Path
         " 'tests.core.sample_workers' has no attribute 'nope'",
         f"{path}: worker 'w': key 'mode': must be one of scheduled, triggered, continuous;"
         " got integer 7",
-        f"{path}: worker 'w': key 'interval_seconds': must be > 0, got -5.0",
+        f"{path}: worker 'w': key 'interval_seconds':"
+        " must be from 0.001 to 315360000 seconds (ten years); got -5.0",
         f"{path}: worker 'w': key 'colour': unknown key",
         f"{path}: worker 'w': key 'blocks': unknown worker 'ghost'",
     )

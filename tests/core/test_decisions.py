@@ -10,7 +10,6 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import attrs
 import pytest
 
 from jobdeck._circuit import CircuitEvent, CircuitState, circuit_transition
@@ -18,7 +17,7 @@ from jobdeck._eligibility import Lifecycle, World, dispatch_key, format_seconds,
 from jobdeck._eligibility import waiting_reason as _waiting_reason
 from jobdeck._graph import dependency_order, graph_problems, symmetric_blocks
 from jobdeck._health import Health, HealthReport, overall_health, worker_health
-from jobdeck._lifecycle import RunPhase, RunState
+from jobdeck._lifecycle import RunEvent, RunPhase, RunState
 from jobdeck._records import Circuit, RunRecord, Source, Trigger
 from jobdeck._runtime import ActiveRun, Outcome, Phase, QueuedTrigger, WorkerRuntime
 from jobdeck._schedule import (
@@ -85,7 +84,7 @@ def retry_waiting(w: WorkerRuntime, *, failed_attempt: int, retry_at: float) -> 
     running(w, attempt=failed_attempt)
     w.phase = Phase.RETRY_WAIT
     assert w.run is not None
-    w.run.state = attrs.evolve(w.run.state, phase=RunPhase.RETRY_WAIT, retry_at=retry_at)
+    w.run.advance(RunEvent.FAILED, now=0.0, retry_delay=retry_at)
     return w
 
 

@@ -16,6 +16,7 @@ from jobdeck import (
     ConfigReloadFailed,
     JobContext,
     JobdeckConfig,
+    LocalCoordinator,
     MemoryStore,
     NotRunning,
     OrchestratorConfig,
@@ -347,3 +348,21 @@ async def test_reload_file_refuses_a_broken_file_with_the_messages_of_check(
         result = orch.reload_file()
     assert result.added == ("b",)
     assert orch.worker_names == ["a", "b"]
+
+
+async def test_reload_is_refused_in_cluster_mode(autojump_clock: trio.testing.MockClock) -> None:
+    """A node of a cluster refuses a reload (with a reason) rather than half-applying it."""
+    from jobdeck._dispatcher import Dispatcher
+
+    class ClusterStore(MemoryStore):
+        def cluster(self, engine: Any) -> tuple[LocalCoordinator, Dispatcher]:
+            coordinator = LocalCoordinator(engine)
+            return coordinator, Dispatcher(engine, coordinator)
+
+    job = recorder([])
+    orch = make_orchestrator(store=ClusterStore())
+    orch.register("job", job, mode="triggered")
+    async with running(orch):
+        with pytest.raises(ConfigError, match="cluster mode"):
+            orch.reload(config({"job": (job, {"mode": "triggered"}), "new": (job, {})}))
+        assert orch.worker_names == ["job"]

@@ -482,3 +482,15 @@ async def test_circuit_opened_worker_makes_overall_health_bad(
     assert snapshot.health == "disabled"
     assert snapshot.health_reasons == ("w: disabled",)
     assert [(e.previous, e.health) for e in overall][:1] == [("ok", "disabled")]
+
+
+def test_stop_refuses_a_grace_that_is_not_a_duration() -> None:
+    """stop(grace=nan) or a negative grace is a ValueError naming it, not a crash later."""
+    import math
+
+    import pytest
+
+    orch = make_orchestrator()
+    for bad in (math.nan, -1.0, math.inf):
+        with pytest.raises(ValueError, match="grace"):
+            orch.stop(grace=bad)

@@ -111,6 +111,49 @@ mode = "sometimes"
     assert "2 problems" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("source", "shown"),
+    [
+        ("raise KeyboardInterrupt", "KeyboardInterrupt"),
+        ("import sys\nsys.exit(3)", "SystemExit: 3"),
+    ],
+)
+def test_worker_module_raising_at_import_exits_2(tmp_path, source, shown):
+    """A module that raises KeyboardInterrupt or exits at import: check and run exit 2."""
+    (tmp_path / "my_jobs.py").write_text(source + "\n")
+    config = write_config(tmp_path, '[workers.w]\nfn = "my_jobs:run"\n')
+    message = f"key 'fn': cannot import 'my_jobs:run': importing 'my_jobs' raised {shown}"
+    checked = run_jobdeck("check", str(config), cwd=tmp_path, repo_on_path=False)
+    ran = run_jobdeck("--no-ui", "--config", str(config), "--store", ":memory:",
+                      cwd=tmp_path, repo_on_path=False)
+    for result in (checked, ran):
+        assert result.returncode == 2
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_run_prints_warnings_for_ignored_keys_once_at_start(tmp_path, start_jobdeck):
+    """A key the worker's mode ignores is one stderr warning at start; the run goes on."""
+    config = write_config(
+        tmp_path,
+        """
+[workers.on-demand]
+fn = "tests.e2e.headless_workers:quick"
+mode = "triggered"
+interval_seconds = 60
+""",
+    )
+    proc = start_jobdeck("--no-ui", "--config", str(config), "--store", ":memory:",
+                         "--log-format", "json")
+    proc.wait_for(lambda ev: "orchestrator_started" in names(ev))
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert proc.stderr().splitlines() == [
+        f"{config}: worker 'on-demand': warning: key 'interval_seconds' is ignored"
+        " for mode 'triggered'",
+    ]
+
+
 def test_second_sigterm_skips_the_grace(tmp_path, start_jobdeck):
     """A second SIGTERM ends a long grace at once; the run is recorded interrupted."""
     config = write_config(

@@ -1,0 +1,546 @@
+"""`PgCoordinator`: what may start, decided in PostgreSQL for every node of a cluster.
+
+There is no leader. Each node registers itself (a `jd_nodes` row with a lease it renews
+every lease/3) and the workers it can run; admission is one call of `jd_claim` under
+one advisory lock (see `_pg_schema`), which hands out leases whose tokens fence every
+later write; `jd_finish` records a run's end only while its lease is held. Schedules
+advance by a compare-and-set on `jd_workers.next_due`, so each occurrence yields at
+most one trigger whichever nodes wake for it. Nodes learn of new work from
+LISTEN/NOTIFY, waiting on the libpq socket in trio itself, and poll once a second in
+case a notification was missed.
+
+A node that finds itself fenced (its heartbeat or a claim says its row is gone) cancels
+what it runs (the results would be refused anyway) and joins again as a new node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import attrs
+import psycopg
+import trio
+
+from . import _events as ev
+from ._circuit import CircuitState
+from ._engine import Engine
+from ._errors import LeaseLost, NodeFenced, StoreError, describe
+from ._lifecycle import RunEvent, RunState, run_transition
+from ._pg_pool import PgPool, connect
+from ._pg_rows import dlq_size, notify, read_workers
+from ._pg_schema import CHANNEL
+from ._records import Circuit, RunRecord, Source, StoredState, Trigger, new_id
+from ._runtime import ActiveRun, Phase, WorkerRuntime
+from ._schedule import next_cron_time, next_grid_time
+from ._spec import Mode, WorkerSpec
+from ._store import DeadLetterDraft, WorkerChange
+
+
+class ClusterStore(Protocol):
+    """What the coordinator needs of the PostgreSQL store it coordinates for."""
+
+    dsn: str
+    pool: PgPool
+    history_per_worker: int
+    node_name: str | None
+    capacity: int | None
+    lease_seconds: float
+    heartbeat_seconds: float
+
+#: Seconds between looks for work when no notification comes (and listener retries).
+POLL_S = 1.0
+#: Spec keys that change only what a person sees, not how a worker runs.
+_DISPLAY_ONLY = frozenset({"expected_seconds", "example_payload"})
+
+
+def spec_hash(spec: WorkerSpec, fn_ref: str) -> str:
+    """A short hash of what makes a worker behave as it does (its function and spec)."""
+    fields = {k: v for k, v in attrs.asdict(spec).items() if k not in _DISPLAY_ONLY}
+    text = json.dumps([fn_ref, fields], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def next_occurrence(
+    spec: WorkerSpec, anchor: datetime | None, current: datetime, now: datetime
+) -> tuple[datetime, int]:
+    """The schedule's next due time after `now`, and how many it skipped past `current`.
+
+    An interval keeps to its grid (`anchor + k * interval`); a cron to its expression.
+    """
+    if spec.cron is not None:
+        return next_cron_time(spec.cron, spec.timezone, now).astimezone(UTC), 0
+    interval = spec.interval_seconds
+    base = (anchor or current).timestamp()
+    nxt = next_grid_time(base, interval, now.timestamp())
+    missed = max(0, round((nxt - current.timestamp()) / interval) - 1)
+    return datetime.fromtimestamp(nxt, UTC), missed
+
+
+class PgCoordinator:
+    """The Coordinator protocol on PostgreSQL, plus this node's membership of the cluster."""
+
+    def __init__(self, store: ClusterStore, engine: Engine) -> None:
+        self._store = store
+        self._pool = store.pool
+        self._engine = engine
+        self.node_name = store.node_name or f"{socket.gethostname()}:{os.getpid()}"
+        self.capacity = (
+            store.capacity if store.capacity is not None
+            else engine.config.max_concurrent_workers
+        )
+        self.lease_s = store.lease_seconds
+        self.heartbeat_s = store.heartbeat_seconds
+        self.node_id: int | None = None
+        #: times this node found itself fenced and joined again.
+        self.fenced = 0
+        self._hashes: dict[str, str] = {}
+        self._leaving = False
+
+    # ------------------------------------------------------------------ membership
+
+    async def join(self) -> StoredState:
+        """Register this node and its workers; the shared worker state and DLQ size.
+
+        Pending triggers and unfinished runs are the cluster's, so none are returned: the
+        database hands them out through `claim`, and reaps what dead nodes held.
+        """
+        engine = self._engine
+        # The database chains dependents (`jd_finish`), judged over the whole cluster:
+        # none are chained from this node's memory, which sees only its own successes.
+        engine.dependents = {name: [] for name in engine.workers}
+        self._hashes = {
+            name: spec_hash(w.spec, w.fn_ref) for name, w in engine.workers.items()
+        }
+
+        def write(conn: psycopg.Connection) -> StoredState:
+            conn.execute(
+                "UPDATE jd_cluster SET max_concurrent = %s",
+                (engine.config.max_concurrent_workers,),
+            )
+            self._sync_workers(conn)
+            self.node_id = self._register(conn)
+            return StoredState(workers=read_workers(conn), dlq_size=dlq_size(conn))
+
+        return await self._pool.run(write)
+
+    def _register(self, conn: psycopg.Connection) -> int:
+        row = conn.execute(
+            "INSERT INTO jd_nodes (name, host, pid, capacity, lease_s, started_at,"
+            " heartbeat_at, expires_at) VALUES (%s, %s, %s, %s, %s, jd_now(), jd_now(),"
+            " jd_now() + make_interval(secs => %s)) RETURNING id",
+            (self.node_name, socket.gethostname(), os.getpid(), self.capacity, self.lease_s,
+             self.lease_s),
+        ).fetchone()
+        assert row is not None
+        node_id = int(row[0])
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO jd_node_workers (node_id, worker, spec_hash) VALUES (%s, %s, %s)",
+                [(node_id, name, h) for name, h in self._hashes.items()],
+            )
+        return node_id
+
+    def _sync_workers(self, conn: psycopg.Connection) -> None:
+        """Upsert each worker's spec (what admission reads); shared state is left alone.
+
+        A new scheduled worker's cursor starts now (database time), or one interval on
+        (`run_at_start = false`), or at the cron's next time; an existing one continues.
+        """
+        engine = self._engine
+        row = conn.execute("SELECT jd_now()").fetchone()
+        assert row is not None
+        now: datetime = row[0]
+        params = []
+        for name, w in engine.workers.items():
+            spec = w.spec
+            due: datetime | None = None
+            if spec.mode is Mode.SCHEDULED:
+                if spec.cron is not None:
+                    due = next_cron_time(spec.cron, spec.timezone, now).astimezone(UTC)
+                else:
+                    due = now if spec.run_at_start else now + timedelta(
+                        seconds=spec.interval_seconds
+                    )
+            params.append((
+                name, spec.mode.value, self._hashes[name], int(spec.priority), w.index,
+                sorted(engine.blockers.get(name, ())), list(spec.depends_on),
+                spec.max_consecutive_failures, spec.circuit_cooldown_seconds,
+                spec.retry_backoff_seconds, spec.retry_backoff_max_seconds, spec.enabled,
+                due, due,
+            ))
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO jd_workers (name, mode, spec_hash, priority, ord, blocks,"
+                " depends_on, max_failures, cooldown_s, backoff_s, backoff_max_s, enabled,"
+                " anchor, next_due) VALUES (%s, %s, %s, %s, %s, %s::text[], %s::text[],"
+                " %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (name) DO UPDATE SET mode = EXCLUDED.mode,"
+                " spec_hash = EXCLUDED.spec_hash, priority = EXCLUDED.priority,"
+                " ord = EXCLUDED.ord, blocks = EXCLUDED.blocks,"
+                " depends_on = EXCLUDED.depends_on, max_failures = EXCLUDED.max_failures,"
+                " cooldown_s = EXCLUDED.cooldown_s, backoff_s = EXCLUDED.backoff_s,"
+                " backoff_max_s = EXCLUDED.backoff_max_s,"
+                " anchor = CASE WHEN EXCLUDED.mode = 'scheduled'"
+                "   THEN coalesce(jd_workers.anchor, EXCLUDED.anchor) END,"
+                " next_due = CASE WHEN EXCLUDED.mode = 'scheduled'"
+                "   THEN coalesce(jd_workers.next_due, EXCLUDED.next_due) END",
+                params,
+            )
+            # A continuous worker has one standing trigger, whichever node runs it.
+            cur.executemany(
+                "INSERT INTO jd_triggers (id, worker, source, accepted_at, ready_at)"
+                " VALUES (%s, %s, 'continuous', jd_now(), jd_now()) ON CONFLICT DO NOTHING",
+                [(new_id(), name) for name, w in engine.workers.items()
+                 if w.spec.mode is Mode.CONTINUOUS],
+            )
+
+    async def heartbeat(self) -> bool:
+        """Renew this node's lease; False if it was gone (reaped: fenced)."""
+        node_id = self.node_id
+
+        def write(conn: psycopg.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE jd_nodes SET heartbeat_at = jd_now(),"
+                " expires_at = jd_now() + make_interval(secs => lease_s)"
+                " WHERE id = %s AND expires_at > jd_now()",
+                (node_id,),
+            )
+            return cur.rowcount == 1
+
+        return await self._pool.run(write)
+
+    async def reap(self) -> int:
+        """Reap every node whose lease expired; how many leases that ended."""
+        def write(conn: psycopg.Connection) -> int:
+            row = conn.execute("SELECT jd_reap(jd_now())").fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._pool.run(write)
+
+    async def on_fenced(self, node_id: int | None = None) -> None:
+        """This node was reaped: stop what it runs (nothing of it will be recorded) and
+        join again as a new node.
+
+        Args:
+            node_id: the node id that was found fenced; if this node has joined again
+                since (a heartbeat and a claim both found out), there is nothing to do.
+        """
+        if node_id is not None and node_id != self.node_id:
+            return
+        engine = self._engine
+        self.fenced += 1
+        now = trio.current_time()
+        for w in engine.workers.values():
+            run = w.run
+            if run is None:
+                continue
+            if w.phase is Phase.RUNNING:
+                run.cancel_requested_t = now
+                if run.cancel_scope is not None:
+                    run.cancel_scope.cancel()
+            elif w.phase is Phase.RETRY_WAIT:
+                w.phase, w.run = Phase.IDLE, None
+                engine.attempting.discard(w.name)
+        if not self._leaving:
+            self.node_id = await self._pool.run(self._register)
+
+    async def leave(self) -> None:
+        """Deregister: what this node still holds is interrupted and requeued."""
+        self._leaving = True
+        node_id, self.node_id = self.node_id, None
+        if node_id is None:
+            return
+        try:
+            await self._pool.run(lambda conn: conn.execute("SELECT jd_leave(%s)", (node_id,)))
+        except StoreError:
+            pass  # the lease runs out instead, and another node reaps what is left
+
+    # ------------------------------------------------------------------ admission
+
+    def admit_now(self, w: WorkerRuntime, now: float) -> ActiveRun | None:
+        """Never at once: admission is the database's, in the dispatcher's claim."""
+        return None
+
+    async def claim(
+        self, ready: Sequence[WorkerRuntime], now: float, limit: int
+    ) -> list[ActiveRun]:
+        """Admit runs anywhere in the cluster's pending work, for this node, best first.
+
+        `ready` names this node's retries whose wait is over (they resume if a slot is
+        free and no blocker runs); new runs come from the cluster's pending triggers.
+
+        Raises:
+            NodeFenced: this node's lease expired; it holds nothing any more.
+        """
+        engine = self._engine
+        resume = [w.run.token for w in ready if w.phase is Phase.RETRY_WAIT and w.run]
+        node_id = self.node_id
+        rows = await self._pool.run(
+            lambda conn: conn.execute(
+                "SELECT * FROM jd_claim(%s, %s, %s::bigint[])", (node_id, limit, resume)
+            ).fetchall()
+        )
+        admitted = []
+        for (token, run_id, name, trigger_id, source, payload, accepted_at, _due,
+             started_at, _attempt, resumed, enabled, circuit, failures) in rows:
+            w = engine.workers[name]
+            w.enabled = enabled
+            if w.circuit.value != circuit or w.consecutive_failures != failures:
+                w.breaker = CircuitState(Circuit(circuit), failures, w.breaker.opened_at)
+            if resumed:
+                run = w.run
+                assert run is not None and run.token == token
+                run.advance(RunEvent.STARTED, now=now)
+            else:
+                trigger = Trigger(
+                    id=trigger_id, worker=name, source=Source(source), payload=payload,
+                    accepted_at=accepted_at,
+                )
+                spec = w.spec
+                state, _ = run_transition(
+                    RunState(
+                        spec.max_retries + 1,
+                        trigger.source is not Source.CONTINUOUS,
+                        spec.mode is Mode.CONTINUOUS,
+                    ),
+                    RunEvent.STARTED,
+                    now=now,
+                )
+                run = ActiveRun(
+                    record=RunRecord(id=run_id, worker=name, trigger=trigger,
+                                     started_at=started_at),
+                    token=token, state=state,
+                )
+                w.run = run
+                w.last_start_seq = next(engine.seq)
+                w.last_start = started_at
+            w.phase = Phase.RUNNING
+            w.stuck = False
+            engine.slots_used += 1
+            engine.attempting.add(name)
+            run.attempt_started_t = now
+            run.attempt_deadline_t = float("inf")
+            run.cancel_requested_t = None
+            admitted.append(run)
+        return admitted
+
+    async def advance_schedules(
+        self, workers: Sequence[WorkerRuntime]
+    ) -> tuple[dict[str, datetime], datetime]:
+        """Move each due schedule on by compare-and-set, and store its occurrence.
+
+        Only the node whose `UPDATE ... WHERE next_due = <what it read>` matches makes
+        the occurrence's trigger (at most one per `(worker, due_at)`, by a unique index
+        too); an occurrence that finds a schedule trigger of its worker still pending
+        is folded into it and counted (`jd_workers.coalesced`), as are due times missed
+        while nobody was up.
+
+        Returns:
+            Each worker's next due time, and the database's clock when read.
+        """
+        by_name = {w.name: w for w in workers}
+        rng = self._engine.rng
+
+        def write(conn: psycopg.Connection) -> tuple[dict[str, datetime], datetime]:
+            rows = conn.execute(
+                "SELECT name, anchor, next_due, jd_now() FROM jd_workers"
+                " WHERE name = ANY(%s) AND next_due IS NOT NULL",
+                (list(by_name),),
+            ).fetchall()
+            out: dict[str, datetime] = {}
+            db_now = None
+            created = False
+            for name, anchor, current, db_now in rows:
+                if current > db_now:
+                    out[name] = current
+                    continue
+                spec = by_name[name].spec
+                nxt, missed = next_occurrence(spec, anchor, current, db_now)
+                moved = conn.execute(
+                    "UPDATE jd_workers SET next_due = %s, coalesced = coalesced + %s"
+                    " WHERE name = %s AND next_due = %s",
+                    (nxt, missed, name, current),
+                ).rowcount
+                if not moved:
+                    row = conn.execute(
+                        "SELECT next_due FROM jd_workers WHERE name = %s", (name,)
+                    ).fetchone()
+                    if row is not None and row[0] is not None:
+                        out[name] = row[0]
+                    continue
+                out[name] = nxt
+                jitter = spec.jitter_seconds
+                ready_at = current + timedelta(
+                    seconds=rng.uniform(0, jitter) if jitter > 0 else 0.0
+                )
+                inserted = conn.execute(
+                    "INSERT INTO jd_triggers (id, worker, source, accepted_at, due_at, ready_at)"
+                    " SELECT %(id)s, %(w)s, 'schedule', jd_now(), %(due)s, %(ready)s"
+                    " WHERE NOT EXISTS (SELECT 1 FROM jd_triggers WHERE worker = %(w)s"
+                    "   AND source = 'schedule' AND state = 'pending')"
+                    " ON CONFLICT DO NOTHING",
+                    {"id": new_id(), "w": name, "due": current, "ready": ready_at},
+                ).rowcount
+                if inserted:
+                    created = True
+                else:
+                    conn.execute(
+                        "UPDATE jd_workers SET coalesced = coalesced + 1 WHERE name = %s",
+                        (name,),
+                    )
+            if created:
+                notify(conn)
+            if db_now is None:
+                row = conn.execute("SELECT jd_now()").fetchone()
+                assert row is not None
+                db_now = row[0]
+            return out, db_now
+
+        return await self._pool.run(write)
+
+    # ------------------------------------------------------------------ records
+
+    async def started(self, run: ActiveRun) -> None:
+        """Nothing to do: the claim recorded the run as running with its lease."""
+
+    async def finish(
+        self,
+        run: ActiveRun,
+        record: RunRecord,
+        *,
+        requeue: bool = False,
+        dead_letter: DeadLetterDraft | None = None,
+        triggers: Sequence[Trigger] = (),
+    ) -> int | None:
+        """Record the run's end under its token (`jd_finish`).
+
+        `triggers` is ignored: the database chains dependents itself, over the whole
+        cluster's successes; the triggers it makes are announced here.
+
+        Raises:
+            LeaseLost: the lease is gone (this node was reaped): nothing was written.
+        """
+        history = self._store.history_per_worker
+        args = (
+            run.token, record.status.value, record.ended_at, record.attempts,
+            record.duration_s, record.error, requeue,
+            None if dead_letter is None else dead_letter.error,
+            None if dead_letter is None else dead_letter.traceback, history,
+        )
+        row = await self._pool.run(
+            lambda conn: conn.execute(
+                "SELECT * FROM jd_finish(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", args
+            ).fetchone()
+        )
+        assert row is not None
+        lost, dlq_id, chained_ids, chained_workers = row
+        if lost:
+            raise LeaseLost(record.worker, run.token)
+        engine = self._engine
+        for trigger_id, worker in zip(chained_ids, chained_workers, strict=True):
+            engine.publish(
+                ev.TriggerAccepted(
+                    ts=record.ended_at or engine.now(), worker=worker, trigger_id=trigger_id,
+                    source=Source.DEPENDENCY.value,
+                )
+            )
+        return None if dlq_id is None else int(dlq_id)
+
+    async def retry_wait(self, run: ActiveRun, delay: float) -> None:
+        """The run waits `delay` seconds to retry: its lease holds no cluster slot meanwhile.
+
+        Raises:
+            LeaseLost: the lease is gone.
+        """
+        def write(conn: psycopg.Connection) -> int:
+            count = conn.execute(
+                "UPDATE jd_leases l SET phase = 'retry_wait',"
+                " retry_at = jd_now() + make_interval(secs => %s) FROM jd_nodes n"
+                " WHERE l.token = %s AND n.id = l.node_id AND n.expires_at > jd_now()",
+                (delay, run.token),
+            ).rowcount
+            notify(conn)
+            return count
+
+        if not await self._pool.run(write):
+            raise LeaseLost(run.record.worker, run.token)
+
+    async def change_worker(self, name: str, change: WorkerChange) -> None:
+        """An operator's or the circuit's change, as an UPDATE of the columns it names."""
+        sql = {
+            WorkerChange.ENABLE: "UPDATE jd_workers SET enabled = true, circuit = 'closed',"
+            " consecutive_failures = 0, opened_at = NULL WHERE name = %s",
+            WorkerChange.DISABLE: "UPDATE jd_workers SET enabled = false WHERE name = %s",
+            WorkerChange.HALF_OPEN: "UPDATE jd_workers SET circuit = 'half_open'"
+            " WHERE name = %s AND circuit = 'open'",
+        }[change]
+
+        def write(conn: psycopg.Connection) -> None:
+            conn.execute(sql, (name,))
+            notify(conn)
+
+        await self._pool.run(write)
+
+    # ------------------------------------------------------------------ background
+
+    async def serve(self) -> None:
+        """Heartbeats, and wake-ups from LISTEN/NOTIFY or the poll, until cancelled."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._heartbeats)
+            nursery.start_soon(self._listen)
+
+    async def _heartbeats(self) -> None:
+        health = self._engine.store_health
+        while not self._leaving:
+            await trio.sleep(self.heartbeat_s)
+            if self._leaving:
+                return
+            node_id = self.node_id
+            try:
+                alive = await self.heartbeat()
+                if not alive:
+                    await self.on_fenced(node_id)
+            except StoreError as exc:
+                health.last_error = describe(exc)
+
+    async def _listen(self) -> None:
+        """Wake the dispatcher on each NOTIFY, and at least once every POLL_S seconds."""
+        engine = self._engine
+        while True:
+            try:
+                conn = await trio.to_thread.run_sync(self._listener_connection)
+            except StoreError:
+                await trio.sleep(POLL_S)
+                engine.notify()
+                continue
+            try:
+                await self._wake_on_notify(conn)
+            except (psycopg.Error, OSError):
+                pass  # reconnect; the poll covers the gap
+            finally:
+                conn.close()
+
+    def _listener_connection(self) -> psycopg.Connection:
+        conn = connect(self._store.dsn)
+        conn.execute(f"LISTEN {CHANNEL}")
+        return conn
+
+    async def _wake_on_notify(self, conn: psycopg.Connection[Any]) -> None:
+        pgconn = conn.pgconn
+        engine = self._engine
+        while True:
+            with trio.move_on_after(POLL_S):
+                await trio.lowlevel.wait_readable(pgconn.socket)
+            pgconn.consume_input()  # raises OperationalError if the server went away
+            while pgconn.notifies() is not None:
+                pass  # any number of notifications: one look for work
+            engine.notify()
+
+
+__all__ = ["NodeFenced", "PgCoordinator"]

@@ -1,0 +1,57 @@
+"""`--store postgresql://...` on the command line makes this process a cluster node."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from jobdeck import JobdeckConfig, OrchestratorConfig
+from jobdeck._cli import RunOptions, main, open_store
+from jobdeck._pg_store import PgStore
+
+from .conftest import PgServer
+
+CONFIG = """
+[workers.hello]
+fn = "tests.core.sample_workers:ok"
+mode = "triggered"
+"""
+
+
+def url(pg_server: PgServer, pg_dsn: str) -> str:
+    dbname = pg_dsn.split("dbname=")[1].split()[0]
+    return f"postgresql:///{dbname}?host={pg_server.socket_dir}&port={pg_server.port}&user=postgres"
+
+
+def test_a_postgresql_url_opens_a_pg_store(tmp_path: Path) -> None:
+    """`--store postgresql://…` gives a PgStore on that URL, with the config's history."""
+    options = RunOptions(
+        config_path=tmp_path / "jobs.toml", is_demo=False, ui=False,
+        store="postgresql://db.example/jobs", log_format="json", log_level="info",
+        http=None, grace=None,
+    )
+    config = JobdeckConfig(
+        path=None, orchestrator=OrchestratorConfig(history_per_worker=9), workers=()
+    )
+    store = open_store(options, config)
+    assert isinstance(store, PgStore)
+    assert (store.dsn, store.history_per_worker) == ("postgresql://db.example/jobs", 9)
+
+
+def test_a_schema_newer_than_the_code_exits_2(
+    tmp_path: Path, pg_server: PgServer, pg_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A database migrated by a newer jobdeck: exit 2 and a one-line reason, no traceback."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE jd_schema (one bool PRIMARY KEY DEFAULT true,"
+                     " version int NOT NULL)")
+        conn.execute("INSERT INTO jd_schema (version) VALUES (999)")
+    config = tmp_path / "jobs.toml"
+    config.write_text(CONFIG)
+    code = main(["--no-ui", "--config", str(config), "--store", url(pg_server, pg_dsn)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "schema is version 999, newer than this jobdeck knows" in err
+    assert "Traceback" not in err
