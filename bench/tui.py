@@ -13,6 +13,10 @@ and as much jitter make R runs/s of 20 ms each, spread out. Then:
 * core throughput: `jobs` no-op triggers over the burst workers until all have
   succeeded, while the dashboard runs, over the same burst in a plain `trio.run` with
   the same workers and load (`headless`, measured in the same process).
+* with `--attach`, the same keys on `jobdeck attach`: the core runs headless with its
+  HTTP API in a thread of its own (its own `trio.run`), the dashboard follows it over
+  loopback (`/events`, `/status`, the POST endpoints); its figures sit beside the local
+  ones (`jobdeck-attach`, with `added_p95_ms` over the local p95).
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--presses", type=int, help="presses of each key (default 10)")
     parser.add_argument("--jobs", type=int, help="triggers in the throughput burst "
                         "(default 3,000)")
+    parser.add_argument("--attach", action="store_true",
+                        help="also measure the keys over `jobdeck attach` (loopback)")
 
 
 async def _short_run(ctx: Any) -> None:
@@ -152,23 +158,41 @@ async def _press(app: Any, key: str) -> float:
     return time.perf_counter() - started
 
 
+async def _press_keys(app: Any, presses: int) -> dict[str, list[float]]:
+    """Each key `presses` times, landing at random points of the refresh cycle."""
+    rng = random.Random(6)
+    latencies: dict[str, list[float]] = {key: [] for key in KEYS}
+    for _ in range(presses):
+        for key in KEYS:
+            await asyncio.sleep(rng.uniform(0.05, 0.3))
+            latencies[key].append(await _press(app, key))
+    return latencies
+
+
+def _key_figures(latencies: dict[str, list[float]]) -> dict[str, Any]:
+    """Keypress-to-screen percentiles, in ms: over every key, and each key's median."""
+    every = sorted(x for values in latencies.values() for x in values)
+    figures: dict[str, Any] = {
+        "key_p50_ms": percentile(every, 50) * 1e3,
+        "key_p95_ms": percentile(every, 95) * 1e3,
+        "key_max_ms": every[-1] * 1e3,
+    }
+    for key, values in latencies.items():
+        figures[f"key_{key}_p50_ms"] = percentile(sorted(values), 50) * 1e3
+    return figures
+
+
 async def dashboard(
     workers: int, rate: float, jobs: int, presses: int, warmup: float
 ) -> dict[str, Any]:
     orch, names = build(workers, rate)
     app = _timed_app_class()(orch, title="bench")
-    rng = random.Random(6)
-    latencies: dict[str, list[float]] = {key: [] for key in KEYS}
     async with app.run_test(size=SCREEN):
         try:
             await app.bridge.wait_ready()
             await asyncio.sleep(warmup)
             frames_before, wall_before = app.frames, time.perf_counter()
-            for _ in range(presses):
-                for key in KEYS:
-                    # Land at random points of the refresh cycle.
-                    await asyncio.sleep(rng.uniform(0.05, 0.3))
-                    latencies[key].append(await _press(app, key))
+            latencies = await _press_keys(app, presses)
             fps = (app.frames - frames_before) / (time.perf_counter() - wall_before)
             if app.snapshot is not None and app.snapshot.state == "paused":
                 await _press(app, "p")
@@ -180,19 +204,66 @@ async def dashboard(
             orch.stop(0)
             orch.stop(0)
             await asyncio.wait_for(app.bridge.wait_done(), PRESS_TIMEOUT)
-    every = sorted(x for values in latencies.values() for x in values)
-    figures: dict[str, Any] = {
-        "key_p50_ms": percentile(every, 50) * 1e3,
-        "key_p95_ms": percentile(every, 95) * 1e3,
-        "key_max_ms": every[-1] * 1e3,
-    }
-    for key, values in latencies.items():
-        figures[f"key_{key}_p50_ms"] = percentile(sorted(values), 50) * 1e3
+    figures = _key_figures(latencies)
     figures["refresh_p50_ms"] = percentile(costs, 50) * 1e3
     figures["refresh_max_ms"] = (costs[-1] if costs else 0.0) * 1e3
     figures["frames_per_s"] = fps
     figures["burst_s"] = clocks.wall
     return figures
+
+
+def _serve_node(workers: int, rate: float, started: Any, stop: Any) -> None:
+    """A headless node with its API, in this thread's own `trio.run`, until `stop` is set."""
+    from jobdeck._http_server import ApiServer
+
+    async def main() -> None:
+        orch, _ = build(workers, rate)
+        server = ApiServer(orch, "127.0.0.1:0", token="bench", graceful_timeout=1)
+        async with trio.open_nursery() as nursery:
+            orch.http_address = await nursery.start(server.serve)
+            await nursery.start(orch.run)
+            started.put(orch.http_address)
+            await trio.to_thread.run_sync(stop.wait)
+            orch.stop(0)
+            await orch.wait_stopped()
+            server.close()
+
+    trio.run(main)
+
+
+async def attached(workers: int, rate: float, presses: int, warmup: float) -> dict[str, Any]:
+    """Keypress-to-screen on `jobdeck attach` to a node in another thread, over loopback."""
+    import queue
+    import threading
+
+    from jobdeck.tui._remote import (
+        ATTACHED_REFRESH_INTERVAL,
+        HttpClient,
+        RemoteBridge,
+        RemoteOrchestrator,
+    )
+
+    started: queue.Queue[str] = queue.Queue()
+    stop = threading.Event()
+    node = threading.Thread(target=_serve_node, args=(workers, rate, started, stop))
+    node.start()
+    try:
+        address = await asyncio.to_thread(started.get, True, PRESS_TIMEOUT)
+        remote = RemoteOrchestrator(HttpClient(f"http://{address}", "bench"))
+        app = _timed_app_class()(remote, title="bench", bridge=RemoteBridge(remote),
+                                 refresh_interval=ATTACHED_REFRESH_INTERVAL)
+        async with app.run_test(size=SCREEN):
+            try:
+                await app.bridge.wait_ready()
+                await asyncio.sleep(warmup)
+                latencies = await _press_keys(app, presses)
+            finally:
+                remote.stop()
+                await asyncio.wait_for(app.bridge.wait_done(), PRESS_TIMEOUT)
+    finally:
+        stop.set()
+        await asyncio.to_thread(node.join, PRESS_TIMEOUT)
+    return _key_figures(latencies)
 
 
 def measure(args: argparse.Namespace) -> Sequence[Result]:
@@ -210,7 +281,13 @@ def measure(args: argparse.Namespace) -> Sequence[Result]:
     headless_rate = jobs / base
     mine["throughput_ratio_vs_headless"] = ratio(mine["jobs_per_s"], headless_rate)
     params = {"workers": workers, "rate": rate, "jobs": jobs}
-    return [
+    results: list[Result] = [
         Measurement(NAME, "headless", params, {"jobs_per_s": headless_rate}),
         Measurement(NAME, "jobdeck", {**params, "presses": presses}, mine),
     ]
+    if getattr(args, "attach", False):
+        remote = asyncio.run(attached(workers, rate, presses, warmup))
+        remote["added_p95_ms"] = remote["key_p95_ms"] - mine["key_p95_ms"]
+        results.append(Measurement(NAME, "jobdeck-attach", {**params, "presses": presses},
+                                   remote))
+    return results

@@ -23,6 +23,8 @@ from ._errors import (
 )
 from ._events import (
     AttemptFailed,
+    ConfigReloaded,
+    ConfigReloadFailed,
     ControlFailed,
     DeadLetterDeleted,
     DeadLettered,
@@ -64,6 +66,7 @@ from ._records import (
     Trigger,
     WorkerState,
 )
+from ._reload import ReloadResult
 from ._snapshot import OrchestratorSnapshot, OrchestratorState, WorkerSnapshot, WorkerStatus
 from ._spec import Mode, OrchestratorConfig, Priority, WorkerSpec
 from ._sqlite_store import SQLiteStore
@@ -77,6 +80,8 @@ __all__ = [
     "CircuitEvent",
     "CircuitState",
     "ConfigError",
+    "ConfigReloadFailed",
+    "ConfigReloaded",
     "ControlFailed",
     "Coordinator",
     "DeadLetter",
@@ -110,6 +115,7 @@ __all__ = [
     "OrchestratorStopped",
     "OrchestratorStopping",
     "Priority",
+    "ReloadResult",
     "RunDetail",
     "RunDetailDraft",
     "RunFailed",

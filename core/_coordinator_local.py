@@ -154,7 +154,10 @@ class LocalCoordinator:
     async def change_worker(self, name: str, change: WorkerChange) -> None:
         # Applied in memory already (one process owns the store): journal the row.
         engine = self._engine
-        await engine.store.save_worker(engine.worker_state(engine.workers[name]))
+        w = engine.workers.get(name)
+        if w is None:
+            return  # removed by a reload meanwhile: its state is parked, as it was then
+        await engine.store.save_worker(engine.worker_state(w))
 
     def holds(self, worker: str) -> int | None:
         """The token of `worker`'s live lease, if it has one."""

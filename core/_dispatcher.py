@@ -127,7 +127,9 @@ class Dispatcher:
         workers = self._engine.workers
         while heap and heap[0][0] <= now:
             _, _, name = heapq.heappop(heap)
-            w = workers[name]
+            w = workers.get(name)
+            if w is None:  # removed by a reload since
+                continue
             self.ready.add(name)
             cooldown = w.spec.circuit_cooldown_seconds
             opened = w.breaker.opened_at

@@ -15,12 +15,13 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import attrs
 import trio
 
 from . import _events as ev
 from ._eligibility import Lifecycle, World
 from ._health import Health, HealthReport
-from ._records import WorkerState
+from ._records import Trigger, WorkerState
 from ._runtime import WorkerRuntime
 from ._spec import OrchestratorConfig
 from ._store import Store
@@ -44,6 +45,20 @@ class StoreHealth:
         """Every store failure health should show: the transient ones in a row, and the
         refused writes (which never clear by themselves)."""
         return self.failing + self.rejected
+
+
+@attrs.frozen(kw_only=True)
+class ParkedWorker:
+    """What the store keeps of a worker the config does not name (removed by a reload,
+    or stored by an earlier config): it comes back with the worker.
+
+    Nothing changes it meanwhile: no run starts and no trigger is accepted for a worker
+    that is not registered, so what the store held at start (or at removal) still holds.
+    """
+
+    state: WorkerState | None = None
+    #: its pending triggers, oldest first (still stored, as pending).
+    triggers: tuple[Trigger, ...] = ()
 
 
 class Engine:
@@ -70,6 +85,8 @@ class Engine:
         self.now = now
         self.rng = rng
         self.workers: dict[str, WorkerRuntime] = {}
+        #: stored workers the config does not name, kept to come back with a reload.
+        self.parked: dict[str, ParkedWorker] = {}
         #: name -> the workers that name it in `depends_on`.
         self.dependents: dict[str, list[str]] = {}
         #: name -> every worker it may not run beside (symmetric `blocks`).
@@ -182,6 +199,10 @@ class Engine:
             last_success=w.last_success,
             last_error=w.last_error,
         )
+
+    def forget_world(self) -> None:
+        """The config changed (a reload): eligibility's facts are made again when next read."""
+        self._world = None
 
     def world(self) -> World:
         """The facts eligibility reads, brought up to date (one object, reused)."""

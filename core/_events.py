@@ -94,6 +94,28 @@ class ControlFailed(Event):
 
 
 @attrs.frozen(kw_only=True)
+class ConfigReloaded(Event):
+    """The config was read again and applied (SIGHUP, `POST /reload`, ctrl+r)."""
+
+    name: ClassVar[str] = "config_reloaded"
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+    #: `[orchestrator]` keys changed and applied now.
+    orchestrator: tuple[str, ...]
+    #: `[orchestrator]` keys changed that apply only at the next start.
+    restart_needed: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class ConfigReloadFailed(Event):
+    """A reload was refused, whole: the config has problems (the messages of `check`)."""
+
+    name: ClassVar[str] = "config_reload_failed"
+    problems: tuple[str, ...]
+
+
+@attrs.frozen(kw_only=True)
 class WorkerEvent(Event):
     worker: str
 

@@ -1,8 +1,8 @@
 """`jobdeck --no-ui`: the orchestrator without a dashboard, until a signal stops it.
 
 One line per event on stdout (JSON or text for people, with a status line every few
-seconds), SIGTERM and SIGINT stop it gracefully, and with `--http` the HTTP API is
-served for as long as the orchestrator runs.
+seconds), SIGTERM and SIGINT stop it gracefully, SIGHUP reloads the config, and with
+`--http` the HTTP API is served for as long as the orchestrator runs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import trio
 
-from ._errors import ConfigError, StoreError
+from ._errors import ConfigError, NotRunning, StoreError
 from ._events import Event, OrchestratorStopped
 from ._exit import ExitCode, leaf_exception
 from ._gc import settle_garbage_collector
@@ -98,7 +98,7 @@ async def _headless(
             with trio.open_signal_receiver(
                 signal.SIGTERM, signal.SIGINT, signal.SIGHUP
             ) as signals:
-                nursery.start_soon(_stop_on_signals, signals, orch, grace)
+                nursery.start_soon(_on_signals, signals, orch, grace, config_path)
                 api = None
                 if http is not None:
                     api = _HttpApi(orch, http, config_path)
@@ -189,9 +189,25 @@ async def _status_lines(
         writer.write_line(status(orch.snapshot()))
 
 
-async def _stop_on_signals(signals: Any, orch: Orchestrator, grace: float | None) -> None:
-    async for _ in signals:
-        orch.stop(grace)
+async def _on_signals(
+    signals: Any, orch: Orchestrator, grace: float | None, config_path: Path
+) -> None:
+    """SIGTERM and SIGINT stop gracefully; SIGHUP reloads the config (the daemon
+    convention: `ExecReload=/bin/kill -HUP $MAINPID`)."""
+    async for signum in signals:
+        if signum == signal.SIGHUP:
+            reload_config(orch, config_path)
+        else:
+            orch.stop(grace)
+
+
+def reload_config(orch: Orchestrator, config_path: Path) -> None:
+    """Read the config again and apply it; what went wrong is in the event log
+    (`config_reload_failed`), never the end of the process."""
+    try:
+        orch.reload_file(config_path)
+    except (ConfigError, NotRunning):
+        pass  # published as config_reload_failed; or stopping, when a reload is moot
 
 
 async def _write_events(events: Any, writer: _LineWriter, written: trio.Event) -> None:

@@ -1,7 +1,8 @@
 """The HTTP API of a headless orchestrator: its starlette app (served by `_http_server`).
 
-`GET` endpoints read frozen snapshots and need no token; every `POST` and `DELETE`
-needs `Authorization: Bearer TOKEN`. Every answer is JSON (the metrics excepted), errors
+`GET` endpoints read frozen snapshots and need no token, except `GET /events` (it
+carries payloads and log lines); every `POST` and `DELETE` needs
+`Authorization: Bearer TOKEN`. Every answer is JSON (the metrics excepted), errors
 included: `{"error": "..."}`, never a traceback.
 
 | endpoint | answers |
@@ -10,12 +11,17 @@ included: `{"error": "..."}`, never a traceback.
 | `GET /livez` | 200 while the process answers at all (for liveness probes) |
 | `GET /status` | 200: the orchestrator and every worker |
 | `GET /metrics` | 200: Prometheus text |
+| `GET /events` | 200: Server-Sent Events (`_event_stream`); token needed |
+| `GET /runs?worker=&limit=` | 200: recent runs, newest first; token needed |
+| `GET /logs`, `GET /workers/{name}/logs` (`?limit=`) | 200: log lines, oldest first; token needed |
+| `GET /workers/{name}/triggers` | 200: pending triggers, oldest first; token needed |
 | `POST /workers/{name}/trigger` | 202 `trigger_id` once stored; 400 bad JSON, 413 too big |
 | `POST /workers/{name}/enable`, `/disable` | 200 |
 | `POST /pause`, `POST /resume` | 200 |
 | `GET /dlq`, `GET /dlq/{id}` | 200: entries (the list without tracebacks) |
 | `POST /dlq/{id}/replay` | 202 `trigger_id`; 409 if the entry's worker is gone |
 | `DELETE /dlq/{id}`, `DELETE /dlq` (purge) | 200 |
+| `POST /reload` | 200 with what changed; 400 with the config's problems (nothing changed) |
 
 401 without or with a wrong token, 404 for unknown workers, entries and routes, 405 for
 a wrong method, 503 while the orchestrator is not running or its store fails, 500 (with
@@ -33,12 +39,20 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from ._errors import NotRunning, StoreError, UnknownDeadLetter, UnknownWorker
+from ._errors import ConfigError, NotRunning, StoreError, UnknownDeadLetter, UnknownWorker
+from ._event_stream import EventStream, StreamClient
 from ._health import Health
-from ._json_views import check_dead_letter_id, dead_letter_json, status_json
+from ._json_views import (
+    check_dead_letter_id,
+    dead_letter_json,
+    log_line_json,
+    run_json,
+    status_json,
+    trigger_json,
+)
 from ._metrics import Metrics
 from ._orchestrator import Orchestrator
 from ._snapshot import OrchestratorState
@@ -47,8 +61,16 @@ from ._snapshot import OrchestratorState
 MAX_BODY_BYTES = 64 * 1024
 DLQ_DEFAULT_LIMIT = 100
 DLQ_MAX_LIMIT = 10_000
+RUNS_DEFAULT_LIMIT = 50
+LOGS_DEFAULT_LIMIT = 200
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+#: Reads that need the token all the same: they carry payloads and worker log lines.
+#: (`/dlq` predates this and stays open.)
+_GUARDED_READS = frozenset(
+    {"/events", "/runs", "/logs", "/workers/{name}/logs", "/workers/{name}/triggers"}
+)
 
 
 # ---------------------------------------------------------------------- the app
@@ -69,6 +91,7 @@ def create_app(
     *,
     token: str,
     metrics: Metrics | None = None,
+    event_stream: EventStream | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> Starlette:
     """The ASGI app of the API for `orch`.
@@ -78,9 +101,14 @@ def create_app(
         token: the bearer token every POST and DELETE must carry.
         metrics: the registry `/metrics` renders; by default a new one (whose event
             counters count only if its `run` task runs).
+        event_stream: what `/events` streams; by default a new one (which streams only
+            if its `run` task runs).
         max_body_bytes: the largest trigger payload accepted.
     """
-    api = _Api(orch, token, metrics if metrics is not None else Metrics(orch), max_body_bytes)
+    api = _Api(
+        orch, token, metrics if metrics is not None else Metrics(orch),
+        event_stream if event_stream is not None else EventStream(orch), max_body_bytes,
+    )
     app = Starlette(
         routes=api.routes(),
         exception_handlers={
@@ -99,10 +127,14 @@ def create_app(
 
 
 class _Api:
-    def __init__(self, orch: Orchestrator, token: str, metrics: Metrics, max_body: int) -> None:
+    def __init__(
+        self, orch: Orchestrator, token: str, metrics: Metrics, stream: EventStream,
+        max_body: int,
+    ) -> None:
         self._orch = orch
         self._token = token.encode()
         self._metrics = metrics
+        self._stream = stream
         self._max_body = max_body
 
     def routes(self) -> list[Route]:
@@ -111,6 +143,11 @@ class _Api:
             ("GET", "/livez", self.livez),
             ("GET", "/status", self.status),
             ("GET", "/metrics", self.metrics),
+            ("GET", "/events", self.events),
+            ("GET", "/runs", self.runs),
+            ("GET", "/logs", self.logs),
+            ("GET", "/workers/{name}/logs", self.logs),
+            ("GET", "/workers/{name}/triggers", self.triggers),
             ("POST", "/workers/{name}/trigger", self.trigger),
             ("POST", "/workers/{name}/enable", self.enable),
             ("POST", "/workers/{name}/disable", self.disable),
@@ -121,10 +158,12 @@ class _Api:
             ("GET", "/dlq/{entry_id:int}", self.dlq_show),
             ("DELETE", "/dlq/{entry_id:int}", self.dlq_delete),
             ("POST", "/dlq/{entry_id:int}/replay", self.dlq_replay),
+            ("POST", "/reload", self.reload),
         ]
         by_path: dict[str, dict[str, Endpoint]] = {}
         for method, path, endpoint in table:
-            guarded = endpoint if method == "GET" else self._guarded(endpoint)
+            open_read = method == "GET" and path not in _GUARDED_READS
+            guarded = endpoint if open_read else self._guarded(endpoint)
             by_path.setdefault(path, {})[method] = guarded
         # One route per path, so a wrong method's 405 lists every allowed one.
         return [
@@ -171,19 +210,38 @@ class _Api:
         return _json({"alive": True})
 
     async def status(self, request: Request) -> Response:
-        return _json(status_json(self._orch.snapshot(), self._orch.http_address))
+        detail = request.query_params.get("detail") == "full"
+        return _json(status_json(self._orch.snapshot(), self._orch.http_address, detail=detail))
+
+    async def runs(self, request: Request) -> Response:
+        worker = request.query_params.get("worker") or None
+        limit = _limit(request.query_params.get("limit"), default=RUNS_DEFAULT_LIMIT)
+        return _json({"runs": [run_json(r) for r in await self._orch.history(worker, limit)]})
+
+    async def logs(self, request: Request) -> Response:
+        worker = request.path_params.get("name")
+        limit = _limit(request.query_params.get("limit"), default=LOGS_DEFAULT_LIMIT)
+        return _json({"lines": [log_line_json(line) for line in self._orch.logs(worker, limit)]})
+
+    async def triggers(self, request: Request) -> Response:
+        pending = self._orch.pending_triggers(request.path_params["name"])
+        return _json({"triggers": [trigger_json(t) for t in pending]})
 
     async def metrics(self, request: Request) -> Response:
         body, content_type = self._metrics.render(request.headers.get("accept"))
         return Response(body, media_type=content_type)
 
+    async def events(self, request: Request) -> Response:
+        return _EventStreamResponse(self._stream.connect(request.headers.get("last-event-id")))
+
     async def dlq_list(self, request: Request) -> Response:
         limit = _limit(request.query_params.get("limit"))
+        traceback = request.query_params.get("traceback") == "1"
         entries = await self._orch.dead_letters(limit)
         return _json(
             {
                 "total": self._orch.snapshot().dlq_size,
-                "entries": [dead_letter_json(e, traceback=False) for e in entries],
+                "entries": [dead_letter_json(e, traceback=traceback) for e in entries],
             }
         )
 
@@ -241,6 +299,23 @@ class _Api:
     async def dlq_purge(self, request: Request) -> Response:
         return _json({"deleted": await self._orch.purge_dead_letters()})
 
+    async def reload(self, request: Request) -> Response:
+        if self._orch.config_path is None:
+            raise _Problem(409, "no config file to reload: the workers were registered in Python")
+        try:
+            result = self._orch.reload_file()
+        except ConfigError as exc:
+            count = len(exc.problems)
+            return _json(
+                {
+                    "error": f"config refused, nothing changed: {count} "
+                    f"problem{'s' * (count != 1)}",
+                    "problems": list(exc.problems),
+                },
+                400,
+            )
+        return _json(result.to_dict())
+
     # ------------------------------------------------------------------ helpers
 
     def _require_not_stopped(self) -> None:
@@ -267,6 +342,25 @@ class _Api:
             raise _Problem(400, f"payload is not valid JSON: {exc}") from None
 
 
+class _EventStreamResponse(StreamingResponse):
+    """Streams one client's events, and lets go of the client however the stream ends
+    (a disconnect cancels the response mid-stream)."""
+
+    def __init__(self, client: StreamClient) -> None:
+        super().__init__(
+            client,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self._client = client
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._client.close()
+
+
 def _by_method(endpoints: dict[str, Endpoint]) -> Endpoint:
     if len(endpoints) == 1:
         return next(iter(endpoints.values()))
@@ -287,9 +381,9 @@ def _entry_id(request: Request) -> int:
     return check_dead_letter_id(entry_id)
 
 
-def _limit(text: str | None) -> int:
+def _limit(text: str | None, *, default: int = DLQ_DEFAULT_LIMIT) -> int:
     if text is None:
-        return DLQ_DEFAULT_LIMIT
+        return default
     if not text.isdigit() or not 1 <= int(text) <= DLQ_MAX_LIMIT:
         raise _Problem(400, f"limit must be a whole number from 1 to {DLQ_MAX_LIMIT}")
     return int(text)

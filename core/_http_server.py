@@ -15,6 +15,7 @@ from hypercorn.trio.run import worker_serve
 from hypercorn.typing import ASGIFramework
 
 from ._errors import JobdeckError
+from ._event_stream import EventStream
 from ._http_app import create_app
 from ._metrics import Metrics
 from ._orchestrator import Orchestrator
@@ -82,7 +83,10 @@ class ApiServer:
     ) -> None:
         self._host, self._port = parse_address(address)
         self.metrics = Metrics(orch)
-        self.app = create_app(orch, token=token, metrics=self.metrics)
+        self.event_stream = EventStream(orch)
+        self.app = create_app(
+            orch, token=token, metrics=self.metrics, event_stream=self.event_stream
+        )
         #: The `host:port` actually bound, once `serve` has started.
         self.address: str | None = None
         self._config = Config()
@@ -104,6 +108,7 @@ class ApiServer:
             with listener:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(self.metrics.run)
+                    await nursery.start(self.event_stream.run)
                     await nursery.start(self._serve_http, listener, nursery.cancel_scope)
                     task_status.started(self.address)
         finally:

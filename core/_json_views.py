@@ -14,9 +14,13 @@ import math
 from datetime import datetime
 from typing import Any
 
+import attrs
+
 from ._errors import UnknownDeadLetter
-from ._records import DeadLetter, RunDetail, RunRecord
+from ._events import LogRecordView
+from ._records import DeadLetter, RunDetail, RunRecord, Trigger
 from ._snapshot import OrchestratorSnapshot, WorkerSnapshot
+from ._spec import WorkerSpec
 
 #: Dead-letter ids are SQLite row ids, from 1 to 2**63 - 1: no entry has any other.
 MAX_DEAD_LETTER_ID = 2**63 - 1
@@ -53,9 +57,15 @@ def dead_letter_json(entry: DeadLetter, *, traceback: bool) -> dict[str, Any]:
     return data
 
 
-def status_json(snap: OrchestratorSnapshot, http: str | None) -> dict[str, Any]:
-    """The orchestrator and every worker; `http` is the address the API is served on."""
-    return {
+def status_json(
+    snap: OrchestratorSnapshot, http: str | None, *, detail: bool = False
+) -> dict[str, Any]:
+    """The orchestrator and every worker; `http` is the address the API is served on.
+
+    With `detail`, everything a remote dashboard shows too: each worker's spec, recent
+    durations and last traceback, and the shutdown grace left.
+    """
+    data = {
         "state": snap.state,
         "health": snap.health,
         "health_reasons": list(snap.health_reasons),
@@ -72,13 +82,17 @@ def status_json(snap: OrchestratorSnapshot, http: str | None) -> dict[str, Any]:
         "store_errors": snap.store_errors,
         "taken_at": _time(snap.taken_at),
         "http": http,
-        "workers": [worker_json(w) for w in snap.workers],
+        "workers": [worker_json(w, detail=detail) for w in snap.workers],
     }
+    if detail:
+        data["grace_left_s"] = _seconds(snap.grace_left_s)
+    return data
 
 
-def worker_json(w: WorkerSnapshot) -> dict[str, Any]:
-    """One worker: what it is, what it is doing, and its counters."""
-    return {
+def worker_json(w: WorkerSnapshot, *, detail: bool = False) -> dict[str, Any]:
+    """One worker: what it is, what it is doing, and its counters (and with `detail`,
+    its spec, recent durations and last traceback)."""
+    data = {
         "name": w.name,
         "fn": w.fn,
         "mode": w.mode,
@@ -103,6 +117,43 @@ def worker_json(w: WorkerSnapshot) -> dict[str, Any]:
         "last_duration_s": _seconds(w.last_duration_s),
         "last_error": w.last_error,
     }
+    if detail:
+        data["may_run"] = w.may_run
+        data["spec"] = spec_json(w.spec)
+        data["durations"] = [_seconds(d) for d in w.durations]
+        data["last_traceback"] = w.last_traceback
+    return data
+
+
+def spec_json(spec: WorkerSpec) -> dict[str, Any]:
+    """A worker's spec with the config's key names and values."""
+    data = attrs.asdict(spec, recurse=False)
+    data["mode"] = spec.mode.value
+    data["priority"] = spec.priority.label
+    data["depends_on"] = list(spec.depends_on)
+    data["blocks"] = list(spec.blocks)
+    data["params"] = dict(spec.params)
+    return data
+
+
+def trigger_json(trigger: Trigger) -> dict[str, Any]:
+    return {
+        "id": trigger.id,
+        "worker": trigger.worker,
+        "source": trigger.source.value,
+        "payload": trigger.payload,
+        "accepted_at": trigger.accepted_at.isoformat(),
+    }
+
+
+def log_line_json(line: LogRecordView) -> dict[str, Any]:
+    return {
+        "ts": line.ts.isoformat(),
+        "worker": line.worker,
+        "run_id": line.run_id,
+        "level": line.level,
+        "message": line.message,
+    }
 
 
 def _time(moment: datetime | None) -> str | None:
@@ -116,7 +167,8 @@ def _seconds(value: float | None) -> float | None:
 
 
 def run_json(record: RunRecord) -> dict[str, Any]:
-    """One run of the history: what it ran for and how it ended (`attempts`: how many)."""
+    """One run of the history: what it ran for and how it ended (`attempts`: how many),
+    with its trigger whole (the CLI's `runs list`, `GET /runs`, the attached dashboard)."""
     return {
         "id": record.id,
         "worker": record.worker,
@@ -128,6 +180,7 @@ def run_json(record: RunRecord) -> dict[str, Any]:
         "duration_s": _seconds(record.duration_s),
         "attempts": record.attempts,
         "error": record.error,
+        "trigger": trigger_json(record.trigger),
     }
 
 

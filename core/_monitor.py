@@ -37,8 +37,9 @@ class Monitor:
 
     async def run(self) -> None:
         """Measure event-loop lag (sleep overshoot) and re-judge health, every interval."""
-        interval = self._engine.config.health_interval_seconds
         while True:
+            # Read each time: a reload may change it.
+            interval = self._engine.config.health_interval_seconds
             before = trio.current_time()
             await trio.sleep(interval)
             now = trio.current_time()
@@ -82,7 +83,9 @@ class Monitor:
         candidates = engine.health_watch | set(self._ready) | engine.attempting
         engine.health_watch = set()
         for name in candidates:
-            w = engine.workers[name]
+            w = engine.workers.get(name)
+            if w is None:  # removed by a reload
+                continue
             if w.phase is Phase.RUNNING and w.run is not None and not w.stuck:
                 w.stuck = is_stuck(w.run, now, stuck_after)
             self.refresh(w, now)

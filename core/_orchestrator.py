@@ -9,9 +9,11 @@ run ends), `_runs` (one attempt), `_recovery` (start-up), `_shutdown` (the grace
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -28,6 +30,7 @@ from ._monitor import Monitor
 from ._outcomes import Outcomes
 from ._records import DeadLetter, RunDetail, RunRecord, Trigger
 from ._recovery import restore
+from ._reload import ReloadResult, apply_reload, reload_file
 from ._runs import is_async
 from ._runtime import WorkerRuntime
 from ._shutdown import drain
@@ -97,12 +100,16 @@ class Orchestrator:
             coordinator = LocalCoordinator(engine)
             self._dispatcher = Dispatcher(engine, coordinator)
         self._coordinator = coordinator
+        self._clustered = cluster is not None
         self._monitor = Monitor(engine, self._dispatcher.ready)
         self._control = Control(engine, coordinator, self._dispatcher)
         self._outcomes = Outcomes(
             engine, coordinator, self._dispatcher, self._monitor, self._control.trigger
         )
         self._dispatcher.execute = self._outcomes.execute
+        #: The config file the workers came from (`from_config`), which a reload
+        #: reads again; None when they were registered in Python.
+        self.config_path: Path | None = None
         ensure_level()
 
     # ------------------------------------------------------------------ registration
@@ -118,6 +125,7 @@ class Orchestrator:
     ) -> Orchestrator:
         """An orchestrator with every worker of a loaded config registered."""
         orch = cls(config.orchestrator, store=store, now=now, rng=rng)
+        orch.config_path = config.path
         for registration in config.workers:
             orch.add_worker(registration.spec, registration.fn, fn_ref=registration.fn_ref)
         return orch
@@ -329,6 +337,53 @@ class Orchestrator:
         if command is None:
             raise ValueError(f"unknown control action {action!r}")
         self._control.submit(command(*args))
+
+    # ------------------------------------------------------------------ reload
+
+    def reload(self, config: JobdeckConfig) -> ReloadResult:
+        """Apply a newly loaded config to the running orchestrator, whole or not at all.
+
+        Added workers start; removed workers start no new run, finish the one in flight
+        and go (their pending triggers stay stored and come back with them); changed
+        workers take their new spec at their next run. `[orchestrator]` keys apply at
+        once, except `store` (it needs a restart). Runtime state (enabled, circuit) wins
+        over the file, as at a restart. A `config_reloaded` event says what changed.
+
+        Raises:
+            ConfigError: the workers refer to each other wrongly; nothing was changed.
+            NotRunning: the orchestrator is not running.
+        """
+        self._refuse_reload_in_a_cluster()
+        result = apply_reload(self._engine, self._dispatcher, config)
+        self.config = self._engine.config
+        return result
+
+    def _refuse_reload_in_a_cluster(self) -> None:
+        # The cluster's database admits runs of workers by name from every node's
+        # config; adding and removing them on one node is not worked out yet.
+        if self._clustered:
+            problem = "reload is not supported in cluster mode yet: restart the node instead"
+            self._engine.publish(ev.ConfigReloadFailed(ts=self._engine.now(), problems=(problem,)))
+            raise ConfigError([problem])
+
+    def reload_file(self, path: str | os.PathLike[str] | None = None) -> ReloadResult:
+        """Read the config file again (`path`, else `config_path`) and `reload` it.
+
+        Imports a newly named module; modules already imported are not read again
+        (code changes need a restart).
+
+        Raises:
+            ConfigError: the file has problems (the messages of `jobdeck check`), or no
+                file is known; nothing was changed.
+            NotRunning: the orchestrator is not running.
+        """
+        where = path if path is not None else self.config_path
+        if where is None:
+            raise ConfigError(["no config file to reload: the workers were registered in Python"])
+        self._refuse_reload_in_a_cluster()
+        result = reload_file(self._engine, self._dispatcher, where)
+        self.config = self._engine.config
+        return result
 
     # ------------------------------------------------------------------ reads
 

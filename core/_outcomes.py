@@ -23,6 +23,7 @@ from ._lifecycle import Effect, Effects, RunEvent
 from ._monitor import Monitor
 from ._persist import WriteRefused, persist
 from ._records import Attempt, Circuit, RunRecord, RunStatus, Source, Trigger
+from ._reload import settle_after_run
 from ._runs import AttemptEnd, run_attempt
 from ._runtime import ActiveRun, Outcome, Phase, WorkerRuntime
 from ._schedule import backoff_delay
@@ -300,6 +301,10 @@ class Outcomes:
         w.phase = Phase.IDLE
         w.run = None
         w.stuck = False
+        if (w.retiring or w.replacement is not None) and not settle_after_run(
+            engine, self._dispatcher, w
+        ):
+            return  # removed by a reload: gone now that its run has ended
         now = trio.current_time()
         if w.spec.mode is Mode.CONTINUOUS:
             w.idle_since = now + backoff

@@ -10,36 +10,36 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import attrs
 import trio
 
 from . import _events as ev
 from ._circuit import CircuitState
 from ._dispatcher import Dispatcher
-from ._engine import Engine
+from ._engine import Engine, ParkedWorker
 from ._persist import WriteRefused, persist
-from ._records import Circuit, RunRecord, RunStatus, Source, StoredState, WorkerState
+from ._records import (
+    Circuit,
+    RunRecord,
+    RunStatus,
+    Source,
+    StoredState,
+    Trigger,
+    WorkerState,
+)
 from ._runtime import QueuedTrigger, WorkerRuntime
 
 
 async def restore(engine: Engine, dispatcher: Dispatcher, stored: StoredState) -> None:
     """Bring back worker state and pending triggers; runs left running crashed."""
     now = trio.current_time()
+    parked: dict[str, tuple[WorkerState | None, list[Trigger]]] = {}
     for name, state in stored.workers.items():
         w = engine.workers.get(name)
         if w is None:
-            continue
-        w.enabled = state.enabled
-        w.breaker = CircuitState(
-            state.circuit,
-            state.consecutive_failures,
-            engine.trio_time_of(state.opened_at),
-        )
-        if w.circuit is Circuit.OPEN and w.spec.circuit_cooldown_seconds:
-            opened = w.breaker.opened_at if w.breaker.opened_at is not None else now
-            dispatcher.wake_at(opened + w.spec.circuit_cooldown_seconds, w)
-        w.last_start, w.last_success, w.last_error = (
-            state.last_start, state.last_success, state.last_error,
-        )
+            parked[name] = (state, [])
+        else:
+            restore_worker(engine, dispatcher, w, state, now)
     if stored.quarantined:
         engine.store_health.skipped_rows = len(stored.quarantined)
         engine.publish(ev.StoreRowsSkipped(ts=engine.now(), rows=stored.quarantined))
@@ -51,8 +51,32 @@ async def restore(engine: Engine, dispatcher: Dispatcher, stored: StoredState) -
         if w is not None:
             w.queue(QueuedTrigger(trigger=trigger, queued_t=now))
             engine.pending_count += 1
+        else:
+            parked.setdefault(trigger.worker, (None, []))[1].append(trigger)
+    engine.parked = {
+        name: ParkedWorker(state=state, triggers=tuple(triggers))
+        for name, (state, triggers) in parked.items()
+    }
     for run in stored.unfinished_runs:
         await _recover_crashed(engine, run, queued, now)
+
+
+def restore_worker(
+    engine: Engine, dispatcher: Dispatcher, w: WorkerRuntime, state: WorkerState, now: float
+) -> None:
+    """Give `w` the runtime state the store kept: it wins over the config's `enabled`."""
+    w.enabled = state.enabled
+    w.breaker = CircuitState(
+        state.circuit,
+        state.consecutive_failures,
+        engine.trio_time_of(state.opened_at),
+    )
+    if w.circuit is Circuit.OPEN and w.spec.circuit_cooldown_seconds:
+        opened = w.breaker.opened_at if w.breaker.opened_at is not None else now
+        dispatcher.wake_at(opened + w.spec.circuit_cooldown_seconds, w)
+    w.last_start, w.last_success, w.last_error = (
+        state.last_start, state.last_success, state.last_error,
+    )
 
 
 async def _recover_crashed(engine: Engine, run: RunRecord, queued: set[str], now: float) -> None:
@@ -75,9 +99,16 @@ async def _recover_crashed(engine: Engine, run: RunRecord, queued: set[str], now
             source=run.trigger.source.value, attempt=run.attempts, reason="crash",
         )
     )
-    if w is not None and requeue and run.trigger.id not in queued:
+    if not requeue or run.trigger.id in queued:
+        return
+    if w is not None:
         w.queue(QueuedTrigger(trigger=run.trigger, queued_t=now), first=True)
         engine.pending_count += 1
+    else:
+        parked = engine.parked.get(run.worker, ParkedWorker())
+        engine.parked[run.worker] = attrs.evolve(
+            parked, triggers=(run.trigger, *parked.triggers)
+        )
 
 
 def _seed_sequence(engine: Engine) -> None:

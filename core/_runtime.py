@@ -113,6 +113,16 @@ class QueuedTrigger:
     queued_t: float
 
 
+@attrs.frozen(kw_only=True)
+class Replacement:
+    """What a reload changed a worker into, kept until its run in flight has ended."""
+
+    spec: WorkerSpec
+    fn: Callable[..., Any]
+    fn_ref: str
+    is_async: bool
+
+
 @attrs.define(kw_only=True, eq=False)
 class WorkerRuntime:
     spec: WorkerSpec
@@ -158,6 +168,12 @@ class WorkerRuntime:
     #: the same for all its runs), by whether an interrupted run is re-queued.
     _first_states: dict[bool, RunState] = attrs.field(factory=dict, repr=False)
     health_reasons: tuple[str, ...] = ()
+    #: removed by a reload while a run was in flight: no new run starts, and the worker
+    #: goes once that run has ended.
+    retiring: bool = False
+    #: changed by a reload while a run was in flight: applied once that run has ended
+    #: (the run keeps the spec it started with).
+    replacement: Replacement | None = None
 
     def __attrs_post_init__(self) -> None:
         self.name = self.spec.name
@@ -222,7 +238,7 @@ class WorkerRuntime:
 
     def demand_since(self, now: float) -> float | None:
         """When this worker started wanting a new run (its due time), or None."""
-        if self.phase is not Phase.IDLE:
+        if self.phase is not Phase.IDLE or self.retiring:
             return None
         due: float | None = None
         if self.pending:

@@ -97,6 +97,16 @@ class WorkerLogs:
             self.dropped += 1
         buffer.append(line)
 
+    def resize(self, per_worker: int) -> None:
+        """Keep `per_worker` lines per worker from now on (a reload changed it); lines
+        a smaller buffer cannot hold are dropped, oldest first, and counted."""
+        if per_worker == self.per_worker:
+            return
+        self.per_worker = per_worker
+        for worker, buffer in self._buffers.items():
+            self.dropped += max(0, len(buffer) - per_worker)
+            self._buffers[worker] = deque(buffer, maxlen=per_worker)
+
     def lines(self, worker: str | None = None, limit: int = 200) -> list[LogRecordView]:
         """The last `limit` lines of one worker, or of all workers merged by time."""
         if worker is not None:

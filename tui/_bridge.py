@@ -30,7 +30,7 @@ import trio.testing
 from textual.message import Message
 from textual.message_pump import MessagePump
 
-from jobdeck import Event, Orchestrator, OrchestratorStopped, Subscription
+from jobdeck import Event, Orchestrator, OrchestratorStopped, ReloadResult, Subscription
 
 T = TypeVar("T")
 
@@ -113,14 +113,7 @@ class CoreBridge:
         Call from the host loop's thread (an app's `on_mount`). Returns at once; the app
         receives `CoreBridge.Ready` when the core is live.
         """
-        if self.state is not BridgeState.CREATED:
-            raise RuntimeError("a CoreBridge starts once")
-        loop = asyncio.get_running_loop()
-        self._target = target
-        self._ready = loop.create_future()
-        self._done = loop.create_future()
-        self.state = BridgeState.STARTING
-        CoreBridge.live.add(self)
+        loop = self._begin(target)
         trio.lowlevel.start_guest_run(
             self._main,
             run_sync_soon_threadsafe=loop.call_soon_threadsafe,
@@ -131,6 +124,18 @@ class CoreBridge:
             host_uses_signal_set_wakeup_fd=True,
             clock=self._clock,
         )
+
+    def _begin(self, target: MessagePump) -> asyncio.AbstractEventLoop:
+        """Start once: messages go to `target`; the ready and done futures are made."""
+        if self.state is not BridgeState.CREATED:
+            raise RuntimeError(f"a {type(self).__name__} starts once")
+        loop = asyncio.get_running_loop()
+        self._target = target
+        self._ready = loop.create_future()
+        self._done = loop.create_future()
+        self.state = BridgeState.STARTING
+        CoreBridge.live.add(self)
+        return loop
 
     @property
     def running(self) -> bool:
@@ -319,6 +324,13 @@ class CoreBridge:
         """
         await self.read(_settle)
 
+    def reload_config(self) -> asyncio.Future[ReloadResult]:
+        """Read the config file again and apply it (`orch.reload_file`), in the guest.
+
+        The future fails with `ConfigError` (nothing changed) or `CoreNotRunning`.
+        """
+        return self.read(_reload_file, self.orch)
+
     # ------------------------------------------------------------------ control
 
     def control(self, action: str, *args: Any) -> bool:
@@ -334,6 +346,10 @@ class CoreBridge:
         except trio.WouldBlock:
             return False
         return True
+
+
+async def _reload_file(orch: Orchestrator) -> ReloadResult:
+    return orch.reload_file()
 
 
 async def _settle() -> None:

@@ -16,15 +16,19 @@ from typing import Any
 from textual.app import App
 
 from jobdeck import (
+    ConfigError,
     ControlFailed,
     DeadLetter,
     DeadLetterDeleted,
     Event,
+    NotRunning,
     OrchestratorState,
+    ReloadResult,
     RunRecord,
     WorkerStatus,
 )
 
+from ._bridge import CoreNotRunning
 from ._cells import one_line, plural
 from ._model import DeckModel
 from .screens import (
@@ -95,6 +99,30 @@ class DeckController:
                 line.show(self.current_flash)
 
     # ------------------------------------------------------------------ workers
+
+    def reload_config(self) -> None:
+        """Read the config file again and apply it; the flash line says what changed, or
+        why the config was refused (nothing changed then)."""
+        if not self.model.may_control:
+            self.flash("jobdeck is not taking requests right now", "error")
+            return
+        self.app.run_worker(self._reload_config(), group="reload", exclusive=True)
+
+    async def _reload_config(self) -> None:
+        try:
+            result = await self.model.bridge.reload_config()
+        except ConfigError as exc:
+            problems = list(exc.problems)
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            self.flash(f"config refused, nothing changed: {one_line(problems[0], 300)}{more}",
+                       "error")
+            return
+        except (CoreNotRunning, NotRunning):
+            self.flash("jobdeck is not taking requests right now", "error")
+            return
+        self.model.dirty = True
+        self.flash(f"config reloaded: {reload_summary(result)}")
+        self._refresh()
 
     def trigger_worker(self, name: str, *payload: Any) -> None:
         """Ask for one run of `name` (with a payload, if one is given); say whether it
@@ -272,3 +300,18 @@ def purge_question(count: int) -> str:
     if count == 1:
         return "Delete the one dead letter?"
     return f"Delete all {count} dead letters?"
+
+
+def reload_summary(result: ReloadResult) -> str:
+    """What a reload changed, in one short text."""
+    parts = [
+        f"{label} {', '.join(names)}"
+        for label, names in (
+            ("added", result.added), ("removed", result.removed),
+            ("changed", result.changed), ("settings", result.orchestrator),
+        )
+        if names
+    ]
+    if result.restart_needed:
+        parts.append(f"restart needed for {', '.join(result.restart_needed)}")
+    return "; ".join(parts) if parts else "nothing changed"

@@ -118,6 +118,9 @@ class DeckApp(App[Any]):
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True,
                 tooltip="Same as q"),
         Binding("question_mark", "help", "Help", key_display="?", tooltip="Show every key"),
+        Binding("ctrl+r", "reload_config", "Reload", show=False,
+                tooltip="Read the config file again: added workers start, removed ones "
+                        "finish their run and go, changed ones take effect at their next run"),
     ]
 
     def __init__(
@@ -132,10 +135,12 @@ class DeckApp(App[Any]):
         refresh_interval: float = REFRESH_INTERVAL,
         monotonic: Callable[[], float] = time.monotonic,
         on_stop: Callable[[], None] | None = None,
+        bridge: CoreBridge | None = None,
     ) -> None:
         super().__init__()
         self.orch = orch
-        self.bridge = CoreBridge(orch, trio_clock=trio_clock)
+        #: the core's guest run; `jobdeck attach` passes a bridge to a remote one instead.
+        self.bridge = bridge if bridge is not None else CoreBridge(orch, trio_clock=trio_clock)
         self.deck_title = title
         self.model = DeckModel(orch, self.bridge, clock=clock, tz=tz, monotonic=monotonic)
         self.controller = DeckController(self, self.model, title=title, refresh=self.refresh_now)
@@ -320,6 +325,11 @@ class DeckApp(App[Any]):
             return None
         self.controller.flash(f"Screenshot saved: {path}")
         return path
+
+    # ------------------------------------------------------------------ reload
+
+    def action_reload_config(self) -> None:
+        self.controller.reload_config()
 
     # ------------------------------------------------------------------ help
 

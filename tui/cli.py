@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 from jobdeck import JobdeckConfig, Orchestrator
@@ -15,8 +16,6 @@ def run_dashboard(orch: Orchestrator, config: JobdeckConfig, options: RunOptions
     try:
         from .app import run_app
     except ImportError:
-        import sys
-
         print("jobdeck: the dashboard is not built yet; use --no-ui", file=sys.stderr)
         return ExitCode.USAGE
     return run_app(orch, config, options)
@@ -24,7 +23,12 @@ def run_dashboard(orch: Orchestrator, config: JobdeckConfig, options: RunOptions
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `jobdeck`; returns the process exit code."""
-    return core_main(argv, run_ui=run_dashboard)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "attach":
+        from ._attach import attach_main
+
+        return attach_main(args[1:])
+    return core_main(args, run_ui=run_dashboard)
 
 
 if __name__ == "__main__":

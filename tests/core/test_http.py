@@ -37,12 +37,13 @@ from jobdeck import (
     SQLiteStore,
     Trigger,
     WorkerState,
+    load_config,
 )
 from jobdeck._api_token import token_file_for, token_from_env, write_token_file
 from jobdeck._http_app import MAX_BODY_BYTES, create_app
 from jobdeck._http_server import ApiServer, HttpApiError, format_address, parse_address
 from jobdeck._metrics import Metrics
-from tests.core.conftest import make_orchestrator
+from tests.core.conftest import make_orchestrator, virtual_wall_clock
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -357,6 +358,7 @@ MUTATING = [
     ("POST", "/dlq/1/replay"),
     ("DELETE", "/dlq/1"),
     ("DELETE", "/dlq"),
+    ("POST", "/reload"),
 ]
 
 
@@ -696,6 +698,59 @@ async def test_a_dead_letter_id_past_any_store_is_404(
     assert reply.json() == {"error": f"no dead-letter entry with id {entry_id}"}
 
 
+# ---------------------------------------------------------------------- reload
+
+SAMPLE = '[workers.{name}]\nfn = "tests.core.sample_workers:ok"\nmode = "triggered"\n'
+
+
+def config_file(tmp_path: Path, *names: str) -> Path:
+    path = tmp_path / "jobs.toml"
+    path.write_text("".join(SAMPLE.format(name=name) for name in names))
+    return path
+
+
+async def test_reload_is_200_with_what_changed(autojump_clock: Any, tmp_path: Path) -> None:
+    """POST /reload reads the config file again and answers what changed."""
+    path = config_file(tmp_path, "a", "b")
+    orch = Orchestrator.from_config(load_config(path), now=virtual_wall_clock)
+    async with serving(orch) as app:
+        config_file(tmp_path, "b", "c")
+        reply = await call(app, "POST", "/reload", headers=AUTH)
+        names = [w["name"] for w in (await call(app, "GET", "/status")).json()["workers"]]
+    assert reply.status == 200
+    assert reply.json() == {
+        "added": ["c"], "removed": ["a"], "changed": [], "orchestrator": [],
+        "restart_needed": [],
+    }
+    assert names == ["b", "c"]
+
+
+async def test_reload_of_a_broken_config_is_400_with_its_problems(
+    autojump_clock: Any, tmp_path: Path
+) -> None:
+    """POST /reload answers 400 with check's messages, and nothing changes."""
+    path = config_file(tmp_path, "a")
+    orch = Orchestrator.from_config(load_config(path), now=virtual_wall_clock)
+    async with serving(orch) as app:
+        path.write_text(SAMPLE.format(name="a") + 'depends_on = ["ghost"]\n')
+        reply = await call(app, "POST", "/reload", headers=AUTH)
+        names = orch.worker_names
+    assert reply.status == 400
+    body = reply.json()
+    assert body["problems"] == [
+        f"{path}: worker 'a': key 'depends_on': unknown worker 'ghost'"
+    ]
+    assert "nothing changed" in body["error"]
+    assert names == ["a"]
+
+
+async def test_reload_without_a_config_file_is_409(autojump_clock: Any) -> None:
+    """An orchestrator whose workers were registered in Python has no file to reload."""
+    async with serving(orchestrator()) as app:
+        reply = await call(app, "POST", "/reload", headers=AUTH)
+    assert reply.status == 409
+
+
 # ---------------------------------------------------------------------- routing & errors
 
 
@@ -887,3 +942,56 @@ async def test_a_busy_port_is_an_http_api_error() -> None:
         server = ApiServer(orchestrator(), f"127.0.0.1:{port}", token=TOKEN)
         with pytest.raises(HttpApiError, match=f"cannot serve HTTP on 127.0.0.1:{port}"):
             await server.serve()
+
+
+# ---------------------------------------------------------------------- reads for attach
+
+
+async def logging_worker(ctx: JobContext) -> None:
+    ctx.log.info("hello %s", ctx.payload)
+
+
+async def test_runs_logs_and_triggers_need_the_token(autojump_clock: Any) -> None:
+    """History, logs and pending triggers carry payloads and log lines: token needed."""
+    async with serving(orchestrator()) as app:
+        for path in ("/runs", "/logs", "/workers/echo/logs", "/workers/echo/triggers"):
+            assert (await call(app, "GET", path)).status == 401, path
+            assert (await call(app, "GET", path, headers=AUTH)).status == 200, path
+
+
+async def test_runs_logs_and_triggers_answer_what_the_orchestrator_holds(
+    autojump_clock: Any,
+) -> None:
+    """/runs, /workers/{name}/logs and /workers/{name}/triggers read the orchestrator."""
+    orch = orchestrator()
+    orch.register("talk", logging_worker, mode="triggered")
+    orch.register("held", logging_worker, mode="triggered", enabled=False)
+    async with serving(orch) as app:
+        await call(app, "POST", "/workers/talk/trigger", body=b'"x"', headers=AUTH)
+        await call(app, "POST", "/workers/held/trigger", body=b'{"a": 1}', headers=AUTH)
+        await wait_until(orch, lambda: orch.snapshot().worker("talk").runs_ok == 1)
+        runs = (await call(app, "GET", "/runs?worker=talk&limit=5", headers=AUTH)).json()
+        logs = (await call(app, "GET", "/workers/talk/logs", headers=AUTH)).json()
+        held = (await call(app, "GET", "/workers/held/triggers", headers=AUTH)).json()
+        unknown = await call(app, "GET", "/workers/ghost/logs", headers=AUTH)
+    assert [(r["worker"], r["status"], r["trigger"]["payload"]) for r in runs["runs"]] == [
+        ("talk", "succeeded", "x")
+    ]
+    assert [(line["worker"], line["message"]) for line in logs["lines"]] == [("talk", "hello x")]
+    assert [(t["worker"], t["source"], t["payload"]) for t in held["triggers"]] == [
+        ("held", "manual", {"a": 1})
+    ]
+    assert unknown.status == 404
+
+
+async def test_status_in_detail_has_specs_durations_and_grace(autojump_clock: Any) -> None:
+    """/status?detail=full adds what a remote dashboard shows: spec, durations, grace."""
+    async with serving(orchestrator()) as app:
+        plain = (await call(app, "GET", "/status")).json()
+        full = (await call(app, "GET", "/status?detail=full")).json()
+    echo = next(w for w in full["workers"] if w["name"] == "echo")
+    assert echo["spec"]["mode"] == "triggered"
+    assert echo["spec"]["priority"] == "normal"
+    assert {"durations", "last_traceback", "may_run"} <= echo.keys()
+    assert "grace_left_s" in full
+    assert "spec" not in plain["workers"][0]

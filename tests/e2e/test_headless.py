@@ -273,11 +273,43 @@ interval_seconds = 60
     assert proc.wait(timeout=30) == 0
 
 
-def test_sighup_stops_headless_gracefully(start_jobdeck):
-    """SIGHUP (a closed terminal, or a reload request until reload exists) stops headless
-    jobdeck gracefully: orchestrator_stopped is written and the exit code is 0."""
-    proc = start_jobdeck("--no-ui", "--store", ":memory:", "--log-format", "json")
+def test_sighup_reloads_the_config(tmp_path, start_jobdeck):
+    """SIGHUP re-reads the config: an added worker starts, a removed one goes, a broken
+    config is refused with check's messages and the running set stays; SIGTERM still
+    stops gracefully."""
+    config = write_config(
+        tmp_path,
+        """
+[workers.first]
+fn = "tests.e2e.headless_workers:quick"
+interval_seconds = 60
+""",
+    )
+    proc = start_jobdeck(
+        "--no-ui", "--config", str(config), "--store", ":memory:", "--log-format", "json"
+    )
     proc.wait_for(lambda ev: "run_succeeded" in names(ev), timeout=20)
+    config.write_text(
+        """
+[workers.second]
+fn = "tests.e2e.headless_workers:quick"
+interval_seconds = 60
+"""
+    )
     proc.signal(signal.SIGHUP)
+    events = proc.wait_for(
+        lambda ev: any(e["event"] == "run_succeeded" and e["worker"] == "second" for e in ev)
+    )
+    reloaded = next(e for e in events if e["event"] == "config_reloaded")
+    assert (reloaded["added"], reloaded["removed"], reloaded["changed"]) == (
+        ["second"], ["first"], []
+    )
+    config.write_text('[workers.second]\nfn = "tests.e2e.headless_workers:quick"\nmode = "x"\n')
+    proc.signal(signal.SIGHUP)
+    events = proc.wait_for(lambda ev: "config_reload_failed" in names(ev))
+    failed = next(e for e in events if e["event"] == "config_reload_failed")
+    checked = run_jobdeck("check", str(config))
+    assert failed["problems"] == checked.stderr.splitlines()[:-1]
+    proc.signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
     assert names(proc.events())[-1] == "orchestrator_stopped"

@@ -1039,3 +1039,27 @@ def test_j_in_the_worker_detail_selects_an_older_run_and_enter_opens_it() -> Non
         assert screen.detail is not None and screen.detail.record.trigger.payload == {"n": 1}
 
     drive(app, scenario)
+
+
+def test_ctrl_r_reloads_the_config_file(tmp_path: Any) -> None:
+    """ctrl+r reads the config file again: an added worker appears, and a broken file is
+    refused with its problems, the workers staying as they were."""
+    path = tmp_path / "jobs.toml"
+    sample = '[workers.{name}]\nfn = "tests.tui.workers:ok"\nmode = "triggered"\n'
+    path.write_text(sample.format(name="alpha"))
+    orch = make_orchestrator({"alpha": (workers.ok, {"mode": "triggered"})})
+    orch.config_path = path
+    app = make_app(orch)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app) == ["alpha"], "rows")
+        path.write_text(sample.format(name="alpha") + sample.format(name="bravo"))
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: rows(app) == ["alpha", "bravo"], "the added worker")
+        await until(pilot, lambda: "added bravo" in flash(app), "the flash line")
+        path.write_text(sample.format(name="alpha") + 'depends_on = ["ghost"]\n')
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: "unknown worker 'ghost'" in flash(app), "refusal")
+        assert orch.worker_names == ["alpha", "bravo"]
+
+    drive(app, scenario)
