@@ -129,8 +129,8 @@ class SlotUsage:
     peak: int
     #: slots in use on average over the window.
     mean_busy: float
-    #: the most slots in use within each of `len(profile)` equal parts of the window.
-    profile: tuple[int, ...]
+    #: slots in use on average within each of `len(profile)` equal parts of the window.
+    profile: tuple[float, ...]
 
 
 @attrs.frozen(kw_only=True)
@@ -261,7 +261,8 @@ class PlanObserver:
             _charge(t, cause, now - t.since)
         t.due = None
         t.cause = None
-        delay = now - due
+        # To the millisecond: runs end a few microseconds after their tick (`_StandIns`).
+        delay = round(now - due, 3)
         t.delays.append(delay)
         served = w.next_grid
         if run is not None and run.trigger.source is Source.SCHEDULE and served is not None:
@@ -515,8 +516,11 @@ PROFILE_PARTS = 48
 def _slot_usage(
     busy: Sequence[tuple[float, float]], limit: int, t0: float, window_s: float
 ) -> SlotUsage:
-    """Peak, mean and per-part peak of the slots in use, from every attempt's span."""
+    """Peak and mean of the slots in use, and the mean within each part of the window,
+    from every attempt's span."""
     end = t0 + window_s
+    part_s = window_s / PROFILE_PARTS
+    in_parts = [0.0] * PROFILE_PARTS
     changes: list[tuple[float, int]] = []
     total = 0.0
     for start, stop in busy:
@@ -526,24 +530,20 @@ def _slot_usage(
         total += stop - start
         changes.append((start, 1))
         changes.append((stop, -1))
+        # Spread the span over the parts it covers.
+        part = int((start - t0) / part_s)
+        while start < stop and part < PROFILE_PARTS:
+            part_end = min(stop, t0 + (part + 1) * part_s)
+            in_parts[part] += part_end - start
+            start = part_end
+            part += 1
     # Ends first at one instant: a slot handed from one run to the next is one slot.
     changes.sort()
-    part_s = window_s / PROFILE_PARTS
-    profile = [0] * PROFILE_PARTS
     level = peak = 0
-    part = 0
-    for at, change in changes:
-        index = min(int((at - t0) / part_s), PROFILE_PARTS - 1)
-        while part < index:  # parts passed keep the level they ended at
-            part += 1
-            profile[part] = max(profile[part], level)
+    for _, change in changes:
         level += change
-        if level > profile[part]:
-            profile[part] = level
         peak = max(peak, level)
-    for rest in range(part + 1, PROFILE_PARTS):
-        profile[rest] = level
     return SlotUsage(
-        limit=limit, peak=peak, mean_busy=total / window_s if window_s else 0.0,
-        profile=tuple(profile),
+        limit=limit, peak=peak, mean_busy=total / window_s,
+        profile=tuple(busy_s / part_s for busy_s in in_parts),
     )

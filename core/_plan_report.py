@@ -132,8 +132,8 @@ def _behind(w: WorkerPlan, *, width: int) -> list[str]:
         )
     if w.coalesced:
         said.append(
-            f"{_plural(w.coalesced, 'due time')} skipped (coalesced): it was still late"
-            " when they came"
+            f"{_plural(w.coalesced, 'due time')} skipped: they passed while a run was still"
+            " waiting to start (coalesced)"
         )
     period = compact(w.period_s or 0)
     if w.late_runs:
@@ -165,8 +165,8 @@ def _slots(slots: SlotUsage, result: PlanResult) -> list[str]:
     part = compact(result.window_s / len(slots.profile))
     start, end = _at(result, 0), _at(result, result.window_s)
     return [
-        f"Slots: {slots.limit}, peak {slots.peak} in use, mean {slots.mean_busy:.2f}"
-        f" (each mark: the most in use within {part}; full = {slots.limit}):",
+        f"Slots: {slots.limit}, peak {slots.peak} in use, mean {slots.mean_busy:.2f}."
+        f" In use on average, each mark {part} ({SPARK[-1]} = {slots.limit}):",
         f"  {profile}",
         f"  {start}{' ' * max(2, len(profile) - len(start) - len(end))}{end}",
     ]

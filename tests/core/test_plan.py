@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import random
 import tomllib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import trio
 
 from jobdeck import Orchestrator, OrchestratorConfig, parse_config
-from jobdeck._plan import PlanObserver, PlanResult, WorkerPlan, expected_duration, plan
+from jobdeck._plan import (
+    History,
+    PlanObserver,
+    PlanResult,
+    WorkerPlan,
+    expected_duration,
+    plan,
+)
 from jobdeck._spec import WorkerSpec
 from tests.core.conftest import virtual_wall_clock
 
@@ -207,8 +214,7 @@ def test_daily_cron_in_the_skipped_hour_runs_once() -> None:
     assert nightly.runs == 3
     assert nightly.coalesced == 0
     assert not nightly.falls_behind
-    fired = [(result.start.astimezone(UTC) + __import__("datetime").timedelta(seconds=r.at_s))
-             for r in result.first_runs]
+    fired = [result.start.astimezone(UTC) + timedelta(seconds=r.at_s) for r in result.first_runs]
     assert [t.isoformat() for t in fired] == [
         "2026-03-29T01:00:00+00:00",  # 03:00 CEST, just after the jump
         "2026-03-30T00:30:00+00:00",
@@ -270,8 +276,6 @@ def test_plans_of_one_config_agree() -> None:
 
 def test_expected_duration_comes_from_config_history_or_default() -> None:
     """`expected_seconds` wins, then the store's median, then 1 s; the source is named."""
-    from jobdeck._plan import History
-
     history = History(median_seconds={"a": 12.5, "b": 3.0})
     assert expected_duration(WorkerSpec(name="a", expected_seconds=7), history).source == "config"
     from_store = expected_duration(WorkerSpec(name="b"), history)
