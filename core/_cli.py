@@ -61,6 +61,7 @@ def _run_parser() -> argparse.ArgumentParser:
         prog="jobdeck",
         description="Run background workers with a terminal dashboard, or headless.",
         epilog="Other commands: 'jobdeck check FILE' validates a config; "
+        "'jobdeck plan FILE' simulates it (delays, who falls behind, slots); "
         "'jobdeck dlq list|show|replay|delete|purge --store PATH' works on dead letters; "
         "'jobdeck runs list|show --store PATH' shows run history.",
     )

@@ -278,3 +278,10 @@ def test_store_that_is_not_a_jobdeck_store(tmp_path: Path) -> None:
     path.write_bytes(b"")
     with pytest.raises(StoreError, match="is not a jobdeck store"):
         read_history(path)
+
+
+def test_readme_shows_the_real_report_of_the_example() -> None:
+    """The README's sample report is the golden one (the config named `jobs.toml` there)."""
+    golden = (HERE / "plan_example.txt").read_text(encoding="utf-8")
+    shown = golden.replace("Plan of plan_example.toml:", "Plan of jobs.toml:")
+    assert f"```\n{shown}```" in README.read_text(encoding="utf-8")
