@@ -31,8 +31,9 @@ from ._worklog import WorkerLogs
 class DispatchObserver(Protocol):
     """Sees each dispatch decision (`jobdeck plan` uses one to explain delays).
 
-    Called by the dispatcher each time it judges the workers that want to start: once
-    per such worker, after admission and before the admitted runs start.
+    Called by the (local) dispatcher each time it judges the workers that want to
+    start, once per such worker, after admission and before the admitted runs start;
+    and for a worker `offer` starts at once.
     """
 
     def started(self, w: WorkerRuntime, due: float, now: float) -> None:
