@@ -75,6 +75,8 @@ def plan_main(args: Sequence[str], *, out: IO[str] | None = None) -> int:
         if len(exc.problems) > 1:
             print(f"{options.file}: {len(exc.problems)} problems", file=sys.stderr)
         return ExitCode.USAGE
+    for warning in config.warnings:
+        print(warning, file=sys.stderr)
     try:
         history = None if options.store is None else read_history(options.store)
     except StoreError as exc:

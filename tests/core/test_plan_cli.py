@@ -102,9 +102,9 @@ expected_seconds = inf
     assert main(["plan", str(config)]) == 2
     err = capsys.readouterr().err
     assert "worker 'a': key 'fn': must look like 'package.module:function'" in err
-    assert "key 'interval_seconds': must be > 0" in err
-    assert "worker 'a': key 'expected_seconds': must be a finite number > 0, got 0.0" in err
-    assert "worker 'b': key 'expected_seconds': must be a finite number > 0, got inf" in err
+    assert "key 'interval_seconds': must be from 0.001 to" in err
+    assert "worker 'a': key 'expected_seconds': must be from 0.001 to" in err
+    assert "worker 'b': key 'expected_seconds': must be from 0.001 to" in err
     assert f"{config}: 4 problems" in err
 
 
