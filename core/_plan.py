@@ -125,11 +125,13 @@ class WorkerPlan:
 
 @attrs.frozen(kw_only=True)
 class SlotUsage:
+    """How many of the `max_concurrent_workers` slots runs held over the window."""
+
+    #: the slots there are, and the most held at once.
     limit: int
     peak: int
-    #: slots in use on average over the window.
+    #: held on average: over the window, and within each of `len(profile)` equal parts.
     mean_busy: float
-    #: slots in use on average within each of `len(profile)` equal parts of the window.
     profile: tuple[float, ...]
 
 
@@ -147,11 +149,14 @@ class PlannedStart:
 
 @attrs.frozen(kw_only=True)
 class PlanResult:
+    """What a config did over the window: each worker, the slots, the first runs."""
+
     window_s: float
     #: the wall time the window starts at.
     start: datetime
-    #: whether the start was given (`--from`): times are then shown as wall times.
-    start_given: bool
+    #: whether the start was given (`--from`): times are then shown as wall times, not
+    #: as offsets from the start.
+    start_given: bool = False
     workers: tuple[WorkerPlan, ...]
     slots: SlotUsage
     first_runs: tuple[PlannedStart, ...]
@@ -374,31 +379,34 @@ class _StandIns:
         return stand_in
 
 
+@attrs.define
 class _Simulation:
-    def __init__(
-        self,
-        config: JobdeckConfig,
-        expected: Sequence[Expected],
-        wall_start: datetime,
-        window_s: float,
-        history: History | None,
-    ) -> None:
-        self._config = config
-        self._expected = expected
-        self._wall_start = wall_start
-        self._window_s = window_s
-        self._history = history
-        self._stand_ins = _StandIns(len(expected))
-        self._observer = PlanObserver(expected, self._wall, 0.0)
-        self._t0 = 0.0
-        self._t = 0.0
-        self._wall_t: datetime | None = None
-        self._waiting: list[float] = []
-        self._may_run: dict[str, bool] = {}
-        self._queued: dict[str, int] = {}
+    """One plan: the orchestrator run on a virtual clock, and what was seen of it."""
+
+    config: JobdeckConfig
+    expected: Sequence[Expected]
+    wall_start: datetime
+    window_s: float
+    history: History | None
+    stand_ins: _StandIns = attrs.field(init=False)
+    observer: PlanObserver = attrs.field(init=False)
+    #: trio time at the window's start.
+    t0: float = attrs.field(init=False, default=0.0)
+    #: the wall clock's last reading, and the trio time it was taken at.
+    last_wall: datetime | None = attrs.field(init=False, default=None)
+    last_t: float = attrs.field(init=False, default=0.0)
+    #: at the window's end, by worker: how long its waiting run has waited, whether it
+    #: may run (the store can say no), how many triggers it has queued.
+    waiting: list[float] = attrs.field(init=False, factory=list)
+    may_run: dict[str, bool] = attrs.field(init=False, factory=dict)
+    queued: dict[str, int] = attrs.field(init=False, factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        self.stand_ins = _StandIns(len(self.expected))
+        self.observer = PlanObserver(self.expected, self._wall, 0.0)
 
     def _wall(self, t: float) -> datetime:
-        return self._wall_start + timedelta(seconds=t - self._t0)
+        return self.wall_start + timedelta(seconds=t - self.t0)
 
     def _now(self) -> datetime:
         """The wall clock the orchestrator reads: the virtual one (asked for a few times
@@ -406,65 +414,65 @@ class _Simulation:
         try:
             t = trio.current_time()
         except RuntimeError:
-            t = self._t
-        if t != self._t or self._wall_t is None:
-            self._t, self._wall_t = t, self._wall(t)
-        return self._wall_t
+            t = self.last_t
+        if t != self.last_t or self.last_wall is None:
+            self.last_t, self.last_wall = t, self._wall(t)
+        return self.last_wall
 
     async def run(self) -> None:
         orchestrator = attrs.evolve(
-            self._config.orchestrator,
+            self.config.orchestrator,
             store=None,
             # Health judges, it does not decide: no need to wake every second to judge it.
-            health_interval_seconds=self._window_s + 1,
+            health_interval_seconds=self.window_s + 1,
         )
         # The plan reads no run history back: one run kept per worker is enough.
         store = MemoryStore(history_per_worker=1)
-        if self._history is not None:
-            for state in self._history.workers.values():
+        if self.history is not None:
+            for state in self.history.workers.values():
                 await store.save_worker(state)
-        self._t0 = self._observer.t0 = trio.current_time()
+        self.t0 = self.observer.t0 = trio.current_time()
         orch = Orchestrator(
             orchestrator, store=store, now=self._now, rng=random.Random(0),
-            observer=self._observer,
+            observer=self.observer,
         )
-        for index, registration in enumerate(self._config.workers):
-            stand_in = self._stand_ins.stand_in(index, self._expected[index].seconds)
+        for index, registration in enumerate(self.config.workers):
+            stand_in = self.stand_ins.stand_in(index, self.expected[index].seconds)
             orch.add_worker(registration.spec, stand_in, fn_ref=registration.fn_ref)
         async with trio.open_nursery() as nursery:
             await nursery.start(orch.run)
-            end = self._t0 + self._window_s
+            end = self.t0 + self.window_s
             # The window holds what starts before `end`.
-            await trio.sleep_until(end - self._stand_ins.before_tick)
-            self._waiting = self._observer.close(end)
+            await trio.sleep_until(end - self.stand_ins.before_tick)
+            self.waiting = self.observer.close(end)
             for snap in orch.snapshot().workers:
-                self._may_run[snap.name] = snap.may_run
-                self._queued[snap.name] = snap.pending
+                self.may_run[snap.name] = snap.may_run
+                self.queued[snap.name] = snap.pending
             nursery.cancel_scope.cancel()
 
     def result(self, *, start_given: bool) -> PlanResult:
-        specs = [r.spec for r in self._config.workers]
-        periods = _periods(specs, self._wall_start)
+        specs = [r.spec for r in self.config.workers]
+        periods = _periods(specs, self.wall_start)
         workers = tuple(
             self._worker_plan(index, spec, periods[spec.name])
             for index, spec in enumerate(specs)
         )
         return PlanResult(
-            window_s=self._window_s,
-            start=self._wall_start,
+            window_s=self.window_s,
+            start=self.wall_start,
             start_given=start_given,
             workers=workers,
             slots=_slot_usage(
-                self._stand_ins.busy, self._config.orchestrator.max_concurrent_workers,
-                self._t0, self._window_s,
+                self.stand_ins.busy, self.config.orchestrator.max_concurrent_workers,
+                self.t0, self.window_s,
             ),
             first_runs=tuple(
-                attrs.evolve(run, at_s=run.at_s - self._t0) for run in self._observer.first_runs
+                attrs.evolve(run, at_s=run.at_s - self.t0) for run in self.observer.first_runs
             ),
         )
 
     def _worker_plan(self, index: int, spec: WorkerSpec, period: float | None) -> WorkerPlan:
-        t = self._observer.tally(index)
+        t = self.observer.tally(index)
         delays = t.delays
         waits = dict.fromkeys(WAIT_KINDS, 0.0)
         for label, seconds in t.causes.items():
@@ -472,8 +480,8 @@ class _Simulation:
         return WorkerPlan(
             name=spec.name,
             mode=spec.mode,
-            may_run=self._may_run.get(spec.name, spec.enabled),
-            expected=self._expected[index],
+            may_run=self.may_run.get(spec.name, spec.enabled),
+            expected=self.expected[index],
             timeout_seconds=spec.timeout_seconds,
             runs=len(delays),
             coalesced=t.coalesced,
@@ -483,8 +491,8 @@ class _Simulation:
             causes=tuple(sorted(t.causes.items(), key=lambda c: -c[1])),
             period_s=period,
             late_runs=0 if period is None else sum(1 for d in delays if d > period),
-            waiting_at_end_s=self._waiting[index],
-            queued_at_end=self._queued.get(spec.name, 0),
+            waiting_at_end_s=self.waiting[index],
+            queued_at_end=self.queued.get(spec.name, 0),
         )
 
 
