@@ -357,7 +357,8 @@ class _StandIns:
         # ends on the tick its duration reaches.
         self._step = min(END_STEP_S, 0.25 / (workers + 1))
         #: ticks per second (a millisecond's at most).
-        self._ticks = 10 ** max(0, min(3, math.floor(math.log10(0.25 / (workers * self._step)))))
+        room = 0.25 / (max(workers, 1) * self._step)
+        self._ticks = 10 ** max(0, min(3, math.floor(math.log10(room))))
         #: the last moment of a window that ends at a tick: before what is due at it.
         self.before_tick = self._step / 2
         #: (start, end) of every attempt: the slots in use.

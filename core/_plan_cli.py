@@ -22,6 +22,8 @@ from ._plan_report import plan_json, render_text
 DEFAULT_WINDOW = "24h"
 #: The longest window a plan runs for.
 MAX_WINDOW_S = 366 * 86400
+#: `--from` must come before this year.
+LAST_YEAR = 9000
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
@@ -128,6 +130,9 @@ def parse_start(text: str) -> datetime:
             f"--from: not an ISO 8601 time: {text!r} (examples: 2026-03-29T00:30+01:00,"
             " 2026-03-29T00:30[Europe/Berlin])"
         ) from None
+    if start.year >= LAST_YEAR:
+        # A year's plan (and a cron's next fire after it) must stay within datetime's range.
+        raise ValueError(f"--from: must be before the year {LAST_YEAR}, got {text!r}")
     if not zone_name:
         return start if start.tzinfo is not None else start.replace(tzinfo=UTC)
     try:

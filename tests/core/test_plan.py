@@ -181,6 +181,14 @@ def test_expected_run_longer_than_timeout_falls_behind() -> None:
     assert export.falls_behind
 
 
+def test_a_config_without_workers_plans_to_nothing() -> None:
+    """No workers: no runs, no slot used, nobody behind."""
+    result = plan_of({})
+    assert result.workers == ()
+    assert (result.slots.peak, result.slots.mean_busy) == (0, 0)
+    assert not result.behind
+
+
 def test_disabled_worker_never_runs_and_does_not_fall_behind() -> None:
     """A worker disabled in the config has no runs and no warning."""
     off = worker(plan_of({"off": every(60, 1, enabled=False)}), "off")

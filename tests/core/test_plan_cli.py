@@ -126,6 +126,7 @@ expected_seconds = 12.5
         (["--for", "0h"], "jobdeck plan: --for: must be more than 0 and at most 366d, got '0h'"),
         (["--from", "tomorrow"], "jobdeck plan: --from: not an ISO 8601 time: 'tomorrow'"),
         (["--from", "2026-03-29T00:30[Mars/Olympus]"], "--from: not a known time zone"),
+        (["--from", "9999-12-31T00:00"], "--from: must be before the year 9000"),
         (["--store", "/nonexistent/jobs.db"], "store /nonexistent/jobs.db: no such file"),
     ],
 )
