@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -90,8 +91,18 @@ def plan_main(args: Sequence[str], *, out: IO[str] | None = None) -> int:
         if options.json
         else render_text(result, source=options.file)
     )
-    print(text, file=out if out is not None else sys.stdout)
+    _write(text, out if out is not None else sys.stdout)
     return ExitCode.BEHIND if result.behind else ExitCode.OK
+
+
+def _write(text: str, stream: IO[str]) -> None:
+    try:
+        stream.write(text + "\n")
+        stream.flush()
+    except BrokenPipeError:
+        # The reader left (`jobdeck plan jobs.toml | head`): not the plan's failure. Point
+        # stdout at nothing, so that the interpreter's last flush does not fail either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def parse_duration(text: str) -> float:
