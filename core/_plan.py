@@ -196,10 +196,36 @@ def plan(
     expected = [expected_duration(spec, history) for spec in specs]
     # From the minute: cron fires on whole minutes, and plans made within one agree.
     wall_start = start if start is not None else datetime.now(UTC).replace(second=0, microsecond=0)
-    clock = trio.testing.MockClock(autojump_threshold=0)
+    clock = _VirtualClock()
     simulation = _Simulation(config, expected, wall_start, window_s, history)
     trio.run(simulation.run, clock=clock)
     return simulation.result(start_given=start is not None)
+
+
+class _VirtualClock(trio.abc.Clock):
+    """Virtual time that jumps to the next deadline as soon as no task can run.
+
+    What `trio.testing.MockClock(autojump_threshold=0)` does, one loop iteration sooner:
+    trio asks a clock how long to sleep only when no task can run, and this one answers
+    by moving to the deadline (MockClock answers "a long while", lets the loop find
+    itself idle, then jumps). Two runs of a plan's loop iterations in five, saved. Like
+    MockClock it suits only a run with no threads and no real I/O, as a plan's is.
+    """
+
+    def __init__(self) -> None:
+        self._now = 0.0
+
+    def start_clock(self) -> None:
+        pass
+
+    def current_time(self) -> float:
+        return self._now
+
+    def deadline_to_sleep_time(self, deadline: float) -> float:
+        if deadline == math.inf:
+            return math.inf  # nothing will ever wake: let trio say so
+        self._now = max(self._now, deadline)
+        return 0.0
 
 
 class _Tally:
