@@ -1,8 +1,9 @@
 """`jobdeck plan`: what a config will do, found by running it on a virtual clock.
 
-The real orchestrator (dispatcher, eligibility, schedules, the in-memory store) runs
-under trio's `MockClock`, with a stand-in for each worker that takes the worker's
-expected time and succeeds: nothing of the user's code is imported or run. A
+The real orchestrator (dispatcher, eligibility, schedules, the in-memory store) runs on
+virtual time (`_VirtualClock`, an autojumping clock like trio's `MockClock`), with a
+stand-in for each worker that takes the worker's expected time and succeeds: nothing of
+the user's code is imported or run. A
 `DispatchObserver` sees every due worker each time the dispatcher judges it, and charges
 the time until the next judgement to the reason it saw (the dispatcher is event-driven:
 a reason can only change when it looks again). That is what each delay was spent on.
@@ -19,7 +20,6 @@ from typing import Any
 
 import attrs
 import trio
-import trio.testing
 
 from ._config import JobdeckConfig
 from ._graph import dependency_order
