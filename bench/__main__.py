@@ -11,10 +11,12 @@ import traceback
 from collections.abc import Sequence
 from types import ModuleType
 
-from . import dispatch, idle, lateness, memory, peers, shutdown, tui
+from . import dispatch, idle, lateness, memory, peers, plan, shutdown, tui
 from ._harness import Reporter, run_repeated
 
-BENCHMARKS: tuple[ModuleType, ...] = (dispatch, lateness, idle, memory, shutdown, tui, peers)
+BENCHMARKS: tuple[ModuleType, ...] = (
+    dispatch, lateness, idle, memory, shutdown, tui, peers, plan,
+)
 
 #: What `python -m bench` with no subcommand runs: the sizes the issue's targets name.
 FULL_SUITE: tuple[tuple[str, ...], ...] = (
@@ -28,6 +30,8 @@ FULL_SUITE: tuple[tuple[str, ...], ...] = (
     ("shutdown", "--store", "sqlite"),
     ("tui",),
     ("peers",),
+    ("plan", "--workers", "100"),
+    ("plan", "--workers", "1000"),
 )
 
 

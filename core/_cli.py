@@ -24,6 +24,7 @@ from ._exit import ExitCode
 from ._graph import dependency_order
 from ._headless import run_headless
 from ._orchestrator import Orchestrator
+from ._plan_cli import plan_main
 from ._runs_cli import runs_main
 from ._spec import Mode, seconds_problem
 from ._sqlite_store import SQLiteStore, adopt_legacy_store, default_store_path
@@ -60,6 +61,7 @@ def _run_parser() -> argparse.ArgumentParser:
         prog="jobdeck",
         description="Run background workers with a terminal dashboard, or headless.",
         epilog="Other commands: 'jobdeck check FILE' validates a config; "
+        "'jobdeck plan FILE' simulates it (delays, who falls behind, slots); "
         "'jobdeck dlq list|show|replay|delete|purge --store PATH' works on dead letters; "
         "'jobdeck runs list|show --store PATH' shows run history.",
     )
@@ -103,6 +105,8 @@ def main(argv: Sequence[str] | None = None, *, run_ui: UiRunner | None = None) -
             return dlq_main(args[1:])
         if args and args[0] == "runs":
             return runs_main(args[1:])
+        if args and args[0] == "plan":
+            return plan_main(args[1:])
         return _run(args, run_ui)
     except KeyboardInterrupt:
         return ExitCode.OK

@@ -84,11 +84,15 @@ class JobdeckConfig:
     warnings: tuple[str, ...] = ()
 
 
-def load_config(path: str | os.PathLike[str]) -> JobdeckConfig:
+def load_config(
+    path: str | os.PathLike[str], *, import_functions: bool = True
+) -> JobdeckConfig:
     """Read and validate a TOML config file.
 
     Args:
         path: the config file. Messages name it as given.
+        import_functions: False checks each `fn` only in form and imports nothing
+            (`jobdeck plan`): each registration's `fn` then raises if called.
 
     Returns:
         The validated configuration, with every worker's function imported.
@@ -99,15 +103,20 @@ def load_config(path: str | os.PathLike[str]) -> JobdeckConfig:
     """
     source = os.fspath(path)
     data = _read_toml(source)
-    return _build_config(data, source=source, path=pathlib.Path(source))
+    return _build_config(
+        data, source=source, path=pathlib.Path(source), import_functions=import_functions
+    )
 
 
-def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> JobdeckConfig:
+def parse_config(
+    data: Mapping[str, Any], *, source: str = "<config>", import_functions: bool = True
+) -> JobdeckConfig:
     """Validate a config already parsed from TOML (or built in Python).
 
     Args:
         data: the top-level table: `orchestrator` and `workers` keys.
         source: how messages name the config, in place of a file name.
+        import_functions: as for `load_config`.
 
     Returns:
         The validated configuration, with `path` None.
@@ -115,7 +124,7 @@ def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Jobdec
     Raises:
         ConfigError: with one message per problem.
     """
-    return _build_config(data, source=source, path=None)
+    return _build_config(data, source=source, path=None, import_functions=import_functions)
 
 
 def import_function(ref: str) -> Callable[..., Any]:
@@ -132,9 +141,7 @@ def import_function(ref: str) -> Callable[..., Any]:
         ValueError: `ref` is malformed, the module is not found, importing it raises,
             the attribute does not exist or is not callable. The message says which.
     """
-    module_name, _, attr_path = ref.partition(":")
-    if not (_is_dotted_name(module_name) and _is_dotted_name(attr_path)):
-        raise ValueError(f"must look like 'package.module:function', got {ref!r}")
+    module_name, attr_path = _split_reference(ref)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -166,6 +173,23 @@ def import_function(ref: str) -> Callable[..., Any]:
     if not callable(target):
         raise ValueError(f"{ref!r} is not callable: it is {_describe(target)}")
     return target
+
+
+def _split_reference(ref: str) -> tuple[str, str]:
+    """`"package.module:function"` as its module and attribute path; ValueError if malformed."""
+    module_name, _, attr_path = ref.partition(":")
+    if not (_is_dotted_name(module_name) and _is_dotted_name(attr_path)):
+        raise ValueError(f"must look like 'package.module:function', got {ref!r}")
+    return module_name, attr_path
+
+
+def _not_imported(ref: str) -> Callable[..., Any]:
+    """What stands for a function that a config was loaded without importing."""
+
+    def not_imported(*_: Any) -> None:
+        raise RuntimeError(f"{ref!r} was not imported: the config was loaded without it")
+
+    return not_imported
 
 
 # --- reading -------------------------------------------------------------------------
@@ -211,10 +235,12 @@ class _ParsedWorker:
 
 
 def _build_config(
-    data: Mapping[str, Any], *, source: str, path: pathlib.Path | None
+    data: Mapping[str, Any], *, source: str, path: pathlib.Path | None, import_functions: bool
 ) -> JobdeckConfig:
     try:
-        return _check_and_build(data, source=source, path=path)
+        return _check_and_build(
+            data, source=source, path=path, import_functions=import_functions
+        )
     except RecursionError:
         # Values are shown through reprlib and no hook walks into them, so this is a
         # guard: a value nested deeper than the stack (a config built in Python; TOML
@@ -223,7 +249,7 @@ def _build_config(
 
 
 def _check_and_build(
-    data: Mapping[str, Any], *, source: str, path: pathlib.Path | None
+    data: Mapping[str, Any], *, source: str, path: pathlib.Path | None, import_functions: bool
 ) -> JobdeckConfig:
     if not isinstance(data, Mapping):
         raise ConfigError([f"{source}: must be a table, got {_describe(data)}"])
@@ -234,7 +260,7 @@ def _check_and_build(
         _render(f"{source}: [orchestrator]", key, what) for key, what in orchestrator_problems
     ]
 
-    workers, workers_problem = _parse_workers(data.get("workers", {}))
+    workers, workers_problem = _parse_workers(data.get("workers", {}), import_functions)
     if workers_problem:
         problems.append(f"{source}: {workers_problem}")
     warnings = []
@@ -279,16 +305,19 @@ def _parse_orchestrator(table: object) -> tuple[OrchestratorConfig | None, list[
     return _structure(OrchestratorConfig, table, known_keys=_ORCHESTRATOR_KEYS)
 
 
-def _parse_workers(table: object) -> tuple[list[_ParsedWorker], str | None]:
+def _parse_workers(
+    table: object, import_functions: bool
+) -> tuple[list[_ParsedWorker], str | None]:
     if not isinstance(table, Mapping):
         return [], f"'workers' must hold [workers.NAME] tables, got {_describe(table)}"
-    return [_parse_worker(name, worker) for name, worker in table.items()], None
+    parsed = [_parse_worker(name, worker, import_functions) for name, worker in table.items()]
+    return parsed, None
 
 
 # --- one worker ----------------------------------------------------------------------
 
 
-def _parse_worker(name: str, table: object) -> _ParsedWorker:
+def _parse_worker(name: str, table: object, import_functions: bool) -> _ParsedWorker:
     if not isinstance(table, Mapping):
         return _ParsedWorker(
             name=name,
@@ -297,7 +326,7 @@ def _parse_worker(name: str, table: object) -> _ParsedWorker:
             problems=[(None, f"must be a table ([workers.{name}]), got {_describe(table)}")],
         )
     fields = dict(table)
-    fn_ref, fn, problems = _worker_function(fields.pop("fn", None))
+    fn_ref, fn, problems = _worker_function(fields.pop("fn", None), import_functions)
     if "name" in fields:
         del fields["name"]
         problems.append(("name", "unknown key: a worker's name is its table key"))
@@ -348,12 +377,15 @@ def _ignored_keys(table: Mapping[str, Any], spec: WorkerSpec) -> list[tuple[str,
 
 
 def _worker_function(
-    value: object,
+    value: object, import_functions: bool
 ) -> tuple[str | None, Callable[..., Any] | None, list[_Problem]]:
     if value is None:
         return None, None, [("fn", 'missing: every worker needs "package.module:function"')]
     try:
         ref = _converter.structure(value, str)
+        if not import_functions:
+            _split_reference(ref)
+            return ref, _not_imported(ref), []
         fn = import_function(ref)
     except (_InvalidValue, ValueError) as exc:
         return None, None, [("fn", str(exc))]

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
 from . import _events as ev
 from ._circuit import CircuitEvent, circuit_transition
-from ._eligibility import dispatch_key
-from ._engine import Engine
+from ._eligibility import dispatch_key, start_blocker
+from ._engine import DispatchObserver, Engine
 from ._persist import change_worker
 from ._records import Circuit, Source, Trigger
 from ._runner_pool import RunnerPool
@@ -26,6 +26,9 @@ from ._runtime import ActiveRun, Phase, QueuedTrigger, WorkerRuntime
 from ._schedule import cron_period, next_cron_time, next_grid_time
 from ._spec import Mode
 from ._store import Coordinator, WorkerChange
+
+#: A ready worker with its dispatch key (`dispatch_key`: priority, due time, order).
+_Candidate = tuple[tuple[int, float, int], WorkerRuntime]
 
 
 class Dispatcher:
@@ -69,9 +72,12 @@ class Dispatcher:
             and engine.slots_used < engine.config.max_concurrent_workers
         ):
             now = trio.current_time()
-            if _due(w, now) is not None:
+            due = _due(w, now)
+            if due is not None:
                 run = self._coordinator.admit_now(w, now)
                 if run is not None:
+                    if engine.observer is not None:
+                        engine.observer.started(w, due, now)
                     self._start(run, now)
                     return
         self.want(w)
@@ -142,9 +148,22 @@ class Dispatcher:
         engine = self._engine
         free = engine.config.max_concurrent_workers - engine.slots_used
         if engine.paused or free <= 0:
+            if engine.observer is not None:
+                _observe(engine.observer, engine, self._candidates(now), (), now)
             return
-        candidates: list[tuple[tuple[int, float, int], WorkerRuntime]] = []
-        workers = engine.workers
+        candidates = self._candidates(now)
+        if not candidates:
+            return
+        admitted = await self._coordinator.claim([w for _, w in candidates], now, free)
+        if engine.observer is not None:
+            _observe(engine.observer, engine, candidates, admitted, now)
+        for run in admitted:
+            self._start(run, now)
+
+    def _candidates(self, now: float) -> list[_Candidate]:
+        """The ready workers that want to start now, best first (the rest leave `ready`)."""
+        candidates: list[_Candidate] = []
+        workers = self._engine.workers
         for name in list(self.ready):
             w = workers[name]
             due = _due(w, now)
@@ -152,12 +171,8 @@ class Dispatcher:
                 self.ready.discard(name)
             else:
                 candidates.append((dispatch_key(w, due), w))
-        if not candidates:
-            return
         candidates.sort(key=lambda c: c[0])
-        admitted = await self._coordinator.claim([w for _, w in candidates], now, free)
-        for run in admitted:
-            self._start(run, now)
+        return candidates
 
     def _start(self, run: ActiveRun, now: float) -> None:
         w = self._engine.workers[run.record.worker]
@@ -233,6 +248,23 @@ class Dispatcher:
                 ts=engine.now(), worker=w.name, reason="circuit half-open: one trial run"
             )
         )
+
+
+def _observe(
+    observer: DispatchObserver,
+    engine: Engine,
+    candidates: list[_Candidate],
+    admitted: Sequence[ActiveRun],
+    now: float,
+) -> None:
+    """Tell the observer which candidates start, and why each of the others waits."""
+    world = engine.world()
+    starting = {run.record.worker for run in admitted}
+    for (_, due, _), w in candidates:
+        if w.name in starting:
+            observer.started(w, due, now)
+        else:
+            observer.waiting(w, due, start_blocker(w, world, now) or "starting", now)
 
 
 def _due(w: WorkerRuntime, now: float) -> float | None:

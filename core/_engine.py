@@ -14,6 +14,7 @@ import math
 import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import attrs
 import trio
@@ -26,6 +27,21 @@ from ._runtime import WorkerRuntime
 from ._spec import OrchestratorConfig
 from ._store import Store
 from ._worklog import WorkerLogs
+
+
+class DispatchObserver(Protocol):
+    """Sees each dispatch decision (`jobdeck plan` uses one to explain delays).
+
+    Called by the (local) dispatcher each time it judges the workers that want to
+    start, once per such worker, after admission and before the admitted runs start;
+    and for a worker `offer` starts at once.
+    """
+
+    def started(self, w: WorkerRuntime, due: float, now: float) -> None:
+        """`w`, due since `due`, was admitted at `now` (its schedule not yet advanced)."""
+
+    def waiting(self, w: WorkerRuntime, due: float, reason: str, now: float) -> None:
+        """`w`, due since `due`, may not start at `now`, for `reason` (`start_blocker`'s)."""
 
 
 class StoreHealth:
@@ -130,6 +146,8 @@ class Engine:
         self._world: World | None = None
         #: The HTTP API's bound address, if one serves this orchestrator.
         self.http_address: str | None = None
+        #: Told why each due worker waits (`jobdeck plan`); None costs nothing.
+        self.observer: DispatchObserver | None = None
 
     # ------------------------------------------------------------------ signals
 

@@ -14,6 +14,8 @@ class ExitCode(enum.IntEnum):
     UNEXPECTED = 1
     #: A usage or config error, or a store that cannot be used: a message, no traceback.
     USAGE = 2
+    #: `jobdeck plan`: a worker falls behind (CI can gate a config change on it).
+    BEHIND = 3
 
 
 def leaf_exception(error: BaseException) -> BaseException:

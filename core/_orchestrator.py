@@ -23,7 +23,7 @@ from ._control import COMMANDS, Control, request_stop
 from ._coordinator_local import LocalCoordinator
 from ._dispatcher import Dispatcher
 from ._eligibility import Lifecycle
-from ._engine import Engine
+from ._engine import DispatchObserver, Engine
 from ._errors import ConfigError
 from ._graph import graph_problems, symmetric_blocks
 from ._monitor import Monitor
@@ -69,7 +69,9 @@ class Orchestrator:
 
     Everything that reads state gets frozen snapshots (`snapshot()`); every change goes
     through the control methods (`trigger`, `enable`, `disable`, `pause`, `resume`,
-    `replay`, `delete_dead_letter`, `purge_dead_letters`, `stop`).
+    `replay`, `delete_dead_letter`, `purge_dead_letters`, `stop`). An `observer`
+    (`DispatchObserver`) is told every dispatch decision: `jobdeck plan` explains delays
+    with one.
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class Orchestrator:
         store: Store | None = None,
         now: Callable[[], datetime] = _utc_now,
         rng: random.Random | None = None,
+        observer: DispatchObserver | None = None,
     ) -> None:
         self.config = config if config is not None else OrchestratorConfig()
         self.store: Store = (
@@ -89,6 +92,7 @@ class Orchestrator:
         engine = self._engine = Engine(
             self.config, self.store, now=now, rng=rng if rng is not None else random.Random()
         )
+        engine.observer = observer
         self.events = engine.events
         # A store that decides admission in its own database (PostgreSQL: a cluster)
         # brings its coordinator and dispatcher; otherwise this process decides alone.

@@ -231,6 +231,10 @@ class WorkerSpec:
     run_at_start: bool = attrs.field(default=True, validator=v.instance_of(bool))
     jitter_seconds: float = attrs.field(default=0.0, validator=_Seconds(zero=True))
     stall_seconds: float = attrs.field(default=60.0, validator=_Seconds())
+    #: How long a run usually takes: what `jobdeck plan` simulates (None: history, or 1s).
+    expected_seconds: float | None = attrs.field(
+        default=None, validator=v.optional(_Seconds())
+    )
     params: Mapping[str, Any] = attrs.field(factory=dict, converter=_to_params, eq=False)
     #: Display only: a payload the dashboard offers when triggering with a payload.
     example_payload: Any = attrs.field(default=None, eq=False)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ("dispatch", "lateness", "idle", "memory", "shutdown", "tui", "peers")
+BENCHMARKS = ("dispatch", "lateness", "idle", "memory", "shutdown", "tui", "peers", "plan")
 KINDS = {"measurement", "skip", "target"}
 
 

@@ -36,6 +36,7 @@ WORKER_SECONDS = {
     "circuit_cooldown_seconds": (f"{SECONDS}, or inf (never)", "scheduled"),
     "jitter_seconds": (f"0 or {SECONDS}", "scheduled"),
     "stall_seconds": (SECONDS, "continuous"),
+    "expected_seconds": (SECONDS, "scheduled"),
 }
 WORKER_COUNTS = {"max_retries": 0, "max_consecutive_failures": 1}
 ORCHESTRATOR_SECONDS = {

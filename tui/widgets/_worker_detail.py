@@ -229,6 +229,8 @@ class WorkerDetail(VerticalScroll):
         grid.add_row("priority", spec.priority.label)
         timeout = spec.timeout_seconds
         grid.add_row("timeout", spec_seconds(timeout) if timeout else "none")
+        if spec.expected_seconds is not None:
+            grid.add_row("expected", spec_seconds(spec.expected_seconds))
         grid.add_row(
             "retries",
             f"{spec.max_retries} (backoff {spec_seconds(spec.retry_backoff_seconds)}"
