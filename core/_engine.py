@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 import trio
 
 from . import _events as ev
+from ._cluster_view import ClusterView
 from ._eligibility import Lifecycle, World
 from ._health import Health, HealthReport
 from ._records import WorkerState
@@ -111,6 +112,9 @@ class Engine:
         self._world: World | None = None
         #: The HTTP API's bound address, if one serves this orchestrator.
         self.http_address: str | None = None
+        #: In cluster mode, what this node last read of the cluster (its snapshots show
+        #: it); None in local mode.
+        self.cluster: ClusterView | None = None
 
     # ------------------------------------------------------------------ signals
 

@@ -264,6 +264,7 @@ class Outcomes:
 
     def _lost(self, w: WorkerRuntime, run: ActiveRun) -> None:
         """The run's lease was taken away: its outcome is not ours to record."""
+        lease_lost(self._engine, run)
         if w.run is run:
             self._end_run(w)
 
@@ -319,3 +320,11 @@ class Outcomes:
                     (dependent, Trigger(worker=name, source=Source.DEPENDENCY, accepted_at=now))
                 )
         return out
+
+
+def lease_lost(engine: Engine, run: ActiveRun) -> None:
+    """Say that a write about `run` was refused: its lease (token) no longer holds it."""
+    engine.publish(
+        ev.LeaseLost(ts=engine.now(), worker=run.record.worker, run_id=run.record.id,
+                     token=run.token)
+    )
