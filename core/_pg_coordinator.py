@@ -293,7 +293,7 @@ class PgCoordinator(Membership):
         """
         by_name = {w.name: w for w in workers}
         rng = self._engine.rng
-        #: (worker, due time, occurrences) folded into a pending run, for the events.
+        #: (worker, due time, occurrences folded) for the `occurrence_coalesced` events.
         coalesced: list[tuple[str, datetime, int]] = []
 
         def write(conn: psycopg.Connection) -> tuple[dict[str, datetime], datetime]:
@@ -324,8 +324,6 @@ class PgCoordinator(Membership):
                         out[name] = row[0]
                     continue
                 out[name] = nxt
-                if missed:
-                    coalesced.append((name, current, missed))
                 jitter = spec.jitter_seconds
                 ready_at = current + timedelta(
                     seconds=rng.uniform(0, jitter) if jitter > 0 else 0.0
@@ -345,7 +343,10 @@ class PgCoordinator(Membership):
                         "UPDATE jd_workers SET coalesced = coalesced + 1 WHERE name = %s",
                         (name,),
                     )
-                    coalesced.append((name, current, 1))
+                if missed or not inserted:
+                    # the occurrence due at `current` (if a trigger still waits) and
+                    # those skipped after it run as one run: say how many were folded
+                    coalesced.append((name, current, missed + (0 if inserted else 1)))
             if created:
                 notify(conn)
             if db_now is None:

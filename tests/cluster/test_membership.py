@@ -294,3 +294,38 @@ async def test_a_snapshot_shows_work_running_and_pending_on_other_nodes(pg_dsn: 
         await b.disable("job")
         await wait_until(lambda: not a.snapshot().worker("job").enabled)
         hang.release.set()
+
+
+async def test_a_trigger_requeued_from_a_lost_node_says_so(pg_dsn: str) -> None:
+    """The trigger of a run whose node was lost waits as `requeued: a lost 0s ago`."""
+    a = await joined(pg_dsn, "a", job(Hang()), lease_seconds=3)
+    try:
+        await a.store.add_trigger(
+            Trigger(worker="job", source=Source.MANUAL, accepted_at=datetime.now(UTC))
+        )
+        assert len(await coordinator(a).claim([], trio.current_time(), 1)) == 1
+        b = make_node(pg_dsn, "b", job(Hang()), capacity=0)
+        async with running(b):
+            shift_clock(pg_dsn, 5)
+            await wait_until(
+                lambda: b.snapshot().worker("job").reason.startswith("requeued: a lost")
+            )
+            w = b.snapshot().worker("job")
+            assert (w.state, w.pending) == ("waiting", 1)
+            assert w.reason.endswith("s ago")
+    finally:
+        await a.store.close()
+
+
+async def test_a_database_at_schema_1_is_migrated_to_2(pg_dsn: str) -> None:
+    """A cluster's database made by the first release takes the second's schema."""
+    from jobdeck._pg_schema import MIGRATIONS, SCHEMA_VERSION
+
+    sql(pg_dsn, "CREATE TABLE jd_schema (one bool PRIMARY KEY DEFAULT true CHECK (one),"
+                " version int NOT NULL)")
+    sql(pg_dsn, MIGRATIONS[0])
+    sql(pg_dsn, "INSERT INTO jd_schema (version) VALUES (1)")
+    a = make_node(pg_dsn, "a", job(Hang()))
+    async with running(a):
+        await wait_until(lambda: coordinator(a).lock_held)
+    assert sql(pg_dsn, "SELECT version FROM jd_schema") == [(SCHEMA_VERSION,)] == [(2,)]
