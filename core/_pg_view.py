@@ -26,19 +26,19 @@ if TYPE_CHECKING:
 #: Seconds between two refreshes of a node's view, at most.
 REFRESH_S = 0.5
 
+# One statement for the workers and the cluster (the idle poll stays within G11): the
+# cluster's row comes first, joined to every worker (none registered: one row of NULLs).
 _WORKERS = """
-SELECT w.name, w.enabled, w.circuit, w.consecutive_failures, w.opened_at,
+SELECT k.paused, k.node_state, extract(epoch FROM k.node_expires - k.now),
+       w.name, w.enabled, w.circuit, w.consecutive_failures, w.opened_at,
        l.token, l.phase, n.name, extract(epoch FROM n.expires_at - k.now),
        w.lost_node, extract(epoch FROM k.now - w.lost_at),
        (SELECT count(*) FROM jd_triggers t WHERE t.worker = w.name AND t.state = 'pending')
-FROM jd_workers w CROSS JOIN (SELECT jd_now() AS now) k
+FROM (SELECT jd_now() AS now, c.paused, me.state AS node_state, me.expires_at AS node_expires
+      FROM jd_cluster c LEFT JOIN jd_nodes me ON me.id = %s) k
+LEFT JOIN jd_workers w ON w.name = ANY(%s)
 LEFT JOIN jd_leases l ON l.worker = w.name
 LEFT JOIN jd_nodes n ON n.id = l.node_id
-WHERE w.name = ANY(%s)
-"""
-_CLUSTER = """
-SELECT k.paused, n.state, extract(epoch FROM n.expires_at - jd_now())
-FROM jd_cluster k LEFT JOIN jd_nodes n ON n.id = %s
 """
 _PENDING = """
 SELECT id, worker, source, payload, accepted_at FROM (
@@ -54,15 +54,14 @@ async def refresh(coordinator: PgCoordinator) -> None:
     names = list(engine.workers)
     node_id = coordinator.node_id
 
-    def read(conn: psycopg.Connection) -> tuple[list[Any], Any, list[Any]]:
-        rows = conn.execute(_WORKERS, (names,)).fetchall()
-        cluster = conn.execute(_CLUSTER, (node_id,)).fetchone()
+    def read(conn: psycopg.Connection) -> tuple[list[Any], list[Any]]:
+        rows = conn.execute(_WORKERS, (node_id, names)).fetchall()
         pending = []
-        if any(row[11] for row in rows):
+        if any(row[-1] for row in rows):
             pending = conn.execute(_PENDING, (names, PENDING_SHOWN)).fetchall()
-        return rows, cluster, pending
+        return rows, pending
 
-    rows, cluster, pending = await coordinator._pool.run_autocommit(read)
+    rows, pending = await coordinator._pool.run_autocommit(read)
     now = trio.current_time()
     view = engine.cluster
     if view is None:
@@ -72,8 +71,10 @@ async def refresh(coordinator: PgCoordinator) -> None:
     view.pending.clear()
     view.lost.clear()
     view.pending_triggers.clear()
-    for (name, enabled, circuit, failures, opened_at, token, phase, holder, expires_s,
-         lost_node, lost_ago, count) in rows:
+    for (_, _, _, name, enabled, circuit, failures, opened_at, token, phase, holder,
+         expires_s, lost_node, lost_ago, count) in rows:
+        if name is None:
+            continue  # no worker registered: the cluster's row alone
         w = engine.workers[name]
         if w.enabled != enabled or w.circuit.value != circuit or (
             w.consecutive_failures != failures
@@ -99,8 +100,8 @@ async def refresh(coordinator: PgCoordinator) -> None:
                     accepted_at=accepted_at)
         )
     engine.pending_count = view.pending_total
-    if cluster is not None:
-        paused, state, own_expires_s = cluster
+    if rows:
+        paused, state, own_expires_s = rows[0][:3]
         view.own_expires_t = None if own_expires_s is None else now + float(own_expires_s)
         coordinator.cluster_state(paused=paused, draining=state == "draining")
 
