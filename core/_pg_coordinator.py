@@ -32,7 +32,7 @@ from ._errors import LeaseLost, NodeFenced
 from ._lifecycle import RunEvent, RunState, run_transition
 from ._persist import WriteRefused, persist
 from ._pg_membership import Membership, with_notices
-from ._pg_store import dlq_size, notify, read_workers
+from ._pg_rows import dlq_size, notify, read_workers
 from ._records import Circuit, RunRecord, Source, StoredState, Trigger, new_id
 from ._runtime import ActiveRun, Phase, WorkerRuntime
 from ._schedule import next_cron_time, next_grid_time
@@ -40,7 +40,7 @@ from ._spec import Mode, WorkerSpec
 from ._store import DeadLetterDraft, WorkerChange
 
 if TYPE_CHECKING:
-    from ._pg_store import PgStore
+    from ._pg_membership import NodeStore
 
 #: Spec keys that change only what a person sees, not how a worker runs.
 _DISPLAY_ONLY = frozenset({"expected_seconds", "example_payload"})
@@ -72,7 +72,7 @@ def next_occurrence(
 class PgCoordinator(Membership):
     """The Coordinator protocol on PostgreSQL, plus this node's membership of the cluster."""
 
-    def __init__(self, store: PgStore, engine: Engine) -> None:
+    def __init__(self, store: NodeStore, engine: Engine) -> None:
         super().__init__(store, engine)
         self._hashes: dict[str, str] = {}
         #: pause writes not done yet (refreshes leave the pause alone meanwhile).

@@ -23,7 +23,7 @@ import json
 import os
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 import trio
@@ -31,12 +31,9 @@ import trio
 from . import _events as ev
 from ._engine import Engine
 from ._errors import StoreError, describe
-from ._pg_pool import connect
+from ._pg_pool import PgPool, connect
 from ._pg_schema import CHANNEL, NODE_LOCK_CLASS, NODE_LOST_NOTICE
 from ._runtime import Phase
-
-if TYPE_CHECKING:
-    from ._pg_store import PgStore
 
 T = TypeVar("T")
 
@@ -46,6 +43,18 @@ POLL_S = 1.0
 SELF_FENCE_SHARE = 0.8
 #: Seconds between heartbeats while self-fenced (to learn soon that the database is back).
 FENCED_RETRY_S = 0.5
+
+
+class NodeStore(Protocol):
+    """What a node takes from its store (`PgStore`): its connections and settings."""
+
+    dsn: str
+    pool: PgPool
+    history_per_worker: int
+    node_name: str | None
+    capacity: int | None
+    lease_seconds: float
+    heartbeat_seconds: float
 
 
 def lock_key(node_id: int) -> tuple[int, int]:
@@ -73,7 +82,7 @@ def with_notices(
 class Membership:
     """This node's place in the cluster; the base of `PgCoordinator`."""
 
-    def __init__(self, store: PgStore, engine: Engine) -> None:
+    def __init__(self, store: NodeStore, engine: Engine) -> None:
         self._store = store
         self._pool = store.pool
         self._engine = engine

@@ -19,9 +19,9 @@ from psycopg.types.json import Json
 
 from ._errors import UnknownDeadLetter
 from ._pg_pool import PgPool
-from ._pg_schema import CHANNEL, migrate
+from ._pg_rows import WORKER_COLUMNS, dlq_size, notify, read_workers
+from ._pg_schema import migrate
 from ._records import (
-    Circuit,
     DeadLetter,
     RunRecord,
     RunStatus,
@@ -47,10 +47,7 @@ _DLQ_COLUMNS = (
     "id, worker, trigger_id, source, payload, error, traceback, attempts, started_at,"
     " failed_at, run_id"
 )
-_WORKER_COLUMNS = (
-    "name, enabled, circuit, opened_at, consecutive_failures, last_start, last_success,"
-    " last_error"
-)
+
 
 
 def json_param(value: Any) -> Json | None:
@@ -72,15 +69,6 @@ def run_of(row: Sequence[Any]) -> RunRecord:
     )
 
 
-def worker_state_of(row: Sequence[Any]) -> WorkerState:
-    name, enabled, circuit, opened_at, failures, last_start, last_success, last_error = row
-    return WorkerState(
-        name=name, enabled=enabled, circuit=Circuit(circuit), opened_at=opened_at,
-        consecutive_failures=failures, last_start=last_start, last_success=last_success,
-        last_error=last_error,
-    )
-
-
 def _dead_letter_of(row: Sequence[Any]) -> DeadLetter:
     (entry_id, worker, trigger_id, source, payload, error, tb, attempts, started_at,
      failed_at, run_id) = row
@@ -99,11 +87,6 @@ def insert_trigger(conn: psycopg.Connection, trigger: Trigger) -> None:
         (trigger.id, trigger.worker, trigger.source.value, json_param(trigger.payload),
          trigger.accepted_at),
     )
-
-
-def notify(conn: psycopg.Connection) -> None:
-    """Wake the cluster's nodes when this transaction commits (one per transaction)."""
-    conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
 
 
 class PgStore:
@@ -323,7 +306,7 @@ def _upsert_run(conn: psycopg.Connection, run: RunRecord) -> None:
 
 def _save_worker(conn: psycopg.Connection, state: WorkerState) -> None:
     conn.execute(
-        f"INSERT INTO jd_workers ({_WORKER_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        f"INSERT INTO jd_workers ({WORKER_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (name) DO UPDATE SET enabled = EXCLUDED.enabled,"
         " circuit = EXCLUDED.circuit, opened_at = EXCLUDED.opened_at,"
         " consecutive_failures = EXCLUDED.consecutive_failures,"
@@ -332,16 +315,6 @@ def _save_worker(conn: psycopg.Connection, state: WorkerState) -> None:
         (state.name, state.enabled, state.circuit.value, state.opened_at,
          state.consecutive_failures, state.last_start, state.last_success, state.last_error),
     )
-
-
-def read_workers(conn: psycopg.Connection) -> dict[str, WorkerState]:
-    rows = conn.execute(f"SELECT {_WORKER_COLUMNS} FROM jd_workers ORDER BY name").fetchall()
-    return {row[0]: worker_state_of(row) for row in rows}
-
-
-def dlq_size(conn: psycopg.Connection) -> int:
-    row = conn.execute("SELECT count(*) FROM jd_dlq").fetchone()
-    return int(row[0]) if row else 0
 
 
 def _read_state(conn: psycopg.Connection) -> StoredState:

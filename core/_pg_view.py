@@ -18,6 +18,7 @@ import trio
 
 from ._circuit import CircuitState
 from ._cluster_view import PENDING_SHOWN, ClusterView, LeaseView
+from ._pg_rows import notify
 from ._records import Circuit, Source, Trigger
 
 if TYPE_CHECKING:
@@ -194,7 +195,7 @@ async def set_node_state(coordinator: PgCoordinator, name: str, state: str) -> i
         count = conn.execute(
             "UPDATE jd_nodes SET state = %s WHERE name = %s", (state, name)
         ).rowcount
-        conn.execute("SELECT pg_notify('jobdeck', '')")
+        notify(conn)
         return count
 
     return await coordinator._pool.run(write)
