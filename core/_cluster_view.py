@@ -35,8 +35,11 @@ class ClusterView:
     leases: dict[str, LeaseView] = attrs.field(factory=dict)
     #: worker -> pending triggers (over the cluster).
     pending: dict[str, int] = attrs.field(factory=dict)
-    #: worker -> its oldest pending triggers (at most `PENDING_SHOWN`), oldest first.
+    #: worker -> its oldest pending triggers (at most `PENDING_SHOWN`), oldest first:
+    #: read only for the workers someone asked about lately (`asked`).
     pending_triggers: dict[str, list[Trigger]] = attrs.field(factory=dict)
+    #: worker -> trio time `pending_triggers(worker)` was last asked for.
+    asked: dict[str, float] = attrs.field(factory=dict)
     #: worker -> (the node lost while running it, trio time it was reaped).
     lost: dict[str, tuple[str, float]] = attrs.field(factory=dict)
     #: trio time this node's own lease runs out, as last read.
@@ -51,3 +54,5 @@ class ClusterView:
 
 #: Pending triggers kept per worker for `Orchestrator.pending_triggers`.
 PENDING_SHOWN = 20
+#: Seconds a worker's pending triggers are read on each refresh after they were asked for.
+ASKED_KEPT_S = 10.0

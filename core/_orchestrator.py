@@ -358,7 +358,9 @@ class Orchestrator:
         w = self._control.worker(worker)
         view = self._engine.cluster
         if view is not None:
-            # cluster mode: the database's, as last read (the oldest few of each worker)
+            # cluster mode: the database's, as last read (the oldest few); read from
+            # the next refresh on for as long as someone keeps asking
+            view.asked[worker] = self._engine.trio_now()
             return list(view.pending_triggers.get(worker, ()))
         return [queued.trigger for queued in w.pending]
 

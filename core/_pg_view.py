@@ -2,8 +2,9 @@
 
 `refresh` reads, at most every `REFRESH_S` on the node's wake-ups (a NOTIFY, the
 once-a-second poll), what the node's snapshots show of other nodes: every worker's
-lease and pending triggers, the shared enable and circuit state, the cluster's pause,
-and whether an operator drained this node. Snapshots then read the copy
+lease and pending count, the shared enable and circuit state, the cluster's pause,
+whether an operator drained this node, and the pending triggers of the workers someone
+asked about lately. Snapshots then read the copy
 (`Engine.cluster`), never the database. `cluster_status` and `cluster_leases` are the
 HTTP API's reads, one query each, when asked.
 """
@@ -17,15 +18,15 @@ import psycopg
 import trio
 
 from ._circuit import CircuitState
-from ._cluster_view import PENDING_SHOWN, ClusterView, LeaseView
+from ._cluster_view import ASKED_KEPT_S, PENDING_SHOWN, ClusterView, LeaseView
 from ._pg_rows import notify
 from ._records import Circuit, Source, Trigger
 
 if TYPE_CHECKING:
     from ._pg_coordinator import PgCoordinator
 
-#: Seconds between two refreshes of a node's view, at most.
-REFRESH_S = 0.5
+#: Seconds between two refreshes of a node's view, at most (the poll's period).
+REFRESH_S = 1.0
 
 # One statement for the workers and the cluster (the idle poll stays within G11): the
 # cluster's row comes first, joined to every worker (none registered: one row of NULLs).
@@ -33,13 +34,14 @@ _WORKERS = """
 SELECT k.paused, k.node_state, extract(epoch FROM k.node_expires - k.now),
        w.name, w.enabled, w.circuit, w.consecutive_failures, w.opened_at,
        l.token, l.phase, n.name, extract(epoch FROM n.expires_at - k.now),
-       w.lost_node, extract(epoch FROM k.now - w.lost_at),
-       (SELECT count(*) FROM jd_triggers t WHERE t.worker = w.name AND t.state = 'pending')
+       w.lost_node, extract(epoch FROM k.now - w.lost_at), p.n
 FROM (SELECT jd_now() AS now, c.paused, me.state AS node_state, me.expires_at AS node_expires
       FROM jd_cluster c LEFT JOIN jd_nodes me ON me.id = %s) k
 LEFT JOIN jd_workers w ON w.name = ANY(%s)
 LEFT JOIN jd_leases l ON l.worker = w.name
 LEFT JOIN jd_nodes n ON n.id = l.node_id
+LEFT JOIN (SELECT t.worker, count(*) AS n FROM jd_triggers t WHERE t.state = 'pending'
+           GROUP BY t.worker) p ON p.worker = w.name
 """
 _PENDING = """
 SELECT id, worker, source, payload, accepted_at FROM (
@@ -54,17 +56,25 @@ async def refresh(coordinator: PgCoordinator) -> None:
     engine = coordinator._engine
     names = list(engine.workers)
     node_id = coordinator.node_id
+    view = engine.cluster
+    now = trio.current_time()
+    asked = []
+    if view is not None:
+        for name, t in list(view.asked.items()):
+            if now - t > ASKED_KEPT_S:
+                del view.asked[name]
+            else:
+                asked.append(name)
 
     def read(conn: psycopg.Connection) -> tuple[list[Any], list[Any]]:
         rows = conn.execute(_WORKERS, (node_id, names)).fetchall()
         pending = []
-        if any(row[-1] for row in rows):
-            pending = conn.execute(_PENDING, (names, PENDING_SHOWN)).fetchall()
+        if asked and any(row[-1] for row in rows):
+            pending = conn.execute(_PENDING, (asked, PENDING_SHOWN)).fetchall()
         return rows, pending
 
     rows, pending = await coordinator._pool.run_autocommit(read)
     now = trio.current_time()
-    view = engine.cluster
     if view is None:
         view = engine.cluster = ClusterView(node=coordinator.node_name)
     view.refreshed_t = now

@@ -289,7 +289,8 @@ async def test_a_snapshot_shows_work_running_and_pending_on_other_nodes(pg_dsn: 
         assert (w.state, w.node, w.lease_token) == ("running", "b", token)
         assert w.lease_expires_s is not None and 0 < w.lease_expires_s <= 30
         assert snap.pending == 1
-        assert [t.id for t in a.pending_triggers("job")] == [second]
+        # read from the refresh after someone asks (then for as long as they keep asking)
+        await wait_until(lambda: [t.id for t in a.pending_triggers("job")] == [second])
         assert b.snapshot().worker("job").node == "b"
         await b.disable("job")
         await wait_until(lambda: not a.snapshot().worker("job").enabled)
