@@ -74,7 +74,7 @@ class Outcomes:
         engine = self._engine
         event = end.event
         if event is RunEvent.INTERRUPTED:
-            await self.interrupt(w, run, "shutdown", end.duration)
+            await self.interrupt(w, run, run.cancel_reason, end.duration)
             return
         w.last_duration_s = end.duration
         w.record(end.duration)

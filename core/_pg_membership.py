@@ -213,6 +213,7 @@ class Membership:
             if w.phase is Phase.RUNNING:
                 cancelled += 1
                 run.cancel_requested_t = now
+                run.cancel_reason = "self_fenced"
                 if run.cancel_scope is not None:
                     run.cancel_scope.cancel()
             elif w.phase is Phase.RETRY_WAIT:
@@ -238,8 +239,13 @@ class Membership:
         self.fenced += 1
         if not self.self_fenced or any(w.run is not None for w in self._engine.workers.values()):
             self._fence_self("reaped: its lease expired")
-        if not self._leaving:
+        if self._leaving:
+            return
+        try:
             self._joined(await self._pool.run(self._register))
+        except StoreError as exc:
+            # still fenced: the next heartbeat (of the old id) finds out and tries again
+            self._engine.store_health.last_error = describe(exc)
 
     # ------------------------------------------------------------------ reaping
 

@@ -160,6 +160,11 @@ async def test_a_node_whose_heartbeats_fail_fences_itself_then_works_again(
         await wait_until(lambda: hang.calls == 2)  # the run's trigger, requeued, runs again
         await wait_until(lambda: sql(pg_dsn, "SELECT count(*) FROM jd_runs"
                                              " WHERE status = 'succeeded'") == [(1,)])
+    # the cancelled run was recorded (a's row outlived the outage) as cut off by the fence
+    assert sql(pg_dsn, "SELECT status, error FROM jd_runs ORDER BY seq")[0] == (
+        "interrupted", "interrupted: self_fenced"
+    )
+    assert [e.reason for e in of(seen, ev.RunInterrupted)] == ["self_fenced"]
 
 
 def server_started(dsn: str, when: str) -> None:
