@@ -212,7 +212,8 @@ async def test_a_peer_whose_listener_lock_is_gone_is_reaped_within_a_second_or_s
                 listener.close()
                 killed = trio.current_time()
                 await wait_until(lambda: bool(of(seen, ev.NodeLost)), within=5)
-                assert trio.current_time() - killed < 1.6
+                # the next poll (<= 1 s) reaps it; slack for a loaded test machine
+                assert trio.current_time() - killed < 2.5
                 await wait_until(lambda: hang.calls == 1)
                 hang.release.set()
         assert of(seen, ev.NodeLost)[0].node == "a"
