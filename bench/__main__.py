@@ -11,11 +11,11 @@ import traceback
 from collections.abc import Sequence
 from types import ModuleType
 
-from . import dispatch, idle, lateness, memory, peers, plan, shutdown, tui
+from . import cluster, dispatch, idle, lateness, memory, peers, plan, shutdown, tui
 from ._harness import Reporter, run_repeated
 
 BENCHMARKS: tuple[ModuleType, ...] = (
-    dispatch, lateness, idle, memory, shutdown, tui, peers, plan,
+    dispatch, lateness, idle, memory, shutdown, tui, peers, plan, cluster,
 )
 
 #: What `python -m bench` with no subcommand runs: the sizes the issue's targets name.

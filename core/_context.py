@@ -28,6 +28,11 @@ class JobContext:
         params: the worker's `params` table from the config.
         log: a logger tagged with worker and run id; lines are kept in the worker's
             log buffer and published as `log` events.
+        fencing_token: the run's lease token. It grows with every lease the store
+            hands out, so a worker can fence its own external writes: store it with
+            what it writes, and have the target refuse a write whose token is lower
+            than one it already took (a run whose node lost its lease, still running
+            somewhere, is then refused there too).
     """
 
     worker: str
@@ -37,6 +42,7 @@ class JobContext:
     attempt: int
     payload: Any
     params: Mapping[str, Any]
+    fencing_token: int
     _trigger: TriggerFn = attrs.field(alias="trigger", repr=False)
     _on_heartbeat: Callable[[], None] = attrs.field(alias="on_heartbeat", repr=False)
     _make_log: Callable[[], logging.LoggerAdapter[logging.Logger]] = attrs.field(

@@ -209,22 +209,18 @@ class Control:
         engine.notify()
 
     def pause(self) -> None:
-        engine = self._engine
-        if not engine.paused:
-            engine.paused = True
-            engine.health_watch.update(engine.workers)
-            engine.publish(ev.OrchestratorPaused(ts=engine.now()))
-            engine.notify()
+        if apply_pause(self._engine, self._dispatcher.ready, True):
+            self._share_pause()
 
     def resume(self) -> None:
-        engine = self._engine
-        if engine.paused:
-            engine.paused = False
-            engine.resumed_t = trio.current_time()
-            engine.health_watch.update(engine.workers)
-            engine.publish(ev.OrchestratorResumed(ts=engine.now()))
-            self._dispatcher.ready.update(engine.workers)
-            engine.notify()
+        if apply_pause(self._engine, self._dispatcher.ready, False):
+            self._share_pause()
+
+    def _share_pause(self) -> None:
+        # In a cluster the pause is the cluster's: the coordinator writes it for all.
+        share = getattr(self._coordinator, "share_pause", None)
+        if share is not None:
+            share()
 
     async def replay(self, entry_id: int) -> str:
         self.require_started()
@@ -274,3 +270,20 @@ def request_stop(engine: Engine, grace: float | None = None) -> None:
         return
     engine.lifecycle = Lifecycle.STOPPING
     engine.notify()
+
+
+def apply_pause(engine: Engine, ready: set[str], paused: bool) -> bool:
+    """Pause or resume this engine (asked here, or read from the cluster); whether that
+    changed anything."""
+    if engine.paused == paused:
+        return False
+    engine.paused = paused
+    engine.health_watch.update(engine.workers)
+    if paused:
+        engine.publish(ev.OrchestratorPaused(ts=engine.now()))
+    else:
+        engine.resumed_t = engine.trio_now()
+        engine.publish(ev.OrchestratorResumed(ts=engine.now()))
+        ready.update(engine.workers)
+    engine.notify()
+    return True

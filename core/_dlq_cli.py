@@ -1,7 +1,9 @@
 """`jobdeck dlq`: list, inspect, replay, delete and purge dead letters, offline.
 
 It works on a store file that no running jobdeck owns: it takes the store's lock like
-the orchestrator does, so it refuses (exit 2) while a jobdeck runs on that store.
+the orchestrator does, so it refuses (exit 2) while a jobdeck runs on that store. A
+cluster's store (`--store postgresql://...`) is shared: it works there while nodes run,
+and a replayed entry runs on whichever node claims it first.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import trio
 
@@ -23,6 +25,9 @@ from ._logformat import one_line
 from ._offline_store import offline_parser, offline_store_path
 from ._records import DeadLetter, Source, Trigger
 from ._sqlite_store import SQLiteStore
+
+if TYPE_CHECKING:
+    from ._pg_store import PgStore
 
 #: Widest error text shown in the `list` table; `show` gives all of it.
 ERROR_COLUMN_WIDTH = 60
@@ -41,11 +46,13 @@ def dlq_main(args: Sequence[str], *, stdin: IO[str] | None = None) -> int:
         parser.error(f"argument --limit: must be 0 or more, got {options.limit}")
     try:
         path = offline_store_path(options)
+        # what messages call the store: a URL without its password
+        shown: Path | str = path if isinstance(path, Path) else _described(path)
     except StoreError as exc:
         print(f"jobdeck: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     if options.command == "purge" and not options.yes:
-        answer = _confirmed(path, stdin if stdin is not None else sys.stdin)
+        answer = _confirmed(shown, stdin if stdin is not None else sys.stdin)
         if answer is not True:
             # An explicit "no" is an answer, not an error; no answer at all (EOF) is.
             return ExitCode.OK if answer is False else ExitCode.USAGE
@@ -53,17 +60,17 @@ def dlq_main(args: Sequence[str], *, stdin: IO[str] | None = None) -> int:
     try:
         result = trio.run(_act, options, path, skipped)
     except UnknownDeadLetter as exc:
-        print(f"jobdeck: {exc} in store {path}", file=sys.stderr)
+        print(f"jobdeck: {exc} in store {shown}", file=sys.stderr)
         return ExitCode.USAGE
     except StoreError as exc:
         print(f"jobdeck: {exc}", file=sys.stderr)
         return ExitCode.USAGE
-    print(_as_json(result) if options.json else _as_text(options.command, result, path))
+    print(_as_json(result) if options.json else _as_text(options.command, result, shown))
     if skipped:
         count = len(skipped)
         print(
             f"jobdeck: skipped {count} damaged dead letter{'s' * (count != 1)} "
-            f"(left untouched in store {path}):",
+            f"(left untouched in store {shown}):",
             file=sys.stderr,
         )
         for message in skipped:
@@ -87,7 +94,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _confirmed(path: Path, stdin: IO[str]) -> bool | None:
+def _described(url: str) -> str:
+    from ._pg_pool import describe_target  # psycopg loads only when asked for
+
+    return describe_target(url)
+
+
+def _confirmed(path: Path | str, stdin: IO[str]) -> bool | None:
     """True for a yes, False for any other answer, None for no answer (stdin closed)."""
     print(f"Purge every dead letter in {path}? [y/N] ", end="", file=sys.stderr, flush=True)
     answer = stdin.readline()
@@ -104,18 +117,25 @@ def _confirmed(path: Path, stdin: IO[str]) -> bool | None:
     return False
 
 
-async def _act(options: argparse.Namespace, path: Path, skipped: list[str]) -> Any:
-    """Do the command on the store at `path`; the damaged rows it skipped go in `skipped`."""
+async def _act(options: argparse.Namespace, path: Path | str, skipped: list[str]) -> Any:
+    """Do the command on the store at `path` (a file, or a cluster's URL); the damaged
+    rows it skipped go in `skipped`."""
     if options.command in ("show", "replay", "delete"):
         check_dead_letter_id(options.id)
-    store = SQLiteStore(path)
+    store: SQLiteStore | PgStore
+    if isinstance(path, str):
+        from ._pg_store import PgStore  # psycopg loads only when asked for
+
+        store = PgStore(path, pool_size=1)
+    else:
+        store = SQLiteStore(path)
     await store.open()
     try:
         if options.command == "list":
             # More entries than any store can hold is all of them (SQLite takes no more).
             limit = options.limit
             entries = await store.dlq_list(None if limit and limit > MAX_DEAD_LETTER_ID else limit)
-            skipped += store.quarantined
+            skipped += getattr(store, "quarantined", [])
             return entries
         if options.command == "show":
             return await store.dlq_get(options.id)
@@ -126,7 +146,8 @@ async def _act(options: argparse.Namespace, path: Path, skipped: list[str]) -> A
                 accepted_at=datetime.now(UTC),
             )
             await store.dlq_replay(entry.id, trigger)
-            return {"replayed": entry.id, "worker": entry.worker, "trigger_id": trigger.id}
+            return {"replayed": entry.id, "worker": entry.worker, "trigger_id": trigger.id,
+                    "cluster": isinstance(path, str)}
         if options.command == "delete":
             await store.dlq_delete(options.id)
             return {"deleted": options.id}
@@ -148,15 +169,19 @@ def _as_json(result: Any) -> str:
     return json.dumps(result, ensure_ascii=False, indent=2)
 
 
-def _as_text(command: str, result: Any, path: Path) -> str:
+def _as_text(command: str, result: Any, path: Path | str) -> str:
     if command == "list":
         return _table(result, path)
     if command == "show":
         return _details(result)
     if command == "replay":
+        when = (
+            "a node of the cluster runs it" if result.pop("cluster")
+            else "runs at the next start"
+        )
         return (
             f"Replayed dead letter {result['replayed']}: trigger {result['trigger_id']} for "
-            f"{result['worker']} is pending and runs at the next start."
+            f"{result['worker']} is pending and {when}."
         )
     if command == "delete":
         return f"Deleted dead letter {result['deleted']}."
@@ -168,7 +193,7 @@ def _when(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _table(entries: list[DeadLetter], path: Path) -> str:
+def _table(entries: list[DeadLetter], path: Path | str) -> str:
     if not entries:
         return f"No dead letters in {path}."
     header = ("ID", "WORKER", "SOURCE", "ATTEMPTS", "FAILED AT", "ERROR")

@@ -20,6 +20,7 @@ import attrs
 import trio
 
 from . import _events as ev
+from ._cluster_view import ClusterView
 from ._eligibility import Lifecycle, World
 from ._health import Health, HealthReport
 from ._records import Trigger, WorkerState
@@ -148,6 +149,9 @@ class Engine:
         self.http_address: str | None = None
         #: Told why each due worker waits (`jobdeck plan`); None costs nothing.
         self.observer: DispatchObserver | None = None
+        #: In cluster mode, what this node last read of the cluster (its snapshots show
+        #: it); None in local mode.
+        self.cluster: ClusterView | None = None
 
     # ------------------------------------------------------------------ signals
 

@@ -116,6 +116,40 @@ class ConfigReloadFailed(Event):
 
 
 @attrs.frozen(kw_only=True)
+class NodeJoined(Event):
+    """This process registered as a node of a cluster (again, after being fenced)."""
+
+    name: ClassVar[str] = "node_joined"
+    node: str
+    node_id: int
+    capacity: int
+
+
+@attrs.frozen(kw_only=True)
+class NodeLost(Event):
+    """This node reaped a peer (its lease expired, or it crashed): its runs interrupted."""
+
+    name: ClassVar[str] = "node_lost"
+    node: str
+    node_id: int
+    #: runs the lost node held, recorded `interrupted` and their triggers requeued.
+    interrupted: int
+
+
+@attrs.frozen(kw_only=True)
+class SelfFenced(Event):
+    """This node lost its place in the cluster (no heartbeat in time, or reaped) and
+    cancelled its own attempts: their results will be refused."""
+
+    name: ClassVar[str] = "self_fenced"
+    node: str
+    node_id: int
+    reason: str
+    #: attempts it cancelled (and retry waits it dropped).
+    cancelled: int
+
+
+@attrs.frozen(kw_only=True)
 class WorkerEvent(Event):
     worker: str
 
@@ -126,6 +160,27 @@ class TriggerAccepted(WorkerEvent):
     trigger_id: str
     source: str
     payload: Any = None
+
+
+@attrs.frozen(kw_only=True)
+class LeaseLost(WorkerEvent):
+    """A run's write was refused: its lease (fencing token) no longer holds it, so its
+    outcome is not this node's to record."""
+
+    name: ClassVar[str] = "lease_lost"
+    run_id: str
+    token: int
+
+
+@attrs.frozen(kw_only=True)
+class OccurrenceCoalesced(WorkerEvent):
+    """A schedule occurrence was folded into one still pending (or skipped while nobody
+    was up): it runs as part of that run, never on its own."""
+
+    name: ClassVar[str] = "occurrence_coalesced"
+    due_at: datetime
+    #: occurrences folded at once.
+    count: int = 1
 
 
 @attrs.frozen(kw_only=True)

@@ -22,6 +22,9 @@ included: `{"error": "..."}`, never a traceback.
 | `POST /dlq/{id}/replay` | 202 `trigger_id`; 409 if the entry's worker is gone |
 | `DELETE /dlq/{id}`, `DELETE /dlq` (purge) | 200 |
 | `POST /reload` | 200 with what changed; 400 with the config's problems (nothing changed) |
+| `GET /cluster` | 200: the cluster's nodes and slots; 404 in local mode |
+| `GET /cluster/leases` | 200: every live lease of the cluster; 404 in local mode |
+| `POST /cluster/nodes/{name}/drain`, `/undrain` | 200; 404 for an unknown node |
 
 401 without or with a wrong token, 404 for unknown workers, entries and routes, 405 for
 a wrong method, 503 while the orchestrator is not running or its store fails, 500 (with
@@ -159,6 +162,10 @@ class _Api:
             ("DELETE", "/dlq/{entry_id:int}", self.dlq_delete),
             ("POST", "/dlq/{entry_id:int}/replay", self.dlq_replay),
             ("POST", "/reload", self.reload),
+            ("GET", "/cluster", self.cluster),
+            ("GET", "/cluster/leases", self.cluster_leases),
+            ("POST", "/cluster/nodes/{name}/drain", self.drain),
+            ("POST", "/cluster/nodes/{name}/undrain", self.undrain),
         ]
         by_path: dict[str, dict[str, Endpoint]] = {}
         for method, path, endpoint in table:
@@ -249,7 +256,42 @@ class _Api:
         entry = await self._orch.dead_letter(_entry_id(request))
         return _json(dead_letter_json(entry, traceback=True))
 
+    async def cluster(self, request: Request) -> Response:
+        from ._pg_view import cluster_status
+
+        return _json(await cluster_status(self._coordinator()))
+
+    async def cluster_leases(self, request: Request) -> Response:
+        from ._pg_view import cluster_leases
+
+        return _json({"leases": await cluster_leases(self._coordinator())})
+
+    def _coordinator(self) -> Any:
+        coordinator = self._orch.cluster
+        if coordinator is None:
+            raise _Problem(
+                404, "not a cluster: this jobdeck runs alone on its own store"
+                " (cluster mode is --store postgresql://...)"
+            )
+        return coordinator
+
     # ------------------------------------------------------------------ changing
+
+    async def drain(self, request: Request) -> Response:
+        return await self._node_state(request, "draining")
+
+    async def undrain(self, request: Request) -> Response:
+        return await self._node_state(request, "active")
+
+    async def _node_state(self, request: Request, state: str) -> Response:
+        """Drain a node (it claims no new run, finishes its own and stays up, idle) or
+        let it claim again."""
+        from ._pg_view import set_node_state
+
+        name = request.path_params["name"]
+        if not await set_node_state(self._coordinator(), name, state):
+            raise _Problem(404, f"no node named {name!r} in the cluster")
+        return _json({"node": name, "state": state})
 
     async def trigger(self, request: Request) -> Response:
         name = request.path_params["name"]

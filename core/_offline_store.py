@@ -45,8 +45,13 @@ def _store_options() -> argparse.ArgumentParser:
     return common
 
 
-def offline_store_path(options: argparse.Namespace) -> Path:
-    """The existing store file that `--store` or `--config` names.
+def is_postgresql(where: str) -> bool:
+    """Whether a `--store` names a cluster's PostgreSQL database, not a file."""
+    return where.startswith(("postgresql://", "postgres://"))
+
+
+def offline_store_path(options: argparse.Namespace) -> Path | str:
+    """The existing store file that `--store` or `--config` names, or a cluster's URL.
 
     Raises:
         StoreError: neither is given, the store keeps nothing (`:memory:`), the config
@@ -55,9 +60,14 @@ def offline_store_path(options: argparse.Namespace) -> Path:
     if options.store is not None:
         if options.store == ":memory:":
             raise StoreError("store :memory: keeps nothing between runs: give a store file")
+        if is_postgresql(options.store):
+            return str(options.store)
         path = Path(options.store).expanduser()
     elif options.config is not None:
-        path = _store_of_config(Path(options.config))
+        found = _store_of_config(Path(options.config))
+        if isinstance(found, str):
+            return found
+        path = found
     else:
         # The bundled demo keeps its state in memory: there is no store to guess.
         raise StoreError("which store? give --store PATH or --config FILE")
@@ -67,7 +77,7 @@ def offline_store_path(options: argparse.Namespace) -> Path:
     return path
 
 
-def _store_of_config(config_path: Path) -> Path:
+def _store_of_config(config_path: Path) -> Path | str:
     """The config's `[orchestrator] store`, else the default store of that config."""
     try:
         with config_path.open("rb") as file:
@@ -79,5 +89,7 @@ def _store_of_config(config_path: Path) -> Path:
         return adopt_legacy_store(config_path, say=lambda text: print(text, file=sys.stderr))
     if configured == ":memory:":
         raise StoreError(f"config {config_path} uses store :memory:, which keeps nothing")
+    if is_postgresql(str(configured)):
+        return str(configured)
     path = Path(str(configured)).expanduser()
     return path if path.is_absolute() else config_path.parent / path

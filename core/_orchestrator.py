@@ -438,7 +438,20 @@ class Orchestrator:
         Raises:
             UnknownWorker: no worker has that name.
         """
-        return [queued.trigger for queued in self._control.worker(worker).pending]
+        w = self._control.worker(worker)
+        view = self._engine.cluster
+        if view is not None:
+            # cluster mode: the database's, as last read (the oldest few); read from
+            # the next refresh on for as long as someone keeps asking
+            view.asked[worker] = self._engine.trio_now()
+            return list(view.pending_triggers.get(worker, ()))
+        return [queued.trigger for queued in w.pending]
+
+    @property
+    def cluster(self) -> Any:
+        """In cluster mode this node's `PgCoordinator` (the cluster's reads and the
+        drain), else None."""
+        return None if isinstance(self._coordinator, LocalCoordinator) else self._coordinator
 
     @property
     def worker_names(self) -> list[str]:

@@ -73,7 +73,7 @@ class Outcomes:
         # own: each coroutine frame on a run's path costs at every store write).
         event = end.event
         if event is RunEvent.INTERRUPTED:
-            await self.interrupt(w, run, "shutdown", end.duration)
+            await self.interrupt(w, run, run.cancel_reason, end.duration)
             return
         w.last_duration_s = end.duration
         w.record(end.duration)
@@ -269,6 +269,7 @@ class Outcomes:
 
     def _lost(self, w: WorkerRuntime, run: ActiveRun) -> None:
         """The run's lease was taken away: its outcome is not ours to record."""
+        lease_lost(self._engine, run)
         if w.run is run:
             self._end_run(w)
 
@@ -342,3 +343,11 @@ class Outcomes:
                     (dependent, Trigger(worker=name, source=Source.DEPENDENCY, accepted_at=now))
                 )
         return out
+
+
+def lease_lost(engine: Engine, run: ActiveRun) -> None:
+    """Say that a write about `run` was refused: its lease (token) no longer holds it."""
+    engine.publish(
+        ev.LeaseLost(ts=engine.now(), worker=run.record.worker, run_id=run.record.id,
+                     token=run.token)
+    )

@@ -9,19 +9,16 @@ most one trigger whichever nodes wake for it. Nodes learn of new work from
 LISTEN/NOTIFY, waiting on the libpq socket in trio itself, and poll once a second in
 case a notification was missed.
 
-A node that finds itself fenced (its heartbeat or a claim says its row is gone) cancels
-what it runs (the results would be refused anyway) and joins again as a new node.
+Membership (heartbeats, self-fencing, reaping, the listener) is `_pg_membership`'s.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import psycopg
@@ -29,32 +26,22 @@ import trio
 
 from . import _events as ev
 from ._circuit import CircuitState
+from ._control import apply_pause
 from ._engine import Engine
-from ._errors import LeaseLost, NodeFenced, StoreError, describe
+from ._errors import LeaseLost, NodeFenced
 from ._lifecycle import RunEvent, RunState, run_transition
-from ._pg_pool import PgPool, connect
+from ._persist import WriteRefused, persist
+from ._pg_membership import Membership, with_notices
 from ._pg_rows import dlq_size, notify, put_detail, read_workers
-from ._pg_schema import CHANNEL
 from ._records import Circuit, RunRecord, Source, StoredState, Trigger, new_id
 from ._runtime import ActiveRun, Phase, WorkerRuntime
 from ._schedule import next_cron_time, next_grid_time
 from ._spec import Mode, WorkerSpec
 from ._store import DeadLetterDraft, WorkerChange
 
+if TYPE_CHECKING:
+    from ._pg_membership import NodeStore
 
-class ClusterStore(Protocol):
-    """What the coordinator needs of the PostgreSQL store it coordinates for."""
-
-    dsn: str
-    pool: PgPool
-    history_per_worker: int
-    node_name: str | None
-    capacity: int | None
-    lease_seconds: float
-    heartbeat_seconds: float
-
-#: Seconds between looks for work when no notification comes (and listener retries).
-POLL_S = 1.0
 #: Spec keys that change only what a person sees, not how a worker runs.
 _DISPLAY_ONLY = frozenset({"expected_seconds", "example_payload"})
 
@@ -82,25 +69,17 @@ def next_occurrence(
     return datetime.fromtimestamp(nxt, UTC), missed
 
 
-class PgCoordinator:
+class PgCoordinator(Membership):
     """The Coordinator protocol on PostgreSQL, plus this node's membership of the cluster."""
 
-    def __init__(self, store: ClusterStore, engine: Engine) -> None:
-        self._store = store
-        self._pool = store.pool
-        self._engine = engine
-        self.node_name = store.node_name or f"{socket.gethostname()}:{os.getpid()}"
-        self.capacity = (
-            store.capacity if store.capacity is not None
-            else engine.config.max_concurrent_workers
-        )
-        self.lease_s = store.lease_seconds
-        self.heartbeat_s = store.heartbeat_seconds
-        self.node_id: int | None = None
-        #: times this node found itself fenced and joined again.
-        self.fenced = 0
+    def __init__(self, store: NodeStore, engine: Engine) -> None:
+        super().__init__(store, engine)
         self._hashes: dict[str, str] = {}
-        self._leaving = False
+        #: pause writes not done yet (refreshes leave the pause alone meanwhile).
+        self._pause_writes = 0
+        self._pause_lock = trio.Lock()
+        #: the dispatcher's ready set (a resume makes every worker look again).
+        self.dispatcher_ready: set[str] = set()
 
     # ------------------------------------------------------------------ membership
 
@@ -108,7 +87,9 @@ class PgCoordinator:
         """Register this node and its workers; the shared worker state and DLQ size.
 
         Pending triggers and unfinished runs are the cluster's, so none are returned: the
-        database hands them out through `claim`, and reaps what dead nodes held.
+        database hands them out through `claim`, and reaps what dead nodes held. A pause
+        asked for before the node ran pauses the cluster; else the node takes the
+        cluster's pause as it finds it.
         """
         engine = self._engine
         # The database chains dependents (`jd_finish`), judged over the whole cluster:
@@ -117,34 +98,64 @@ class PgCoordinator:
         self._hashes = {
             name: spec_hash(w.spec, w.fn_ref) for name, w in engine.workers.items()
         }
+        pause_asked = engine.paused
 
-        def write(conn: psycopg.Connection) -> StoredState:
-            conn.execute(
-                "UPDATE jd_cluster SET max_concurrent = %s",
-                (engine.config.max_concurrent_workers,),
-            )
+        def write(conn: psycopg.Connection) -> tuple[StoredState, int]:
+            row = conn.execute(
+                "UPDATE jd_cluster SET max_concurrent = %s, paused = paused OR %s"
+                " RETURNING paused",
+                (engine.config.max_concurrent_workers, pause_asked),
+            ).fetchone()
+            engine.paused = bool(row and row[0])
             self._sync_workers(conn)
-            self.node_id = self._register(conn)
-            return StoredState(workers=read_workers(conn), dlq_size=dlq_size(conn))
+            node_id = self._register(conn)
+            return StoredState(workers=read_workers(conn), dlq_size=dlq_size(conn)), node_id
 
-        return await self._pool.run(write)
+        state, node_id = await self._pool.run(write)
+        self._joined(node_id)
+        return state
 
-    def _register(self, conn: psycopg.Connection) -> int:
-        row = conn.execute(
-            "INSERT INTO jd_nodes (name, host, pid, capacity, lease_s, started_at,"
-            " heartbeat_at, expires_at) VALUES (%s, %s, %s, %s, %s, jd_now(), jd_now(),"
-            " jd_now() + make_interval(secs => %s)) RETURNING id",
-            (self.node_name, socket.gethostname(), os.getpid(), self.capacity, self.lease_s,
-             self.lease_s),
-        ).fetchone()
-        assert row is not None
-        node_id = int(row[0])
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO jd_node_workers (node_id, worker, spec_hash) VALUES (%s, %s, %s)",
-                [(node_id, name, h) for name, h in self._hashes.items()],
-            )
-        return node_id
+    def _spec_hashes(self) -> dict[str, str]:
+        return self._hashes
+
+    # ------------------------------------------------------------------ shared state
+
+    def share_pause(self) -> None:
+        """This node was paused or resumed: make it the cluster's (`jd_cluster.paused`).
+
+        Written in the background (`pause()` is not awaited), the latest wish last;
+        until it is written, refreshes do not undo it.
+        """
+        engine = self._engine
+        if engine.nursery is None:
+            return  # not running yet: joining writes it
+        self._pause_writes += 1
+        engine.nursery.start_soon(self._write_pause)
+
+    async def _write_pause(self) -> None:
+        engine = self._engine
+
+        def write(conn: psycopg.Connection, paused: bool) -> None:
+            conn.execute("UPDATE jd_cluster SET paused = %s", (paused,))
+            notify(conn)
+
+        try:
+            async with self._pause_lock:
+                paused = engine.paused
+                await persist(engine, self._pool.run, lambda conn: write(conn, paused))
+        except WriteRefused:
+            pass  # counted in the store's health
+        finally:
+            self._pause_writes -= 1
+
+    def cluster_state(self, *, paused: bool, draining: bool) -> None:
+        """Apply the cluster's pause and this node's drain, as a refresh read them."""
+        engine = self._engine
+        if paused != engine.paused and not self._pause_writes:
+            apply_pause(engine, self.dispatcher_ready, paused)
+        if draining != self.draining:
+            self.draining = draining
+            engine.notify()
 
     def _sync_workers(self, conn: psycopg.Connection) -> None:
         """Upsert each worker's spec (what admission reads); shared state is left alone.
@@ -200,67 +211,6 @@ class PgCoordinator:
                  if w.spec.mode is Mode.CONTINUOUS],
             )
 
-    async def heartbeat(self) -> bool:
-        """Renew this node's lease; False if it was gone (reaped: fenced)."""
-        node_id = self.node_id
-
-        def write(conn: psycopg.Connection) -> bool:
-            cur = conn.execute(
-                "UPDATE jd_nodes SET heartbeat_at = jd_now(),"
-                " expires_at = jd_now() + make_interval(secs => lease_s)"
-                " WHERE id = %s AND expires_at > jd_now()",
-                (node_id,),
-            )
-            return cur.rowcount == 1
-
-        return await self._pool.run(write)
-
-    async def reap(self) -> int:
-        """Reap every node whose lease expired; how many leases that ended."""
-        def write(conn: psycopg.Connection) -> int:
-            row = conn.execute("SELECT jd_reap(jd_now())").fetchone()
-            return int(row[0]) if row else 0
-
-        return await self._pool.run(write)
-
-    async def on_fenced(self, node_id: int | None = None) -> None:
-        """This node was reaped: stop what it runs (nothing of it will be recorded) and
-        join again as a new node.
-
-        Args:
-            node_id: the node id that was found fenced; if this node has joined again
-                since (a heartbeat and a claim both found out), there is nothing to do.
-        """
-        if node_id is not None and node_id != self.node_id:
-            return
-        engine = self._engine
-        self.fenced += 1
-        now = trio.current_time()
-        for w in engine.workers.values():
-            run = w.run
-            if run is None:
-                continue
-            if w.phase is Phase.RUNNING:
-                run.cancel_requested_t = now
-                if run.cancel_scope is not None:
-                    run.cancel_scope.cancel()
-            elif w.phase is Phase.RETRY_WAIT:
-                w.phase, w.run = Phase.IDLE, None
-                engine.attempting.discard(w.name)
-        if not self._leaving:
-            self.node_id = await self._pool.run(self._register)
-
-    async def leave(self) -> None:
-        """Deregister: what this node still holds is interrupted and requeued."""
-        self._leaving = True
-        node_id, self.node_id = self.node_id, None
-        if node_id is None:
-            return
-        try:
-            await self._pool.run(lambda conn: conn.execute("SELECT jd_leave(%s)", (node_id,)))
-        except StoreError:
-            pass  # the lease runs out instead, and another node reaps what is left
-
     # ------------------------------------------------------------------ admission
 
     def admit_now(self, w: WorkerRuntime, now: float) -> ActiveRun | None:
@@ -281,11 +231,12 @@ class PgCoordinator:
         engine = self._engine
         resume = [w.run.token for w in ready if w.phase is Phase.RETRY_WAIT and w.run]
         node_id = self.node_id
-        rows = await self._pool.run(
-            lambda conn: conn.execute(
+        rows, lost = await self._pool.run(
+            lambda conn: with_notices(conn, lambda c: c.execute(
                 "SELECT * FROM jd_claim(%s, %s, %s::bigint[])", (node_id, limit, resume)
-            ).fetchall()
+            ).fetchall())
         )
+        self._reaped(lost)
         admitted = []
         for (token, run_id, name, trigger_id, source, payload, accepted_at, _due,
              started_at, _attempt, resumed, enabled, circuit, failures) in rows:
@@ -346,6 +297,8 @@ class PgCoordinator:
         """
         by_name = {w.name: w for w in workers}
         rng = self._engine.rng
+        #: (worker, due time, occurrences folded) for the `occurrence_coalesced` events.
+        coalesced: list[tuple[str, datetime, int]] = []
 
         def write(conn: psycopg.Connection) -> tuple[dict[str, datetime], datetime]:
             rows = conn.execute(
@@ -394,6 +347,10 @@ class PgCoordinator:
                         "UPDATE jd_workers SET coalesced = coalesced + 1 WHERE name = %s",
                         (name,),
                     )
+                if missed or not inserted:
+                    # the occurrence due at `current` (if a trigger still waits) and
+                    # those skipped after it run as one run: say how many were folded
+                    coalesced.append((name, current, missed + (0 if inserted else 1)))
             if created:
                 notify(conn)
             if db_now is None:
@@ -402,7 +359,13 @@ class PgCoordinator:
                 db_now = row[0]
             return out, db_now
 
-        return await self._pool.run(write)
+        result = await self._pool.run(write)
+        engine = self._engine
+        for name, due, count in coalesced:
+            engine.publish(
+                ev.OccurrenceCoalesced(ts=engine.now(), worker=name, due_at=due, count=count)
+            )
+        return result
 
     # ------------------------------------------------------------------ records
 
@@ -492,61 +455,6 @@ class PgCoordinator:
             notify(conn)
 
         await self._pool.run(write)
-
-    # ------------------------------------------------------------------ background
-
-    async def serve(self) -> None:
-        """Heartbeats, and wake-ups from LISTEN/NOTIFY or the poll, until cancelled."""
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._heartbeats)
-            nursery.start_soon(self._listen)
-
-    async def _heartbeats(self) -> None:
-        health = self._engine.store_health
-        while not self._leaving:
-            await trio.sleep(self.heartbeat_s)
-            if self._leaving:
-                return
-            node_id = self.node_id
-            try:
-                alive = await self.heartbeat()
-                if not alive:
-                    await self.on_fenced(node_id)
-            except StoreError as exc:
-                health.last_error = describe(exc)
-
-    async def _listen(self) -> None:
-        """Wake the dispatcher on each NOTIFY, and at least once every POLL_S seconds."""
-        engine = self._engine
-        while True:
-            try:
-                conn = await trio.to_thread.run_sync(self._listener_connection)
-            except StoreError:
-                await trio.sleep(POLL_S)
-                engine.notify()
-                continue
-            try:
-                await self._wake_on_notify(conn)
-            except (psycopg.Error, OSError):
-                pass  # reconnect; the poll covers the gap
-            finally:
-                conn.close()
-
-    def _listener_connection(self) -> psycopg.Connection:
-        conn = connect(self._store.dsn)
-        conn.execute(f"LISTEN {CHANNEL}")
-        return conn
-
-    async def _wake_on_notify(self, conn: psycopg.Connection[Any]) -> None:
-        pgconn = conn.pgconn
-        engine = self._engine
-        while True:
-            with trio.move_on_after(POLL_S):
-                await trio.lowlevel.wait_readable(pgconn.socket)
-            pgconn.consume_input()  # raises OperationalError if the server went away
-            while pgconn.notifies() is not None:
-                pass  # any number of notifications: one look for work
-            engine.notify()
 
 
 __all__ = ["NodeFenced", "PgCoordinator"]

@@ -23,8 +23,11 @@ from . import _events as ev
 from ._dispatcher import Dispatcher
 from ._engine import Engine
 from ._errors import LeaseLost, NodeFenced, StoreError, describe
+from ._outcomes import lease_lost
 from ._persist import WriteRefused, persist
 from ._pg_coordinator import PgCoordinator
+from ._pg_membership import POLL_S
+from ._pg_view import REFRESH_S, refresh
 from ._records import Trigger
 from ._runner_pool import RunnerPool
 from ._runtime import ActiveRun, Phase, WorkerRuntime
@@ -42,6 +45,7 @@ class ClusterDispatcher(Dispatcher):
     ) -> None:
         super().__init__(engine, coordinator)
         self._cluster = coordinator
+        coordinator.dispatcher_ready = self.ready
         #: workers whose retry wait is being recorded: not resumed before it is.
         self._recording: set[str] = set()
 
@@ -77,6 +81,7 @@ class ClusterDispatcher(Dispatcher):
         except WriteRefused:
             pass  # counted; the lease stays `running` until the retry resumes it
         except LeaseLost:
+            lease_lost(self._engine, run)
             if w.run is run and w.phase is Phase.RETRY_WAIT:
                 w.phase, w.run = Phase.IDLE, None
                 self._engine.attempting.discard(w.name)
@@ -140,7 +145,14 @@ class ClusterDispatcher(Dispatcher):
             ]
             if due:
                 await self._advance(due)
-            await self._claim(now)
+            cluster = self._cluster
+            if not cluster.self_fenced:
+                await self._claim(now)
+                if trio.current_time() - cluster.last_reap_t >= POLL_S:
+                    await cluster.reap()  # the sweep, when this node claims nothing
+            view = engine.cluster
+            if view is None or trio.current_time() - view.refreshed_t >= REFRESH_S:
+                await refresh(cluster)
         except NodeFenced:
             await self._cluster.on_fenced(node_id)
         except StoreError as exc:

@@ -349,17 +349,109 @@ BEGIN
 END $$;
 """.replace("{admission}", str(ADMISSION_LOCK)).replace("{channel}", CHANNEL)
 
+#: The advisory lock class (pg_try_advisory_lock(int, int)) of the locks each node holds
+#: on its listener connection, keyed by node id: free within ms of a crash (the fast hint).
+NODE_LOCK_CLASS = 0x6A64_0001
+#: A node whose lock is free and whose last heartbeat is older than this is reaped at once.
+HINT_AFTER_S = 1.0
+#: The message of the NOTICE `jd_reap` raises per node it reaps (its DETAIL is JSON).
+NODE_LOST_NOTICE = "jobdeck node_lost"
+
+
+def _claim_v2() -> str:
+    """`jd_claim` with one change: a draining node admits no new run but still resumes
+    its own retries (it finishes what it holds)."""
+    start = _V1_FUNCTIONS.index("CREATE FUNCTION jd_claim(")
+    end = _V1_FUNCTIONS.index("-- Record a run's end under its lease token.")
+    text = _V1_FUNCTIONS[start:end].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+    changes = [
+        ("    IF v_paused OR v_state <> 'active' THEN RETURN; END IF;\n",
+         "    IF v_paused THEN RETURN; END IF;\n"),
+        ("        IF c.resume IS NULL THEN\n",
+         "        IF c.resume IS NULL THEN\n            CONTINUE WHEN v_state <> 'active';\n"),
+    ]
+    for before, after in changes:
+        assert text.count(before) == 1, before
+        text = text.replace(before, after)
+    return text
+
+
+_V2 = """
+-- what a node measured of its wall clock against the database's, at its last heartbeat
+ALTER TABLE jd_nodes ADD COLUMN clock_skew_s double precision;
+-- the node's listener holds its advisory lock (the fast hint applies to it)
+ALTER TABLE jd_nodes ADD COLUMN lock_held bool NOT NULL DEFAULT false;
+-- the last node lost while running the worker, and when (shown as `requeued: ...`)
+ALTER TABLE jd_workers ADD COLUMN lost_node text;
+ALTER TABLE jd_workers ADD COLUMN lost_at timestamptz;
+
+-- when the server (re)started: a function, so a test can pretend it just did
+CREATE FUNCTION jd_server_started() RETURNS timestamptz LANGUAGE sql STABLE AS
+$$ SELECT pg_postmaster_start_time() $$;
+
+-- Reap the nodes that are gone: a lease expired, a node left ('-infinity'), or the fast
+-- hint (its listener's advisory lock is free and its last heartbeat older than 1 s: it
+-- crashed). For one lease period after the server (re)started, nobody is reaped but
+-- those that left: every node lost its connections and locks at once and could not
+-- heartbeat meanwhile. Raises one NOTICE per node reaped, for the reaper's `node_lost`.
+CREATE OR REPLACE FUNCTION jd_reap(p_now timestamptz) RETURNS int LANGUAGE plpgsql AS $$
+DECLARE n int; d record; v_dead bigint[] := '{}'; v_restart timestamptz; v_runs int;
+BEGIN
+    PERFORM pg_advisory_xact_lock({admission});
+    -- (against jd_now(): a test that moves the cluster's clock on moves past it too)
+    v_restart := jd_server_started();
+    FOR d IN SELECT x.id, x.name FROM jd_nodes x
+             WHERE x.expires_at = '-infinity'
+                OR (v_restart + make_interval(secs => x.lease_s) <= p_now
+                    AND (x.expires_at <= p_now
+                         -- CASE: the lock is tried only for a node the hint applies to
+                         OR CASE WHEN x.lock_held AND x.heartbeat_at
+                                      < p_now - make_interval(secs => {hint_s})
+                                 THEN pg_try_advisory_xact_lock({lock_class},
+                                                                (x.id % 2147483647)::int)
+                                 ELSE false END))
+             ORDER BY x.id FOR UPDATE
+    LOOP
+        v_dead := v_dead || d.id;
+        SELECT count(*) INTO v_runs FROM jd_leases l WHERE l.node_id = d.id;
+        RAISE NOTICE '{notice}' USING DETAIL = json_build_object(
+            'node', d.name, 'node_id', d.id, 'interrupted', v_runs)::text;
+    END LOOP;
+    IF cardinality(v_dead) = 0 THEN RETURN 0; END IF;
+    WITH gone AS (
+        DELETE FROM jd_leases l WHERE l.node_id = ANY(v_dead) RETURNING l.*
+    ), runs AS (
+        UPDATE jd_runs r SET status = 'interrupted', ended_at = p_now,
+            attempts = g.attempt, error = 'interrupted: node_lost'
+        FROM gone g WHERE r.id = g.run_id RETURNING r.id
+    ), triggers AS (
+        UPDATE jd_triggers t SET state = 'pending' FROM gone g
+        WHERE t.id = g.trigger_id RETURNING t.id
+    ), workers AS (
+        UPDATE jd_workers w SET lost_node = x.name, lost_at = p_now
+        FROM gone g JOIN jd_nodes x ON x.id = g.node_id
+        WHERE w.name = g.worker AND x.expires_at <> '-infinity' RETURNING w.name
+    )
+    SELECT count(*) INTO n FROM gone;
+    DELETE FROM jd_nodes WHERE id = ANY(v_dead);
+    PERFORM pg_notify('{channel}', '');
+    RETURN n;
+END $$;
+""".replace("{admission}", str(ADMISSION_LOCK)).replace("{channel}", CHANNEL).replace(
+    "{lock_class}", str(NODE_LOCK_CLASS)
+).replace("{hint_s}", repr(HINT_AFTER_S)).replace("{notice}", NODE_LOST_NOTICE)
+
 #: Each migration takes the schema from its index to the next version.
 #: What a run's end stores besides its record: its attempts and log lines, which go
 #: with the run when the history drops it.
-_V2 = """
+_V3 = """
 CREATE TABLE jd_run_details (
     run_id text PRIMARY KEY REFERENCES jd_runs (id) ON DELETE CASCADE,
     attempts jsonb NOT NULL, logs jsonb NOT NULL, logs_dropped int NOT NULL
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1 + _V1_FUNCTIONS, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1 + _V1_FUNCTIONS, _V2 + _claim_v2(), _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

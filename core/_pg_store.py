@@ -18,8 +18,6 @@ import psycopg
 
 from ._detail_json import detail_of_json
 from ._errors import UnknownDeadLetter, UnknownRun
-from ._pg_coordinator import PgCoordinator
-from ._pg_dispatch import ClusterDispatcher
 from ._pg_pool import PgPool
 from ._pg_rows import (
     DLQ_COLUMNS,
@@ -49,6 +47,8 @@ from ._store import DeadLetterDraft
 
 if TYPE_CHECKING:
     from ._engine import Engine
+    from ._pg_coordinator import PgCoordinator
+    from ._pg_dispatch import ClusterDispatcher
 
 class PgStore:
     """The Store protocol on PostgreSQL (`postgresql://…`); a cluster's shared journal.
@@ -86,10 +86,11 @@ class PgStore:
 
     # ------------------------------------------------------------------ cluster
 
-    def cluster(
-        self, engine: Engine
-    ) -> tuple[PgCoordinator, ClusterDispatcher]:
+    def cluster(self, engine: Engine) -> tuple[PgCoordinator, ClusterDispatcher]:
         """The coordinator and dispatcher an Orchestrator on this store uses."""
+        from ._pg_coordinator import PgCoordinator
+        from ._pg_dispatch import ClusterDispatcher
+
         self.coordinator = PgCoordinator(self, engine)
         return self.coordinator, ClusterDispatcher(engine, self.coordinator)
 

@@ -135,6 +135,7 @@ def _context(engine: Engine, w: WorkerRuntime, run: ActiveRun, trigger: TriggerF
         attempt=run.attempt,
         payload=source.payload,
         params=w.spec.params,
+        fencing_token=run.token,
         make_log=lambda: WorkerLog(w.name, record.id, in_trio, record_log),
         trigger=trigger,
         on_heartbeat=beat,

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -22,6 +23,9 @@ from ._logformat import one_line, short_id
 from ._offline_store import offline_parser, offline_store_path
 from ._records import RunDetail, RunRecord
 from ._sqlite_store import SQLiteStore
+
+if TYPE_CHECKING:
+    from ._pg_store import PgStore
 
 #: Widest error text shown in the `list` table; `show` gives all of it.
 ERROR_COLUMN_WIDTH = 60
@@ -37,9 +41,11 @@ def runs_main(args: Sequence[str]) -> int:
         parser.error(f"argument --limit: must be 0 or more, got {options.limit}")
     try:
         path = offline_store_path(options)
+        # what messages call the store: a cluster's URL without its password
+        shown: Path | str = path if isinstance(path, Path) else _described(path)
         result = trio.run(_read, options, path)
     except (StoreError, UnknownRun) as exc:
-        where = f" in store {path}" if isinstance(exc, UnknownRun) else ""
+        where = f" in store {shown}" if isinstance(exc, UnknownRun) else ""
         print(f"jobdeck: {exc}{where}", file=sys.stderr)
         return ExitCode.USAGE
     if options.json:
@@ -50,7 +56,7 @@ def runs_main(args: Sequence[str]) -> int:
     elif isinstance(result, RunDetail):
         print(_details(result))
     else:
-        print(_table(result, path))
+        print(_table(result, shown))
     return ExitCode.OK
 
 
@@ -69,8 +75,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _read(options: argparse.Namespace, path: Path) -> list[RunRecord] | RunDetail:
-    store = SQLiteStore(path)
+def _described(url: str) -> str:
+    from ._pg_pool import describe_target  # psycopg loads only when asked for
+
+    return describe_target(url)
+
+
+async def _read(options: argparse.Namespace, path: Path | str) -> list[RunRecord] | RunDetail:
+    store: SQLiteStore | PgStore
+    if isinstance(path, str):
+        from ._pg_store import PgStore  # psycopg loads only when asked for
+
+        store = PgStore(path, pool_size=1)
+    else:
+        store = SQLiteStore(path)
     await store.open()
     try:
         if options.command == "list":
@@ -98,7 +116,7 @@ def _duration(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.3f}s"
 
 
-def _table(runs: list[RunRecord], path: Path) -> str:
+def _table(runs: list[RunRecord], path: Path | str) -> str:
     if not runs:
         return f"No runs in {path}."
     header = ("ID", "WORKER", "STATUS", "SOURCE", "STARTED", "DURATION", "ATTEMPTS", "ERROR")

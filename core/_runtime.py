@@ -55,6 +55,8 @@ class ActiveRun:
     attempt_deadline_t: float = float("inf")
     cancel_scope: trio.CancelScope | None = None
     cancel_requested_t: float | None = None
+    #: why it was cancelled, as its `interrupted` record and event say.
+    cancel_reason: str = "shutdown"
     last_error: str | None = None
     last_traceback: str | None = None
     #: given up on by shutdown (stuck): its end is already recorded.

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import attrs
 
-from ._eligibility import Lifecycle, World, waiting_reason
+from ._eligibility import Lifecycle, World, format_seconds, waiting_reason
 from ._engine import Engine
 from ._health import Health
 from ._records import Circuit
@@ -73,6 +73,12 @@ class WorkerSnapshot:
     next_due: datetime | None
     running_since: datetime | None
     run_id: str | None
+    #: cluster mode: the node running it (this one or another), else None.
+    node: str | None = None
+    #: the token of its live lease, if it has one (local runs have tokens too).
+    lease_token: int | None = None
+    #: cluster mode: seconds until the holding node's lease runs out, as last read.
+    lease_expires_s: float | None = None
 
     @property
     def mode(self) -> str:
@@ -170,13 +176,41 @@ def _worker_snapshot(
         state = WorkerStatus.WAITING
     else:
         state = WorkerStatus.IDLE
+    reason = waiting_reason(w, world, now_t)
+    pending = len(w.pending)
+    node = lease_expires = None
+    token = run.token if run is not None else None
+    view = engine.cluster
+    if view is not None:
+        # cluster mode: what the database said at the last refresh (no query here)
+        pending = view.pending.get(w.name, 0)
+        lease = view.leases.get(w.name)
+        if run is not None:
+            node = view.node
+            if view.own_expires_t is not None:
+                lease_expires = view.own_expires_t - now_t
+        elif lease is not None and lease.node != view.node:
+            node, token, lease_expires = lease.node, lease.token, lease.expires_t - now_t
+            if lease.phase == "running":
+                state, reason = WorkerStatus.RUNNING, f"running on {lease.node}"
+            else:
+                state, reason = WorkerStatus.RETRYING, f"retrying on {lease.node}"
+        elif pending and state is WorkerStatus.IDLE:
+            state = WorkerStatus.WAITING
+            lost = view.lost.get(w.name)
+            if world.paused:
+                reason = "paused"
+            elif lost is not None:
+                reason = f"requeued: {lost[0]} lost {format_seconds(now_t - lost[1])} ago"
+            else:
+                reason = f"queued: {pending} pending"
     wall = engine.wall
     return WorkerSnapshot(
         name=w.name,
         spec=w.spec,
         fn=w.fn_ref,
         state=state,
-        reason=waiting_reason(w, world, now_t),
+        reason=reason,
         health=Health(w.health),
         health_reasons=w.health_reasons,
         enabled=w.enabled,
@@ -187,7 +221,7 @@ def _worker_snapshot(
         max_attempts=w.spec.max_retries + 1,
         runs_ok=w.runs_ok,
         runs_failed=w.runs_failed,
-        pending=len(w.pending),
+        pending=pending,
         last_start=w.last_start,
         last_success=w.last_success,
         last_error=w.last_error,
@@ -199,4 +233,7 @@ def _worker_snapshot(
         if run is not None and w.phase is Phase.RUNNING
         else None,
         run_id=run.record.id if run is not None else None,
+        node=node,
+        lease_token=token,
+        lease_expires_s=lease_expires,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import psycopg
@@ -55,3 +56,42 @@ def test_a_schema_newer_than_the_code_exits_2(
     assert code == 2
     assert "schema is version 999, newer than this jobdeck knows" in err
     assert "Traceback" not in err
+
+
+def _dead_letter(dsn: str, worker: str = "hello") -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO jd_dlq (worker, trigger_id, source, payload, error, traceback,"
+            " attempts, started_at, failed_at, run_id) VALUES (%s, 't1', 'manual',"
+            " '{\"n\": 1}', 'RuntimeError: boom', 'Traceback...', 2, now(), now(), 'r1')"
+            " RETURNING id", (worker,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_dlq_commands_work_on_a_cluster_store(
+    pg_server: PgServer, pg_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`jobdeck dlq list|show|replay|delete|purge --store postgresql://…` act on the
+    cluster's dead letters (a replay is a pending trigger any node may run)."""
+    where = url(pg_server, pg_dsn)
+    assert main(["dlq", "list", "--store", where]) == 0  # creates the schema: empty
+    assert "No dead letters in postgresql://postgres@" in capsys.readouterr().out
+    first, second, third = (_dead_letter(pg_dsn) for _ in range(3))
+    assert main(["dlq", "list", "--store", where, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [e["id"] for e in listed] == [third, second, first]
+    assert main(["dlq", "show", str(first), "--store", where]) == 0
+    assert "RuntimeError: boom" in capsys.readouterr().out
+    assert main(["dlq", "replay", str(first), "--store", where]) == 0
+    assert "a node of the cluster runs it" in capsys.readouterr().out
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT worker, source, payload, state FROM jd_triggers"
+                            ).fetchall() == [("hello", "replay", {"n": 1}, "pending")]
+    assert main(["dlq", "delete", str(second), "--store", where]) == 0
+    capsys.readouterr()
+    assert main(["dlq", "delete", str(second), "--store", where]) == 2
+    assert f"no dead-letter entry with id {second}" in capsys.readouterr().err
+    assert main(["dlq", "purge", "--yes", "--store", where]) == 0
+    assert "Purged 1 dead letter." in capsys.readouterr().out

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import trio
 
-from jobdeck import JobContext, Orchestrator, Source, Trigger
+from jobdeck import JobContext, OccurrenceCoalesced, Orchestrator, Source, Trigger
 from jobdeck._runtime import WorkerRuntime
 
 from .nodes import coordinator, joined, shift_clock, sql
@@ -93,3 +93,28 @@ async def test_claims_at_once_never_admit_a_blocks_pair(
         nursery.start_soon(claim, b)
     assert len(admitted) == 1
     assert sql(pg_dsn, "SELECT count(*) FROM jd_leases") == [(1,)]
+
+
+async def test_a_coalesced_occurrence_is_announced(
+    pg_dsn: str, two: tuple[Orchestrator, Orchestrator]
+) -> None:
+    """The node whose compare-and-set folds missed occurrences into the pending one
+    publishes `occurrence_coalesced`: the worker, the first due time folded, and how
+    many (the one whose trigger still waits, and the one skipped after it)."""
+    a, _ = two
+    tick = [a._engine.workers["tick"]]
+    with a.subscribe() as sub:
+        await coordinator(a).advance_schedules(tick)
+        ((first_due,),) = sql(pg_dsn, "SELECT due_at FROM jd_triggers")
+        shift_clock(pg_dsn, 130)  # +60 and +120 pass while the first trigger waits
+        await coordinator(a).advance_schedules(tick)
+        events = []
+        while True:
+            try:
+                events.append(sub.receive.receive_nowait())
+            except trio.WouldBlock:
+                break
+    coalesced = [e for e in events if isinstance(e, OccurrenceCoalesced)]
+    assert [(e.worker, e.count) for e in coalesced] == [("tick", 2)]
+    assert coalesced[0].due_at == first_due + timedelta(seconds=60)
+    assert coalesced[0].to_dict()["event"] == "occurrence_coalesced"

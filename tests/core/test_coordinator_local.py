@@ -8,14 +8,16 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pytest
+import trio
 
-from jobdeck import LeaseLost, MemoryStore, OrchestratorConfig, WorkerSpec
+from jobdeck import JobContext, LeaseLost, MemoryStore, OrchestratorConfig, WorkerSpec
 from jobdeck._coordinator_local import LocalCoordinator
 from jobdeck._eligibility import Lifecycle
 from jobdeck._engine import Engine
 from jobdeck._lifecycle import RunPhase
 from jobdeck._records import RunStatus, Source, Trigger
 from jobdeck._runtime import Phase, QueuedTrigger, WorkerRuntime
+from tests.core.conftest import make_orchestrator, running
 
 T = TypeVar("T")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -141,3 +143,27 @@ def test_a_stale_token_changes_nothing() -> None:
     (stored,) = done(engine.store.runs("a"))
     assert stored.status is RunStatus.RUNNING
     assert done(engine.store.dlq_list()) == []
+
+
+async def test_a_worker_sees_its_runs_lease_token_as_fencing_token(
+    autojump_clock: Any,
+) -> None:
+    """`ctx.fencing_token` is the run's lease token: its retries share it, each new run
+    gets a higher one (local runs have tokens too)."""
+    seen: list[tuple[int, int]] = []
+
+    async def work(ctx: JobContext) -> None:
+        seen.append((ctx.attempt, ctx.fencing_token))
+        if ctx.attempt == 1:
+            raise RuntimeError("once")
+
+    orch = make_orchestrator()
+    orch.register("job", work, mode="triggered", max_retries=1, retry_backoff_seconds=0.1)
+    async with running(orch):
+        await orch.trigger("job")
+        await trio.sleep(5)
+        await orch.trigger("job")
+        await trio.sleep(5)
+    assert [attempt for attempt, _ in seen] == [1, 2, 1, 2]
+    first, second = seen[0][1], seen[2][1]
+    assert seen[1][1] == first and seen[3][1] == second and second > first > 0

@@ -245,6 +245,37 @@ async def test_status_lists_every_worker_with_state_and_reason(autojump_clock: A
     assert workers["boom"]["mode"] == "triggered"
 
 
+@pytest.mark.parametrize("path", ["/cluster", "/cluster/leases"])
+async def test_cluster_views_are_404_in_local_mode(path: str, autojump_clock: Any) -> None:
+    """A jobdeck alone on its store answers the cluster views with 404 and says why."""
+    async with serving(orchestrator()) as app:
+        reply = await call(app, "GET", path)
+        drain = await call(app, "POST", "/cluster/nodes/n1/drain", headers=AUTH)
+    assert reply.status == drain.status == 404
+    assert "not a cluster" in reply.json()["error"]
+
+
+async def test_status_workers_carry_their_lease_token_in_local_mode(
+    autojump_clock: Any,
+) -> None:
+    """A running worker's /status entry has its lease token; node and expiry are null."""
+    orch = orchestrator()
+    release = trio.Event()
+
+    async def hold(ctx: JobContext) -> None:
+        await release.wait()
+
+    orch.register("hold", hold, mode="triggered")
+    async with serving(orch) as app:
+        await orch.trigger("hold")
+        await trio.testing.wait_all_tasks_blocked()
+        workers = {w["name"]: w for w in (await call(app, "GET", "/status")).json()["workers"]}
+        release.set()
+    assert workers["hold"]["lease_token"] == 1
+    assert workers["hold"]["node"] is None and workers["hold"]["lease_expires_s"] is None
+    assert workers["echo"]["lease_token"] is None
+
+
 async def test_metrics_answers_prometheus_text(autojump_clock: Any) -> None:
     """/metrics answers the Prometheus text format with the run counters."""
     orch = orchestrator()
@@ -359,6 +390,8 @@ MUTATING = [
     ("DELETE", "/dlq/1"),
     ("DELETE", "/dlq"),
     ("POST", "/reload"),
+    ("POST", "/cluster/nodes/n1/drain"),
+    ("POST", "/cluster/nodes/n1/undrain"),
 ]
 
 
