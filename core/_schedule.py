@@ -48,15 +48,20 @@ def next_cron_time(expression: str, timezone: str, after: datetime) -> datetime:
     one tzinfo by wall time, ignoring DST.
     """
     local = after.astimezone(ZoneInfo(timezone))
-    cron = croniter(expression, local, max_years_between_matches=CRON_SEARCH_YEARS)
+    cron = _parsed(expression)
     minute, hour = cron.expressions[0], cron.expressions[1]
     wildcard = minute.startswith("*") or hour.startswith("*")
-    fire: datetime = cron.get_next(datetime)
+    fire: datetime = cron.get_next(datetime, start_time=local)
     while not wildcard and _repeated_wall_time(fire):
-        fire = croniter(
-            expression, fire, max_years_between_matches=CRON_SEARCH_YEARS
-        ).get_next(datetime)
+        fire = cron.get_next(datetime, start_time=fire)
     return fire
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(expression: str) -> croniter:
+    """An expression parsed once (parsing costs more than finding the next time), then
+    asked from each start time anew. Only the trio thread (or a command) uses it."""
+    return croniter(expression, 0.0, max_years_between_matches=CRON_SEARCH_YEARS)
 
 
 def _repeated_wall_time(t: datetime) -> bool:
