@@ -147,7 +147,10 @@ def overall_health(
     for name, report, by_operator in workers:
         if by_operator or report.health is Health.OK:
             continue
-        reasons.append(f"{name}: {report.health.value}")
+        # An open circuit's health is `disabled`; its reason says what is wrong.
+        word = "circuit open" if report.reasons[:1] and report.reasons[0].startswith(
+            "circuit open") else report.health.value
+        reasons.append(f"{name}: {word}")
         if report.health.severity > worst.severity:
             worst = report.health
     if loop_lag_s > LAG_DEGRADED_S:

@@ -480,7 +480,7 @@ async def test_circuit_opened_worker_makes_overall_health_bad(
             snapshot = orch.snapshot()
         overall = [e for e in received(events, HealthChanged) if e.worker is None]
     assert snapshot.health == "disabled"
-    assert snapshot.health_reasons == ("w: disabled",)
+    assert snapshot.health_reasons == ("w: circuit open",)
     assert [(e.previous, e.health) for e in overall][:1] == [("ok", "disabled")]
 
 
