@@ -21,7 +21,7 @@ from ._engine import Engine
 from ._errors import LeaseLost
 from ._lifecycle import Effect, Effects, RunEvent
 from ._monitor import Monitor
-from ._persist import WriteRefused, persist
+from ._persist import WriteRefused, persist_after, wrote
 from ._records import Attempt, Circuit, RunRecord, RunStatus, Source, Trigger
 from ._reload import settle_after_run
 from ._runs import AttemptEnd, run_attempt
@@ -51,14 +51,25 @@ class Outcomes:
     async def execute(self, w: WorkerRuntime, run: ActiveRun) -> None:
         """Run the current attempt of an admitted run, then apply how it ended."""
         engine = self._engine
-        try:
-            if run.attempt == 1:
-                await persist(engine, self._coordinator.started, run)
-        except WriteRefused:
-            pass  # counted in the store's health; the run goes on (its end is recorded)
-        except LeaseLost:
-            self._lost(w, run)
-            return
+        if run.attempt == 1:
+            # The store write every run makes, tried here first (one coroutine frame
+            # less on the hot path); `persist_after` takes over only if it fails.
+            started = self._coordinator.started
+            try:
+                await started(run)
+            except LeaseLost:
+                self._lost(w, run)
+                return
+            except Exception as exc:
+                try:
+                    await persist_after(engine, exc, started, run)
+                except WriteRefused:
+                    pass  # counted in the store's health; the run goes on
+                except LeaseLost:
+                    self._lost(w, run)
+                    return
+            else:
+                wrote(engine)
         trigger = run.trigger
         engine.publish(
             ev.RunStarted(
@@ -142,7 +153,8 @@ class Outcomes:
         record = run.record.finished(
             RunStatus.SUCCEEDED, ended_at=ended, attempts=run.attempt, duration_s=end.duration
         )
-        kept, _ = await self._finish(w, run, record, triggers=tuple(t for _, t in follow_ups))
+        chained = tuple(t for _, t in follow_ups) if follow_ups else ()
+        kept, _ = await self._finish(w, run, record, triggers=chained)
         if not kept:
             return
         engine.publish(
@@ -259,13 +271,23 @@ class Outcomes:
             announce. Else (True, the new DLQ entry's id or None); a write the store
             refused is counted in its health, and the run ends all the same.
         """
+        finish = self._coordinator.finish
         try:
-            return True, await persist(self._engine, self._coordinator.finish, run, record, **end)
-        except WriteRefused:
-            return True, None
+            entry_id = await finish(run, record, **end)
         except LeaseLost:
             self._lost(w, run)
             return False, None
+        except Exception as exc:
+            try:
+                entry_id = await persist_after(self._engine, exc, finish, run, record, **end)
+            except WriteRefused:
+                return True, None
+            except LeaseLost:
+                self._lost(w, run)
+                return False, None
+        else:
+            wrote(self._engine)
+        return True, entry_id
 
     def _lost(self, w: WorkerRuntime, run: ActiveRun) -> None:
         """The run's lease was taken away: its outcome is not ours to record."""

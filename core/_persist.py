@@ -42,30 +42,53 @@ async def persist(engine: Engine, write: Callable[..., Awaitable[T]], *args: Any
             out while retrying it; it is counted in the store's health.
         LeaseLost: the coordinator refused a run write: its lease is gone.
     """
+    try:
+        result = await write(*args, **kwargs)
+    except LeaseLost:
+        raise
+    except Exception as exc:
+        return await persist_after(engine, exc, write, *args, **kwargs)
+    wrote(engine)
+    return result
+
+
+def wrote(engine: Engine) -> None:
+    """A write succeeded: the store is not failing (any more)."""
+    health = engine.store_health
+    if health.failing:
+        health.failing = 0
+
+
+async def persist_after(engine: Engine, failure: Exception,
+                        write: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    """`persist`, once a first try of the write has failed with `failure`.
+
+    For the paths every run takes: they try the write themselves (one coroutine frame
+    less), and come here only when it fails.
+    """
     health = engine.store_health
     delay = FIRST_DELAY_S
+    exc = failure
     while True:
+        health.last_error = describe(exc)
+        if not _transient(exc):
+            health.rejected += 1
+            raise WriteRefused(health.last_error) from exc
+        health.failing += 1
+        deadline = _retry_deadline(engine)
+        if trio.current_time() + delay > deadline:
+            health.rejected += 1
+            raise WriteRefused(f"gave up at shutdown: {health.last_error}") from exc
+        await trio.sleep(delay)
+        delay = min(delay * 2, MAX_DELAY_S)
         try:
             result = await write(*args, **kwargs)
         except LeaseLost:
             raise
-        except Exception as exc:
-            health.last_error = describe(exc)
-            if not _transient(exc):
-                health.rejected += 1
-                raise WriteRefused(health.last_error) from exc
-            health.failing += 1
-            deadline = _retry_deadline(engine)
-            if trio.current_time() + delay > deadline:
-                health.rejected += 1
-                raise WriteRefused(
-                    f"gave up at shutdown: {health.last_error}"
-                ) from exc
-            await trio.sleep(delay)
-            delay = min(delay * 2, MAX_DELAY_S)
+        except Exception as again:
+            exc = again
         else:
-            if health.failing:
-                health.failing = 0
+            wrote(engine)
             return result
 
 
