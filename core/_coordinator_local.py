@@ -46,6 +46,12 @@ class LocalCoordinator:
         """
         return self.claim_ready(ready, now, limit)
 
+    def claim_now(
+        self, ready: Sequence[WorkerRuntime], now: float, limit: int
+    ) -> list[ActiveRun]:
+        """`claim` without the await: in memory, it is decided at once."""
+        return self.claim_ready(ready, now, limit)
+
     def claim_ready(
         self, ready: Sequence[WorkerRuntime], now: float, limit: int
     ) -> list[ActiveRun]:

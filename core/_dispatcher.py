@@ -154,7 +154,11 @@ class Dispatcher:
         candidates = self._candidates(now)
         if not candidates:
             return
-        admitted = await self._coordinator.claim([w for _, w in candidates], now, free)
+        ready = [w for _, w in candidates]
+        # A coordinator that decides in memory answers at once (no coroutine per wake).
+        admitted = self._coordinator.claim_now(ready, now, free)
+        if admitted is None:
+            admitted = await self._coordinator.claim(ready, now, free)
         if engine.observer is not None:
             _observe(engine.observer, engine, candidates, admitted, now)
         for run in admitted:

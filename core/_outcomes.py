@@ -307,6 +307,8 @@ class Outcomes:
         ended: datetime | None = None,
     ) -> None:
         """Keep the current attempt of `run`, stored with the run's end."""
+        if not isinstance(run.attempts, list):
+            run.attempts = []
         run.attempts.append(
             Attempt(
                 number=run.attempt,

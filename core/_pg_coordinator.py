@@ -213,6 +213,12 @@ class PgCoordinator(Membership):
 
     # ------------------------------------------------------------------ admission
 
+    def claim_now(
+        self, ready: Sequence[WorkerRuntime], now: float, limit: int
+    ) -> list[ActiveRun] | None:
+        """Never at once: the database decides, in `claim`."""
+        return None
+
     def admit_now(self, w: WorkerRuntime, now: float) -> ActiveRun | None:
         """Never at once: admission is the database's, in the dispatcher's claim."""
         return None

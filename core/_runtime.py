@@ -65,7 +65,9 @@ class ActiveRun:
     attempt_started_at: datetime | None = None
     #: its attempts that ended, in order; left empty for a run whose only attempt
     #: succeeded (the record says it all: nothing more to store on the hot path).
-    attempts: list[Attempt] = attrs.field(factory=list)
+    #: (An empty tuple until the first is kept: most runs keep none, and a list each
+    #: would be made and dropped on every run.)
+    attempts: list[Attempt] | tuple[()] = ()
     #: its own log lines, the last `log_limit` of them (made at the first line).
     logs: deque[RunLogLine] | None = None
     logs_dropped: int = 0

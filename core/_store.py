@@ -167,6 +167,12 @@ class Coordinator(Protocol):
             retries whose wait is over.
         """
 
+    def claim_now(
+        self, ready: Sequence[WorkerRuntime], now: float, limit: int
+    ) -> list[ActiveRun] | None:
+        """`claim`, answered at once if this coordinator can decide without waiting;
+        None when it cannot (the dispatcher then awaits `claim`)."""
+
     def admit_now(self, w: WorkerRuntime, now: float) -> ActiveRun | None:
         """Admit `w` at once if this coordinator can decide without waiting, else None.
 
