@@ -38,24 +38,17 @@ class LocalCoordinator:
     async def claim(
         self, ready: Sequence[WorkerRuntime], now: float, limit: int
     ) -> list[ActiveRun]:
-        """Admit the ready workers that may start, in the order given, while slots last.
-
-        Each admission is applied at once (the worker holds its slot and counts as
-        running), so the next candidate is judged against it: two workers that block
-        each other are never admitted together.
-        """
-        return self.claim_ready(ready, now, limit)
+        return self.claim_now(ready, now, limit)
 
     def claim_now(
         self, ready: Sequence[WorkerRuntime], now: float, limit: int
     ) -> list[ActiveRun]:
-        """`claim` without the await: in memory, it is decided at once."""
-        return self.claim_ready(ready, now, limit)
+        """Admit the ready workers that may start, in the order given, while slots last.
 
-    def claim_ready(
-        self, ready: Sequence[WorkerRuntime], now: float, limit: int
-    ) -> list[ActiveRun]:
-        """`claim` without the await, for the dispatcher's start path."""
+        Decided in memory, so at once. Each admission is applied before the next
+        candidate is judged (the worker holds its slot and counts as running): two
+        workers that block each other are never admitted together.
+        """
         engine = self._engine
         world = engine.world()
         admitted: list[ActiveRun] = []

@@ -147,9 +147,8 @@ def overall_health(
     for name, report, by_operator in workers:
         if by_operator or report.health is Health.OK:
             continue
-        # An open circuit's health is `disabled`; its reason says what is wrong.
-        word = "circuit open" if report.reasons[:1] and report.reasons[0].startswith(
-            "circuit open") else report.health.value
+        # Disabled yet not by an operator (those were skipped above): its circuit is open.
+        word = "circuit open" if report.health is Health.DISABLED else report.health.value
         reasons.append(f"{name}: {word}")
         if report.health.severity > worst.severity:
             worst = report.health

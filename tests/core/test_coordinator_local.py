@@ -68,7 +68,7 @@ def test_admits_in_the_order_given_while_slots_last() -> None:
     for name in "abc":
         queue(engine, name)
     ready = [engine.workers[n] for n in "cab"]
-    admitted = coordinator.claim_ready(ready, now=0.0, limit=2)
+    admitted = coordinator.claim_now(ready, now=0.0, limit=2)
     assert [run.record.worker for run in admitted] == ["c", "a"]
     assert engine.slots_used == 2
     assert engine.workers["c"].phase is Phase.RUNNING
@@ -80,7 +80,7 @@ def test_a_blocking_pair_is_never_admitted_together() -> None:
     engine, coordinator = engine_with(triggered("a", blocks=["b"]), triggered("b"))
     queue(engine, "a")
     queue(engine, "b")
-    admitted = coordinator.claim_ready(list(engine.workers.values()), now=0.0, limit=5)
+    admitted = coordinator.claim_now(list(engine.workers.values()), now=0.0, limit=5)
     assert [run.record.worker for run in admitted] == ["a"]
 
 
@@ -90,7 +90,7 @@ def test_admission_takes_the_oldest_trigger_and_gives_a_fresh_token() -> None:
     first = queue(engine, "a", 1)
     queue(engine, "a", 2)
     queue(engine, "b")
-    runs = coordinator.claim_ready(list(engine.workers.values()), now=0.0, limit=5)
+    runs = coordinator.claim_now(list(engine.workers.values()), now=0.0, limit=5)
     run_a = next(r for r in runs if r.record.worker == "a")
     assert run_a.trigger is first
     assert run_a.state.phase is RunPhase.RUNNING and run_a.attempt == 1
@@ -103,9 +103,9 @@ def test_a_dependency_that_has_not_succeeded_holds_its_dependent() -> None:
     """`report` depends on `fetch`, which never succeeded: not admitted."""
     engine, coordinator = engine_with(triggered("fetch"), triggered("report", depends_on=["fetch"]))
     queue(engine, "report")
-    assert coordinator.claim_ready([engine.workers["report"]], now=0.0, limit=5) == []
+    assert coordinator.claim_now([engine.workers["report"]], now=0.0, limit=5) == []
     engine.workers["fetch"].last_success_seq = next(engine.seq)
-    assert len(coordinator.claim_ready([engine.workers["report"]], now=0.0, limit=5)) == 1
+    assert len(coordinator.claim_now([engine.workers["report"]], now=0.0, limit=5)) == 1
 
 
 def test_paused_admits_nothing() -> None:
@@ -113,14 +113,14 @@ def test_paused_admits_nothing() -> None:
     engine, coordinator = engine_with(triggered("a"))
     queue(engine, "a")
     engine.paused = True
-    assert coordinator.claim_ready([engine.workers["a"]], now=0.0, limit=5) == []
+    assert coordinator.claim_now([engine.workers["a"]], now=0.0, limit=5) == []
 
 
 def test_finish_with_the_lease_token_records_the_end_and_frees_the_lease() -> None:
     """The run's own token writes its end; the lease is gone afterwards."""
     engine, coordinator = engine_with(triggered("a"))
     queue(engine, "a")
-    (run,) = coordinator.claim_ready([engine.workers["a"]], now=0.0, limit=1)
+    (run,) = coordinator.claim_now([engine.workers["a"]], now=0.0, limit=1)
     done(coordinator.started(run))
     record = run.record.finished(RunStatus.SUCCEEDED, ended_at=T0, attempts=1, duration_s=0.1)
     done(coordinator.finish(run, record))
@@ -134,7 +134,7 @@ def test_a_stale_token_changes_nothing() -> None:
     leaves the store as it was."""
     engine, coordinator = engine_with(triggered("a"))
     queue(engine, "a")
-    (run,) = coordinator.claim_ready([engine.workers["a"]], now=0.0, limit=1)
+    (run,) = coordinator.claim_now([engine.workers["a"]], now=0.0, limit=1)
     done(coordinator.started(run))
     record = run.record.finished(RunStatus.FAILED, ended_at=T0, attempts=1, duration_s=0.1)
     run.token += 1000  # as if the lease had been taken away and granted again

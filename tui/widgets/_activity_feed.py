@@ -143,10 +143,6 @@ def _health_line(event: HealthChanged, previous: str | None) -> tuple[str, str, 
     now = health_word(event.health, event.reasons, overall=overall)
     before = previous or health_word(event.previous, overall=overall)
     reasons = [] if event.health == Health.OK else list(event.reasons)
-    if overall:
-        # The core names each unhealthy worker's health; an open circuit's is `disabled`.
-        reasons = [reason.removesuffix(": disabled") + ": circuit open"
-                   if reason.endswith(": disabled") else reason for reason in reasons]
     text = f"{'overall ' if overall else ''}health {before} → "
     said = "; ".join(reasons)
     if said.startswith(now):
