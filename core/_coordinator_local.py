@@ -30,7 +30,8 @@ class LocalCoordinator:
         self._tokens = itertools.count(1)
         #: worker -> the token of its live lease (running or waiting to retry).
         self._leases: dict[str, int] = {}
-        #: worker -> the token of its run whose end is being written (until its next lease).
+        #: worker -> the token of its last run whose end was written (good for writing
+        #: that end again, should the store fail, while the worker holds no newer lease).
         self._ending: dict[str, int] = {}
 
     # ------------------------------------------------------------------ admission
@@ -72,27 +73,31 @@ class LocalCoordinator:
         run = w.run
         if w.phase is Phase.RETRY_WAIT and run is not None:
             run.advance(RunEvent.STARTED, now=now)
+            run.attempt_started_t = now
+            run.attempt_deadline_t = float("inf")
+            run.cancel_requested_t = None
         else:
+            name = w.name
             trigger = self._take_trigger(w, now)
+            started_at = engine.now()
+            token = next(self._tokens)
             run = ActiveRun(
-                record=RunRecord(worker=w.name, trigger=trigger, started_at=engine.now()),
-                token=next(self._tokens),
+                record=RunRecord(worker=name, trigger=trigger, started_at=started_at),
+                token=token,
                 state=w.first_attempt_state(trigger.source is not Source.CONTINUOUS),
+                attempt=1,
+                attempt_started_t=now,
             )
-            self._leases[w.name] = run.token
-            self._ending.pop(w.name, None)
+            self._leases[name] = token
             w.run = run
             w.last_start_seq = next(engine.seq)
-            w.last_start = run.record.started_at
+            w.last_start = started_at
         # The STARTED transition's effect: a slot, taken here so the next candidate of
         # this claim is judged against it.
         w.phase = Phase.RUNNING
         w.stuck = False
         engine.slots_used += 1
         engine.attempting.add(w.name)
-        run.attempt_started_t = now
-        run.attempt_deadline_t = float("inf")
-        run.cancel_requested_t = None
         return run
 
     def _take_trigger(self, w: WorkerRuntime, now: float) -> Trigger:
@@ -139,7 +144,8 @@ class LocalCoordinator:
         if self._leases.get(name) == token:
             del self._leases[name]
             self._ending[name] = token
-        elif self._ending.get(name) != token:
+        elif name in self._leases or self._ending.get(name) != token:
+            # A newer lease of the worker, or a token that never ended here.
             raise LeaseLost(name, token)
         # One process owns the store: the in-memory row, already changed by the
         # outcome, is the truth, and the journal takes it whole.

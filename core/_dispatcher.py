@@ -78,7 +78,7 @@ class Dispatcher:
                 if run is not None:
                     if engine.observer is not None:
                         engine.observer.started(w, due, now)
-                    self._start(run, now)
+                    self._start(w, run, now)
                     return
         self.want(w)
 
@@ -161,8 +161,9 @@ class Dispatcher:
             admitted = await self._coordinator.claim(ready, now, free)
         if engine.observer is not None:
             _observe(engine.observer, engine, candidates, admitted, now)
+        workers = engine.workers
         for run in admitted:
-            self._start(run, now)
+            self._start(workers[run.record.worker], run, now)
 
     def _candidates(self, now: float) -> list[_Candidate]:
         """The ready workers that want to start now, best first (the rest leave `ready`)."""
@@ -178,10 +179,9 @@ class Dispatcher:
         candidates.sort(key=lambda c: c[0])
         return candidates
 
-    def _start(self, run: ActiveRun, now: float) -> None:
-        w = self._engine.workers[run.record.worker]
+    def _start(self, w: WorkerRuntime, run: ActiveRun, now: float) -> None:
         self.ready.discard(w.name)
-        if run.attempt == 1 and run.trigger.source is Source.SCHEDULE:
+        if run.attempt == 1 and run.record.trigger.source is Source.SCHEDULE:
             self._advance_schedule(w, now)
         assert self._pool is not None
         self._pool.submit(w, run)

@@ -19,7 +19,7 @@ from ._context import TriggerFn
 from ._dispatcher import Dispatcher
 from ._engine import Engine
 from ._errors import LeaseLost
-from ._lifecycle import Effect, Effects, RunEvent
+from ._lifecycle import Effect, Effects, RunEvent, run_transition
 from ._monitor import Monitor
 from ._persist import WriteRefused, persist_after, wrote
 from ._records import Attempt, Circuit, RunRecord, RunStatus, Source, Trigger
@@ -69,7 +69,8 @@ class Outcomes:
                     self._lost(w, run)
                     return
             else:
-                wrote(engine)
+                if engine.store_health.failing:
+                    wrote(engine)
         trigger = run.trigger
         engine.publish(
             ev.RunStarted(
@@ -88,9 +89,10 @@ class Outcomes:
             return
         w.last_duration_s = end.duration
         w.record(end.duration)
-        now = trio.current_time()
+        now = run.attempt_started_t + end.duration  # when it ended, without a clock read
         if event is RunEvent.SUCCEEDED:
-            effects = run.advance(event, now=now)
+            # The run's attempt number and retry time stay as they are: no `advance`.
+            run.state, effects = run_transition(run.state, event, now=now)
             await self._succeeded(w, run, end, effects)
             return
         # FAILED or TIMED_OUT
@@ -286,7 +288,8 @@ class Outcomes:
                 self._lost(w, run)
                 return False, None
         else:
-            wrote(self._engine)
+            if self._engine.store_health.failing:
+                wrote(self._engine)
         return True, entry_id
 
     def _lost(self, w: WorkerRuntime, run: ActiveRun) -> None:

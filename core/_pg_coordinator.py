@@ -272,7 +272,7 @@ class PgCoordinator(Membership):
                 run = ActiveRun(
                     record=RunRecord(id=run_id, worker=name, trigger=trigger,
                                      started_at=started_at),
-                    token=token, state=state,
+                    token=token, state=state, attempt=state.attempt,
                 )
                 w.run = run
                 w.last_start_seq = next(engine.seq)

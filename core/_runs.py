@@ -12,6 +12,7 @@ import inspect
 import math
 import traceback
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 import trio
@@ -110,22 +111,9 @@ def _only_cancellation(exc: BaseException) -> bool:
 def _context(engine: Engine, w: WorkerRuntime, run: ActiveRun, trigger: TriggerFn) -> JobContext:
     record = run.record
     source = record.trigger
-    log_limit = engine.config.log_lines_per_worker
 
     def beat() -> None:
         w.heartbeat_t = trio.current_time()
-
-    def record_log(worker: str, run_id: str | None, level: str, message: str) -> None:
-        message = safe_text(message)
-        line = LogRecordView(
-            ts=engine.now(), worker=worker, run_id=run_id, level=level, message=message
-        )
-        engine.logs.add(line)
-        # The run keeps its own lines, stored with its end (bounded like the ring buffer).
-        run.log(RunLogLine(ts=line.ts, level=level, message=message), log_limit)
-        engine.publish(
-            LogLine(ts=line.ts, worker=worker, run_id=run_id, level=level, message=message)
-        )
 
     return JobContext(
         worker=w.name,
@@ -136,7 +124,23 @@ def _context(engine: Engine, w: WorkerRuntime, run: ActiveRun, trigger: TriggerF
         payload=source.payload,
         params=w.spec.params,
         fencing_token=run.token,
-        make_log=lambda: WorkerLog(w.name, record.id, in_trio, record_log),
+        # The log and its sink are made when the worker first asks for its log.
+        make_log=lambda: WorkerLog(w.name, record.id, in_trio, partial(_record_log, engine, run)),
         trigger=trigger,
         on_heartbeat=beat,
     )
+
+
+def _record_log(
+    engine: Engine, run: ActiveRun, worker: str, run_id: str | None, level: str, message: str
+) -> None:
+    """Keep a line a worker logged: the ring buffer, the run's own lines, an event."""
+    message = safe_text(message)
+    line = LogRecordView(
+        ts=engine.now(), worker=worker, run_id=run_id, level=level, message=message
+    )
+    engine.logs.add(line)
+    # The run keeps its own lines, stored with its end (bounded like the ring buffer).
+    limit = engine.config.log_lines_per_worker
+    run.log(RunLogLine(ts=line.ts, level=level, message=message), limit)
+    engine.publish(LogLine(ts=line.ts, worker=worker, run_id=run_id, level=level, message=message))

@@ -46,8 +46,9 @@ class ActiveRun:
     #: copies below in step.
     state: RunState
     #: the current (or, waiting to retry, the last) attempt's number, 1-based: the
-    #: state's, copied (read on every step of a run).
-    attempt: int = 0
+    #: state's, copied (read on every step of a run); given at creation, then kept in
+    #: step by `advance`.
+    attempt: int
     #: in retry wait: when the next attempt is due (trio time), else 0.
     retry_at: float = 0.0
     attempt_started_t: float = 0.0
@@ -93,10 +94,6 @@ class ActiveRun:
     @property
     def trigger(self) -> Trigger:
         return self.record.trigger
-
-    def __attrs_post_init__(self) -> None:
-        self.attempt = self.state.attempt
-        self.retry_at = self.state.retry_at or 0.0
 
     def advance(
         self, event: RunEvent, *, now: float, retry_delay: float | None = None

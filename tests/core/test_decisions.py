@@ -75,7 +75,7 @@ def running(w: WorkerRuntime, *, attempt: int = 1) -> WorkerRuntime:
     record = RunRecord(worker=w.name, trigger=trigger, started_at=T0)
     w.phase = Phase.RUNNING
     state = RunState(w.spec.max_retries + 1, phase=RunPhase.RUNNING, attempt=attempt)
-    w.run = ActiveRun(record=record, token=1, state=state)
+    w.run = ActiveRun(record=record, token=1, state=state, attempt=attempt)
     return w
 
 
