@@ -29,6 +29,7 @@ import psycopg
 import trio
 
 from . import _events as ev
+from ._cluster_view import ClusterFigures
 from ._engine import Engine
 from ._errors import StoreError, StoreUnavailable, describe
 from ._pg_pool import PgPool, connect
@@ -107,6 +108,24 @@ class Membership:
         #: whether the listener holds this node's advisory lock (the fast hint).
         self.lock_held = False
         self._leaving = False
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def listener_up(self) -> bool:
+        """Whether the LISTEN connection is up (else the node only polls)."""
+        return self._engine.node_health.listener_down_poll_s is None
+
+    @property
+    def clock_skew_s(self) -> float | None:
+        """This node's clock minus the database's, at its last heartbeat."""
+        return self._engine.node_health.clock_skew_s
+
+    @property
+    def figures(self) -> ClusterFigures | None:
+        """The cluster's shared figures as this node last read them (None: not yet)."""
+        view = self._engine.cluster
+        return None if view is None else view.figures
 
     # ------------------------------------------------------------------ joining
 
