@@ -25,6 +25,22 @@ class LeaseView:
     expires_t: float
 
 
+@attrs.frozen(kw_only=True)
+class ClusterFigures:
+    """The cluster's shared figures, as last read (the same on every node that read them
+    at the same moment: metrics label them `scope="cluster"`)."""
+
+    #: live nodes (lease not expired) by state: `active`, `draining`.
+    nodes_active: int
+    nodes_draining: int
+    #: runs holding a cluster slot (leases `running`), and the cluster's limit.
+    slots_used: int
+    slots_max: int
+    #: live leases, running or waiting to retry.
+    leases: int
+    dlq_size: int
+
+
 @attrs.define(kw_only=True)
 class ClusterView:
     """The cluster as this node last read it."""
@@ -42,6 +58,8 @@ class ClusterView:
     asked: dict[str, float] = attrs.field(factory=dict)
     #: worker -> (the node lost while running it, trio time it was reaped).
     lost: dict[str, tuple[str, float]] = attrs.field(factory=dict)
+    #: the cluster's shared figures (None until the first refresh).
+    figures: ClusterFigures | None = None
     #: trio time this node's own lease runs out, as last read.
     own_expires_t: float | None = None
     #: trio time of the last refresh (-inf: never).

@@ -64,6 +64,18 @@ class StoreHealth:
         return self.failing + self.rejected
 
 
+class NodeHealth:
+    """A cluster node's own conditions as health sees them (its membership keeps them up
+    to date; in local mode they stay as made: nothing to say)."""
+
+    def __init__(self) -> None:
+        #: seconds between polls while the LISTEN connection is down, else None (up, or
+        #: not tried yet).
+        self.listener_down_poll_s: float | None = None
+        #: this node's clock minus the database's (`jd_now()`), at the last heartbeat.
+        self.clock_skew_s: float | None = None
+
+
 @attrs.frozen(kw_only=True)
 class ParkedWorker:
     """What the store keeps of a worker the config does not name (removed by a reload,
@@ -132,6 +144,7 @@ class Engine:
         self.unhealthy: dict[str, tuple[HealthReport, bool]] = {}
         self.health = HealthReport(Health.OK)
         self.store_health = StoreHealth()
+        self.node_health = NodeHealth()
         self.logs = WorkerLogs(config.log_lines_per_worker)
         self.pending_count = 0
         self.dlq_size = 0

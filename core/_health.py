@@ -45,6 +45,8 @@ _SEVERITY = {
 
 #: Loop lag above this degrades the orchestrator's health.
 LAG_DEGRADED_S = 0.5
+#: A cluster node's clock further than this from the database's degrades its health.
+CLOCK_SKEW_DEGRADED_S = 1.0
 
 
 @attrs.frozen
@@ -128,6 +130,8 @@ def overall_health(
     last_store_error: str | None = None,
     store_rejected: int = 0,
     store_rows_skipped: int = 0,
+    listener_down_poll_s: float | None = None,
+    clock_skew_s: float | None = None,
 ) -> HealthReport:
     """The worst of every worker's health and the orchestrator's own conditions.
 
@@ -141,6 +145,10 @@ def overall_health(
         store_rejected: writes the store refused for good since start (degraded: what
             they held is lost, and an operator should look, but the store works).
         store_rows_skipped: damaged rows the store skipped at open (degraded).
+        listener_down_poll_s: a cluster node whose LISTEN connection is down: the
+            seconds between the polls it falls back to (degraded: work is seen late).
+        clock_skew_s: a cluster node's clock minus the database's (degraded beyond
+            `CLOCK_SKEW_DEGRADED_S`: its timestamps and the database's disagree).
     """
     worst = Health.OK
     reasons: list[str] = []
@@ -170,5 +178,12 @@ def overall_health(
         worst = max(worst, Health.DEGRADED, key=lambda h: h.severity)
     if store_rows_skipped:
         reasons.append(f"{store_rows_skipped} damaged store rows skipped at start")
+        worst = max(worst, Health.DEGRADED, key=lambda h: h.severity)
+    if listener_down_poll_s is not None:
+        reasons.append(f"listener down: polling every {listener_down_poll_s:g}s")
+        worst = max(worst, Health.DEGRADED, key=lambda h: h.severity)
+    if clock_skew_s is not None and abs(clock_skew_s) > CLOCK_SKEW_DEGRADED_S:
+        side = "ahead of" if clock_skew_s > 0 else "behind"
+        reasons.append(f"clock skew {abs(clock_skew_s):.1f}s ({side} the database)")
         worst = max(worst, Health.DEGRADED, key=lambda h: h.severity)
     return HealthReport(worst, tuple(reasons))

@@ -13,6 +13,9 @@ Two sources, each used for what it is good at:
 The subscriber's buffer is large and its work tiny, but a worker that logs thousands of
 lines at once can still fill it: what it misses shows in `jobdeck_events_dropped_total`,
 and the runs counted from the snapshot stay right.
+
+A cluster node (`_metrics_cluster`) labels what it did itself with `node` and the
+cluster's shared state with `scope="cluster"`; a node alone keeps the labels above.
 """
 
 from __future__ import annotations
@@ -25,7 +28,19 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessColl
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from ._events import AttemptFailed, Event, RunFailed, RunInterrupted, RunSucceeded
+from ._events import (
+    AttemptFailed,
+    Event,
+    LeaseLost,
+    NodeLost,
+    OccurrenceCoalesced,
+    RunFailed,
+    RunInterrupted,
+    RunStarted,
+    RunSucceeded,
+    SelfFenced,
+    TriggerAccepted,
+)
 from ._health import Health
 from ._orchestrator import Orchestrator
 from ._snapshot import OrchestratorState, WorkerStatus
@@ -55,26 +70,43 @@ class Metrics:
         self, orch: Orchestrator, *, process: bool = True, event_buffer: int = EVENT_BUFFER
     ) -> None:
         self.registry = CollectorRegistry()
+        cluster = orch.cluster
+        #: a cluster node's name: the `node` label of what this node did (else none).
+        self.node: str | None = None if cluster is None else cluster.node_name
+        node = () if self.node is None else (self.node,)
+        by_worker = [*(["node"] if node else []), "worker"]
         self.durations = Histogram(
             "jobdeck_run_duration_seconds",
             "Duration of succeeded and failed runs (all attempts and retry waits).",
-            ["worker"],
+            by_worker,
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
         self.attempt_failures = Counter(
             "jobdeck_attempt_failures",
             "Failed attempts, including those that were retried.",
-            ["worker"],
+            by_worker,
             registry=self.registry,
         )
+        self._node_labels = node
+        self._cluster_counters: ClusterCounters | None = None
         # Interrupted runs by worker: the one outcome the snapshot does not count.
         self._interrupted: dict[str, int] = {}
+        if self.node is not None:
+            from ._metrics_cluster import ClusterSnapshotCollector
+
+            self._cluster_counters = ClusterCounters(self.registry, self.node)
+            self.registry.register(
+                ClusterSnapshotCollector(orch, self.node, self._interrupted)
+            )
+        else:
+            self.registry.register(SnapshotCollector(orch, self._interrupted))
         for name in orch.worker_names:
             # Every series exists from the start at 0, so rate() and absent() behave.
-            self.durations.labels(name)
-            self.attempt_failures.labels(name)
-        self.registry.register(SnapshotCollector(orch, self._interrupted))
+            self.durations.labels(*node, name)
+            self.attempt_failures.labels(*node, name)
+            if self._cluster_counters is not None:
+                self._cluster_counters.add_worker(name)
         if process:
             ProcessCollector(registry=self.registry)
         self._orch = orch
@@ -82,12 +114,15 @@ class Metrics:
 
     def observe(self, event: Event) -> None:
         """Count one event (those that are not about runs are ignored)."""
+        node = self._node_labels
         if isinstance(event, RunSucceeded | RunFailed):
-            self.durations.labels(event.worker).observe(event.duration_s)
+            self.durations.labels(*node, event.worker).observe(event.duration_s)
         elif isinstance(event, RunInterrupted):
             self._interrupted[event.worker] = self._interrupted.get(event.worker, 0) + 1
         elif isinstance(event, AttemptFailed):
-            self.attempt_failures.labels(event.worker).inc()
+            self.attempt_failures.labels(*node, event.worker).inc()
+        elif self._cluster_counters is not None:
+            self._cluster_counters.observe(event)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Count events until the orchestrator closes its event bus (after it stopped)."""
@@ -100,6 +135,65 @@ class Metrics:
         """The exposition text and its content type, in the format `accept` prefers."""
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self.registry), content_type
+
+
+class ClusterCounters:
+    """What a cluster node counts from its events alone, labelled with its name: runs
+    and retries it started, triggers it accepted, and its membership's incidents."""
+
+    def __init__(self, registry: CollectorRegistry, node: str) -> None:
+        self._node = node
+
+        def counter(name: str, documentation: str, *labels: str) -> Counter:
+            return Counter(name, documentation, ["node", *labels], registry=registry)
+
+        self.started = counter(
+            "jobdeck_runs_started", "Runs this node started (first attempts).", "worker"
+        )
+        self.retries = counter(
+            "jobdeck_attempt_retries", "Retry attempts this node started.", "worker"
+        )
+        self.accepted = counter(
+            "jobdeck_triggers_accepted",
+            "Triggers this node stored (API, manual, schedule occurrences it won).", "worker",
+        )
+        self.coalesced = counter(
+            "jobdeck_occurrences_coalesced",
+            "Schedule occurrences this node folded into a pending one or found missed.",
+            "worker",
+        )
+        self.lease_lost = counter(
+            "jobdeck_lease_lost", "Run writes refused: the run's lease was no longer this node's."
+        )
+        self.self_fenced = counter(
+            "jobdeck_self_fenced",
+            "Times this node cancelled its own attempts (no heartbeat in time, or reaped).",
+        )
+        self.reaped = counter(
+            "jobdeck_nodes_reaped", "Peers this node found gone and reaped (node_lost)."
+        )
+        for plain in (self.lease_lost, self.self_fenced, self.reaped):
+            plain.labels(node)
+
+    def add_worker(self, name: str) -> None:
+        for family in (self.started, self.retries, self.accepted, self.coalesced):
+            family.labels(self._node, name)
+
+    def observe(self, event: Event) -> None:
+        node = self._node
+        if isinstance(event, RunStarted):
+            (self.started if event.attempt == 1 else self.retries).labels(
+                node, event.worker).inc()
+        elif isinstance(event, TriggerAccepted):
+            self.accepted.labels(node, event.worker).inc()
+        elif isinstance(event, OccurrenceCoalesced):
+            self.coalesced.labels(node, event.worker).inc(event.count)
+        elif isinstance(event, LeaseLost):
+            self.lease_lost.labels(node).inc()
+        elif isinstance(event, SelfFenced):
+            self.self_fenced.labels(node).inc()
+        elif isinstance(event, NodeLost):
+            self.reaped.labels(node).inc()
 
 
 class SnapshotCollector:

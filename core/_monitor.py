@@ -3,7 +3,8 @@
 A watchdog task measures how late its own sleeps wake (the loop's lag) and, at each
 tick, re-judges only the workers whose health can change with time alone; a run's end
 and the rarer operator events judge theirs when they happen. The overall health is the
-worst of the workers' and the orchestrator's own conditions (lag, store, dropped events).
+worst of the workers' and the orchestrator's own conditions (lag, store, dropped events;
+in a cluster, the node's listener and its clock against the database's).
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class Monitor:
             self._last_drop_t = now
         recent_drops = dropped if now - self._last_drop_t < DROPS_REMEMBERED_S else 0
         store = engine.store_health
+        node = engine.node_health
         overall = overall_health(
             ((name, report, op) for name, (report, op) in engine.unhealthy.items()),
             loop_lag_s=max(self.loop_lags, default=0.0),
@@ -103,6 +105,8 @@ class Monitor:
             store_rows_skipped=store.skipped_rows,
             events_dropped=recent_drops,
             last_store_error=store.last_error,
+            listener_down_poll_s=node.listener_down_poll_s,
+            clock_skew_s=node.clock_skew_s,
         )
         if overall.health is not engine.health.health:
             engine.publish(

@@ -29,8 +29,9 @@ import psycopg
 import trio
 
 from . import _events as ev
+from ._cluster_view import ClusterFigures
 from ._engine import Engine
-from ._errors import StoreError, describe
+from ._errors import StoreError, StoreUnavailable, describe
 from ._pg_pool import PgPool, connect
 from ._pg_schema import CHANNEL, NODE_LOCK_CLASS, NODE_LOST_NOTICE
 from ._runtime import Phase
@@ -108,6 +109,24 @@ class Membership:
         self.lock_held = False
         self._leaving = False
 
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def listener_up(self) -> bool:
+        """Whether the LISTEN connection is up (else the node only polls)."""
+        return self._engine.node_health.listener_down_poll_s is None
+
+    @property
+    def clock_skew_s(self) -> float | None:
+        """This node's clock minus the database's, at its last heartbeat."""
+        return self._engine.node_health.clock_skew_s
+
+    @property
+    def figures(self) -> ClusterFigures | None:
+        """The cluster's shared figures as this node last read them (None: not yet)."""
+        view = self._engine.cluster
+        return None if view is None else view.figures
+
     # ------------------------------------------------------------------ joining
 
     def _register(self, conn: psycopg.Connection) -> int:
@@ -145,21 +164,31 @@ class Membership:
     # ------------------------------------------------------------------ heartbeats
 
     async def heartbeat(self) -> bool:
-        """Renew this node's lease; False if it was gone (reaped: fenced)."""
-        node_id = self.node_id
-        wall = self._engine.now()
+        """Renew this node's lease; False if it was gone (reaped: fenced).
 
-        def write(conn: psycopg.Connection) -> bool:
-            cur = conn.execute(
+        It also measures this node's clock against the database's (`jd_now()`): the
+        skew is stored in its row (`/cluster` shows it) and judged by health.
+        """
+        node_id = self.node_id
+        now = self._engine.now
+
+        def write(conn: psycopg.Connection) -> float | None:
+            # The wall clock read here, not before a wait for a connection: a busy pool
+            # must not read as skew.
+            row = conn.execute(
                 "UPDATE jd_nodes SET heartbeat_at = jd_now(),"
                 " expires_at = jd_now() + make_interval(secs => lease_s),"
                 " clock_skew_s = extract(epoch FROM %s::timestamptz - jd_now())"
-                " WHERE id = %s AND expires_at > jd_now()",
-                (wall, node_id),
-            )
-            return cur.rowcount == 1
+                " WHERE id = %s AND expires_at > jd_now() RETURNING clock_skew_s",
+                (now(), node_id),
+            ).fetchone()
+            return None if row is None else float(row[0])
 
-        return await self._pool.run(write)
+        skew = await self._pool.run(write)
+        if skew is None:
+            return False
+        self._engine.node_health.clock_skew_s = skew
+        return True
 
     async def _heartbeats(self) -> None:
         health = self._engine.store_health
@@ -293,26 +322,38 @@ class Membership:
             nursery.start_soon(self._listen)
 
     async def _listen(self) -> None:
-        """Wake the dispatcher on each NOTIFY, and at least once every POLL_S seconds."""
+        """Wake the dispatcher on each NOTIFY, and at least once every POLL_S seconds.
+
+        While the LISTEN connection is down (it cannot connect again) the node polls
+        every POLL_S seconds, and its health says so until the listener is back.
+        """
         engine = self._engine
+        node_health = engine.node_health
         while True:
             try:
                 conn = await trio.to_thread.run_sync(self._listener_connection)
             except StoreError:
+                node_health.listener_down_poll_s = POLL_S
                 await trio.sleep(POLL_S)
                 engine.notify()
                 continue
+            node_health.listener_down_poll_s = None
             try:
                 await self._wake_on_notify(conn)
             except (psycopg.Error, OSError):
-                pass  # reconnect; the poll covers the gap
+                # reconnect at once; the poll covers the gap (and health, if it lasts)
+                node_health.listener_down_poll_s = POLL_S
             finally:
                 self.lock_held = False
                 conn.close()
 
     def _listener_connection(self) -> psycopg.Connection:
         conn = connect(self._store.dsn)
-        conn.execute(f"LISTEN {CHANNEL}")
+        try:
+            conn.execute(f"LISTEN {CHANNEL}")
+        except psycopg.Error as exc:  # the server went away in between
+            conn.close()
+            raise StoreUnavailable(f"LISTEN failed: {describe(exc)}") from None
         return conn
 
     def _hold_lock(self, conn: psycopg.Connection, held: int | None, node_id: int) -> bool:

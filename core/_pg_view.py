@@ -3,8 +3,9 @@
 `refresh` reads, at most every `REFRESH_S` on the node's wake-ups (a NOTIFY, the
 once-a-second poll), what the node's snapshots show of other nodes: every worker's
 lease and pending count, the shared enable and circuit state, the cluster's pause,
-whether an operator drained this node, and the pending triggers of the workers someone
-asked about lately. Snapshots then read the copy
+whether an operator drained this node, the pending triggers of the workers someone
+asked about lately, and the cluster's figures (live nodes, slots, leases, DLQ size) that
+`/metrics` shows. Snapshots and scrapes then read the copy
 (`Engine.cluster`), never the database. `cluster_status` and `cluster_leases` are the
 HTTP API's reads, one query each, when asked.
 """
@@ -18,7 +19,13 @@ import psycopg
 import trio
 
 from ._circuit import CircuitState
-from ._cluster_view import ASKED_KEPT_S, PENDING_SHOWN, ClusterView, LeaseView
+from ._cluster_view import (
+    ASKED_KEPT_S,
+    PENDING_SHOWN,
+    ClusterFigures,
+    ClusterView,
+    LeaseView,
+)
 from ._pg_rows import notify
 from ._records import Circuit, Source, Trigger
 
@@ -31,11 +38,19 @@ REFRESH_S = 1.0
 # One statement for the workers and the cluster (the idle poll stays within G11): the
 # cluster's row comes first, joined to every worker (none registered: one row of NULLs).
 _WORKERS = """
-SELECT k.paused, k.node_state, extract(epoch FROM k.node_expires - k.now),
+SELECT k.paused, k.node_state, extract(epoch FROM k.node_expires - k.now), k.figures,
        w.name, w.enabled, w.circuit, w.consecutive_failures, w.opened_at,
        l.token, l.phase, n.name, extract(epoch FROM n.expires_at - k.now),
        w.lost_node, extract(epoch FROM k.now - w.lost_at), p.n
-FROM (SELECT jd_now() AS now, c.paused, me.state AS node_state, me.expires_at AS node_expires
+FROM (SELECT jd_now() AS now, c.paused, me.state AS node_state, me.expires_at AS node_expires,
+             ARRAY[(SELECT count(*) FROM jd_nodes n
+                    WHERE n.state = 'active' AND n.expires_at > jd_now()),
+                   (SELECT count(*) FROM jd_nodes n
+                    WHERE n.state = 'draining' AND n.expires_at > jd_now()),
+                   (SELECT count(*) FROM jd_leases l WHERE l.phase = 'running'),
+                   coalesce(c.max_concurrent, 0),
+                   (SELECT count(*) FROM jd_leases),
+                   (SELECT count(*) FROM jd_dlq)] AS figures
       FROM jd_cluster c LEFT JOIN jd_nodes me ON me.id = %s) k
 LEFT JOIN jd_workers w ON w.name = ANY(%s)
 LEFT JOIN jd_leases l ON l.worker = w.name
@@ -82,7 +97,7 @@ async def refresh(coordinator: PgCoordinator) -> None:
     view.pending.clear()
     view.lost.clear()
     view.pending_triggers.clear()
-    for (_, _, _, name, enabled, circuit, failures, opened_at, token, phase, holder,
+    for (_, _, _, _, name, enabled, circuit, failures, opened_at, token, phase, holder,
          expires_s, lost_node, lost_ago, count) in rows:
         if name is None:
             continue  # no worker registered: the cluster's row alone
@@ -112,8 +127,15 @@ async def refresh(coordinator: PgCoordinator) -> None:
         )
     engine.pending_count = view.pending_total
     if rows:
-        paused, state, own_expires_s = rows[0][:3]
+        paused, state, own_expires_s, figures = rows[0][:4]
         view.own_expires_t = None if own_expires_s is None else now + float(own_expires_s)
+        active, draining, used, slots, leases, dead = (int(x) for x in figures)
+        view.figures = ClusterFigures(
+            nodes_active=active, nodes_draining=draining, slots_used=used, slots_max=slots,
+            leases=leases, dlq_size=dead,
+        )
+        # the DLQ is the cluster's: dead letters of other nodes count too
+        engine.dlq_size = dead
         coordinator.cluster_state(paused=paused, draining=state == "draining")
 
 

@@ -663,6 +663,28 @@ def test_overall_store_errors_do_not_hide_a_worse_worker() -> None:
     assert result.health is Health.STUCK
 
 
+def test_overall_degraded_while_a_nodes_listener_is_down() -> None:
+    """A cluster node polling because its LISTEN connection is down is degraded, and
+    says how often it polls."""
+    result = overall(listener_down_poll_s=1.0)
+    assert result == HealthReport(Health.DEGRADED, ("listener down: polling every 1s",))
+
+
+@pytest.mark.parametrize(
+    ("skew", "reasons"),
+    [(None, ()), (0.4, ()), (-1.0, ()), (1.0, ()),
+     (2.34, ("clock skew 2.3s (ahead of the database)",)),
+     (-5.0, ("clock skew 5.0s (behind the database)",))],
+)
+def test_overall_degraded_by_clock_skew_over_a_second(
+    skew: float | None, reasons: tuple[str, ...]
+) -> None:
+    """A node's clock more than 1 s from the database's degrades it, named with the
+    skew and its side; up to 1 s (or not measured yet) is ok."""
+    result = overall(clock_skew_s=skew)
+    assert result == HealthReport(Health.DEGRADED if reasons else Health.OK, reasons)
+
+
 @pytest.mark.parametrize(
     ("health", "serving"),
     [(Health.OK, True), (Health.DEGRADED, True), (Health.FAILING, False),
