@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import trio
+from psycopg import conninfo
 
 from ._circuit import CircuitState
 from ._cluster_view import ASKED_KEPT_S, PENDING_SHOWN, ClusterView, LeaseView
@@ -32,10 +33,14 @@ REFRESH_S = 1.0
 # cluster's row comes first, joined to every worker (none registered: one row of NULLs).
 _WORKERS = """
 SELECT k.paused, k.node_state, extract(epoch FROM k.node_expires - k.now),
+       k.nodes, k.running, k.max_concurrent,
        w.name, w.enabled, w.circuit, w.consecutive_failures, w.opened_at,
        l.token, l.phase, n.name, extract(epoch FROM n.expires_at - k.now),
        w.lost_node, extract(epoch FROM k.now - w.lost_at), p.n
-FROM (SELECT jd_now() AS now, c.paused, me.state AS node_state, me.expires_at AS node_expires
+FROM (SELECT jd_now() AS now, c.paused, me.state AS node_state, me.expires_at AS node_expires,
+             (SELECT count(*) FROM jd_nodes) AS nodes,
+             (SELECT count(*) FROM jd_leases WHERE phase = 'running') AS running,
+             c.max_concurrent
       FROM jd_cluster c LEFT JOIN jd_nodes me ON me.id = %s) k
 LEFT JOIN jd_workers w ON w.name = ANY(%s)
 LEFT JOIN jd_leases l ON l.worker = w.name
@@ -76,13 +81,15 @@ async def refresh(coordinator: PgCoordinator) -> None:
     rows, pending = await coordinator._pool.run_autocommit(read)
     now = trio.current_time()
     if view is None:
-        view = engine.cluster = ClusterView(node=coordinator.node_name)
+        view = engine.cluster = ClusterView(
+            node=coordinator.node_name, store=short_target(coordinator._store.dsn)
+        )
     view.refreshed_t = now
     view.leases.clear()
     view.pending.clear()
     view.lost.clear()
     view.pending_triggers.clear()
-    for (_, _, _, name, enabled, circuit, failures, opened_at, token, phase, holder,
+    for (_, _, _, _, _, _, name, enabled, circuit, failures, opened_at, token, phase, holder,
          expires_s, lost_node, lost_ago, count) in rows:
         if name is None:
             continue  # no worker registered: the cluster's row alone
@@ -112,9 +119,17 @@ async def refresh(coordinator: PgCoordinator) -> None:
         )
     engine.pending_count = view.pending_total
     if rows:
-        paused, state, own_expires_s = rows[0][:3]
+        paused, state, own_expires_s, nodes, running, max_concurrent = rows[0][:6]
         view.own_expires_t = None if own_expires_s is None else now + float(own_expires_s)
+        view.nodes, view.slots_used = int(nodes), int(running)
+        view.slots_max = int(max_concurrent or 0)
         coordinator.cluster_state(paused=paused, draining=state == "draining")
+    view.capacity = coordinator.capacity
+    view.listener_ok = coordinator.lock_held
+    view.node_state = (
+        "fenced" if coordinator.self_fenced else "draining" if coordinator.draining
+        else "active"
+    )
 
 
 async def cluster_status(coordinator: PgCoordinator) -> dict[str, Any]:
@@ -209,6 +224,18 @@ async def set_node_state(coordinator: PgCoordinator, name: str, state: str) -> i
         return count
 
     return await coordinator._pool.run(write)
+
+
+def short_target(dsn: str) -> str:
+    """`pg://host/db` (the port when not 5432): where the cluster is, never the password."""
+    try:
+        params = conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "pg://?"
+    host = str(params.get("host") or params.get("hostaddr") or "localhost").split(",")[0]
+    port = str(params.get("port") or "5432").split(",")[0]
+    where = host if port == "5432" else f"{host}:{port}"
+    return f"pg://{where}/{params.get('dbname') or params.get('user') or ''}"
 
 
 def _spec_differences(mine: dict[str, str], theirs: dict[str, str]) -> list[str]:

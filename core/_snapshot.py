@@ -90,6 +90,29 @@ class WorkerSnapshot:
 
 
 @attrs.frozen(kw_only=True)
+class ClusterSnapshot:
+    """Cluster mode: the cluster as this node last read it (at most a second old)."""
+
+    #: this node's name.
+    node: str
+    #: the database, for people: `pg://host/db` (never the password).
+    store: str
+    #: nodes registered in the cluster.
+    nodes: int
+    #: runs in flight over the cluster, and the cluster's `max_concurrent_workers`.
+    slots_used: int
+    slots_max: int
+    #: runs in flight on this node, and its `capacity`.
+    node_used: int
+    node_capacity: int
+    #: this node: `active`, `draining` (an operator drained it) or `fenced` (it could
+    #: not heartbeat: it claims nothing until it can).
+    node_state: str
+    #: whether the listener is connected: wake-ups come at once, not with the poll.
+    listener_ok: bool
+
+
+@attrs.frozen(kw_only=True)
 class OrchestratorSnapshot:
     """The orchestrator and every worker, at one moment."""
 
@@ -112,6 +135,8 @@ class OrchestratorSnapshot:
     grace_left_s: float | None
     taken_at: datetime
     workers: tuple[WorkerSnapshot, ...]
+    #: cluster mode: the cluster as last read; None in local mode.
+    cluster: ClusterSnapshot | None = None
 
     def worker(self, name: str) -> WorkerSnapshot:
         for w in self.workers:
@@ -157,6 +182,18 @@ def take_snapshot(engine: Engine, loop_lag_s: float) -> OrchestratorSnapshot:
         grace_left_s=grace_left,
         taken_at=wall_now,
         workers=workers,
+        cluster=_cluster_snapshot(engine),
+    )
+
+
+def _cluster_snapshot(engine: Engine) -> ClusterSnapshot | None:
+    view = engine.cluster
+    if view is None:
+        return None
+    return ClusterSnapshot(
+        node=view.node, store=view.store, nodes=view.nodes, slots_used=view.slots_used,
+        slots_max=view.slots_max, node_used=engine.slots_used, node_capacity=view.capacity,
+        node_state=view.node_state, listener_ok=view.listener_ok,
     )
 
 
