@@ -232,6 +232,11 @@ def _worker_snapshot(
                 state, reason = WorkerStatus.RUNNING, f"running on {lease.node}"
             else:
                 state, reason = WorkerStatus.RETRYING, f"retrying on {lease.node}"
+        elif state is WorkerStatus.WAITING and reason == "starting" and (
+            view.node_state != "active"
+        ):
+            # free slots here, but this node claims nothing: another node may take it
+            reason = f"queued: this node is {view.node_state}"
         elif pending and state is WorkerStatus.IDLE:
             state = WorkerStatus.WAITING
             lost = view.lost.get(w.name)

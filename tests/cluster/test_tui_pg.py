@@ -19,7 +19,8 @@ from textual.widgets import Static
 
 from jobdeck import JobContext, Orchestrator, WorkerStatus
 from jobdeck.tui.app import DeckApp
-from jobdeck.tui.screens import ConfirmScreen
+from jobdeck.tui.screens import ConfirmScreen, HelpScreen
+from jobdeck.tui.widgets import NodeTable
 from tests.tui.conftest import make_app, shut_down, until
 from tests.tui.test_keys import plain
 
@@ -101,6 +102,14 @@ def cluster_text(app: DeckApp) -> str:
     return str(bar.render()) if bar.display else ""
 
 
+def node_cell(table: NodeTable, name: str, column: str) -> str:
+    """What the Nodes table shows of node `name` in `column`."""
+    for key, node in table.nodes.items():
+        if node.get("name") == name:
+            return str(table.get_cell(key, column))
+    raise KeyError(name)
+
+
 @pytest.fixture
 def peer_and_app(pg_dsn: str) -> Any:
     slow = Release()
@@ -179,8 +188,9 @@ def test_the_nodes_tab_lists_nodes_and_leases_and_drains(
         assert "slow" in detail and "running" in detail, detail
         (token,) = sql(pg_dsn, "SELECT token FROM jd_leases WHERE worker = 'slow'")[0]
         assert str(token) in detail
-        assert str(table.get_row_at(0)[2]) == "alive"
-        assert str(table.get_row_at(0)[7]) == "same"
+        assert node_cell(table, "n1", "state") == "alive"
+        assert node_cell(table, "n1", "config") == "same"
+        assert node_cell(table, "n2", "used") == "0/0"
 
         await pilot.press("d")
         assert isinstance(app.screen, ConfirmScreen)
@@ -192,10 +202,15 @@ def test_the_nodes_tab_lists_nodes_and_leases_and_drains(
         await until(pilot, lambda: n1_state() == "draining", "n1 draining", WITHIN)
         flash = app.controller.current_flash
         assert flash is not None and flash.text.startswith("Draining n1")
-        await until(pilot, lambda: str(table.get_row_at(0)[2]) == "draining",
+        await until(pilot, lambda: node_cell(table, "n1", "state") == "draining",
                     "the row says draining", WITHIN)
         await pilot.press("u")
         await until(pilot, lambda: n1_state() == "active", "n1 active again", WITHIN)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        keys = plain(app.screen.query_one(Static))
+        assert "Nodes" in keys and "drain the selected node" in keys
+        await pilot.press("escape")
         slow.event.set()
 
     drive(app, scenario)

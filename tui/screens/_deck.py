@@ -179,7 +179,7 @@ class DeckScreen(Screen[None]):
             with TabPane(TAB_TITLES["nodes"], id="nodes"):
                 yield FilterBar("nodes", id="filter-nodes")
                 yield NodeTable(id="node-table")
-                yield NodeDetail(id="node-detail")
+                yield NodeDetail(tz=tz, id="node-detail")
         yield FlashLine(id="flash")
         yield KeyBar()
 

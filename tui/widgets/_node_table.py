@@ -8,6 +8,7 @@ tab is shown, never per snapshot.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, tzinfo
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -16,24 +17,34 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from jobdeck._logformat import short_id
-
-from .._cells import DIM, NODE_STATE_STYLES, Cell, one_line, plural, seconds_text
+from .._cells import (
+    DIM,
+    NODE_STATE_STYLES,
+    Cell,
+    full_time,
+    one_line,
+    plural,
+    seconds_text,
+    spec_seconds,
+)
 from ._keyed_table import KeyedTable
 
 #: Clock skew (seconds) past which a node's clock is flagged (SCALE.md: health degrades).
 SKEW_WARN_S = 1.0
 
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (
-    ("name", "node", 16),
-    ("host", "host/pid", 22),
-    ("state", "state", 9),
+    ("name", "node", 18),
+    ("host", "host/pid", 18),
+    ("state", "state", 8),
     ("used", "used/cap", 8),
     ("beat", "heartbeat", 10),
-    ("lease", "lease", 8),
+    ("lease", "lease", 6),
     ("skew", "skew", 8),
     ("config", "config", None),
 )
+#: Below this width the table leaves out host/pid and skew (the detail shows both).
+NARROW = 110
+NARROW_HIDDEN = frozenset({"host", "skew"})
 
 Node = Mapping[str, Any]
 
@@ -81,18 +92,36 @@ class NodeTable(KeyedTable):
 
     DEFAULT_CSS = """
     NodeTable {
-        height: 1fr;
-        min-height: 5;
+        height: auto;
+        max-height: 50%;
+        min-height: 4;
     }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.nodes: dict[str, Node] = {}
+        #: the column keys shown, chosen for the table's width.
+        self.shown_columns: tuple[str, ...] = ()
+
+    def _columns_for(self, width: int) -> tuple[str, ...]:
+        return tuple(key for key, _, _ in COLUMNS
+                     if width >= NARROW or key not in NARROW_HIDDEN)
+
+    def _build_columns(self) -> None:
+        self.reset_rows()
+        self.shown_columns = self._columns_for(self.size.width)
+        for key, label, width in COLUMNS:
+            if key in self.shown_columns:
+                self.add_column(label, width=width, key=key)
 
     def on_mount(self) -> None:
-        for key, label, width in COLUMNS:
-            self.add_column(label, width=width, key=key)
+        self._build_columns()
+
+    def on_resize(self) -> None:
+        if self._columns_for(self.size.width) != self.shown_columns:
+            self._build_columns()
+            self.show(list(self.nodes.values()))
 
     @property
     def selected_node(self) -> Node | None:
@@ -105,7 +134,12 @@ class NodeTable(KeyedTable):
         Rows are keyed by node id: a node that joins again (a new incarnation) is a new row.
         """
         self.nodes = {str(node.get("id", node.get("name"))): node for node in nodes}
-        return self.sync([(key, node_row(node)) for key, node in self.nodes.items()])
+        keys = [key for key, _, _ in COLUMNS]
+        index = [keys.index(key) for key in self.shown_columns]
+        return self.sync([
+            (key, tuple(row[i] for i in index))
+            for key, row in ((key, node_row(node)) for key, node in self.nodes.items())
+        ])
 
 
 class NodeDetail(VerticalScroll):
@@ -123,8 +157,9 @@ class NodeDetail(VerticalScroll):
     }
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, tz: tzinfo | None = None, id: str | None = None) -> None:
         super().__init__(id=id)
+        self.tz = tz
         self._body = Static("", id="node-body")
         self._shown: object = None
         self.border_title = "node"
@@ -155,6 +190,13 @@ class NodeDetail(VerticalScroll):
         self.border_title = f"node {name}" + (" · this node" if node.get("this_node") else "")
         self._body.update(self._node_renderable(node, leases, error))
 
+    def _time(self, text: Any) -> str:
+        """An ISO time from the API, as the dashboard shows times."""
+        try:
+            return full_time(datetime.fromisoformat(str(text)), self.tz)
+        except ValueError:
+            return one_line(str(text or ""))
+
     def _node_renderable(self, node: Node, leases: Sequence[Node],
                          error: str | None) -> RenderableType:
         fields = Table.grid(padding=(0, 2))
@@ -173,7 +215,7 @@ class NodeDetail(VerticalScroll):
         fields.add_row("state", state_text)
         fields.add_row("host / pid", one_line(f"{node.get('host', '')} / {node.get('pid', '')}"))
         fields.add_row("id", str(node.get("id", "")))
-        fields.add_row("started", one_line(str(node.get("started_at") or "")))
+        fields.add_row("started", self._time(node.get("started_at")))
         fields.add_row("running", f"{node.get('used', 0)} of capacity {node.get('capacity', 0)}"
                        f" ({plural(int(node.get('leases', 0)), 'lease')})")
         lease_s = node.get("lease_seconds")
@@ -182,7 +224,8 @@ class NodeDetail(VerticalScroll):
         fields.add_row(
             "lease",
             ("over" if expires is not None and expires < 0
-             else f"{seconds_text(expires or 0)} left") + f" of {lease_s}s"
+             else f"{seconds_text(expires or 0)} left")
+            + ("" if lease_s is None else f" of {spec_seconds(float(lease_s))}")
             + ("" if beat is None else f", last heartbeat {seconds_text(beat)} ago"),
         )
         lock = node.get("fast_failover_lock")
@@ -215,7 +258,7 @@ class NodeDetail(VerticalScroll):
                 run_id = lease.get("run_id")
                 table.add_row(
                     Text(one_line(str(lease.get("worker", "")), 60), style="bold"),
-                    short_id(str(run_id)) if run_id else "",
+                    str(run_id or ""),
                     str(lease.get("token", "")),
                     str(lease.get("phase", "")),
                     str(lease.get("attempt", "")),
