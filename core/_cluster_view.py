@@ -52,6 +52,9 @@ class ClusterView:
     nodes: int = 0
     #: runs in flight over the cluster, and the cluster's `max_concurrent_workers`.
     slots_used: int = 0
+    #: runs in flight on this node when the cluster's were counted (snapshots add what
+    #: this node started or ended since).
+    own_used: int = 0
     slots_max: int = 0
     #: this node's `capacity`.
     capacity: int = 0

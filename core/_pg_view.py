@@ -78,6 +78,7 @@ async def refresh(coordinator: PgCoordinator) -> None:
             pending = conn.execute(_PENDING, (asked, PENDING_SHOWN)).fetchall()
         return rows, pending
 
+    own_used = engine.slots_used
     rows, pending = await coordinator._pool.run_autocommit(read)
     now = trio.current_time()
     if view is None:
@@ -121,7 +122,7 @@ async def refresh(coordinator: PgCoordinator) -> None:
     if rows:
         paused, state, own_expires_s, nodes, running, max_concurrent = rows[0][:6]
         view.own_expires_t = None if own_expires_s is None else now + float(own_expires_s)
-        view.nodes, view.slots_used = int(nodes), int(running)
+        view.nodes, view.slots_used, view.own_used = int(nodes), int(running), own_used
         view.slots_max = int(max_concurrent or 0)
         coordinator.cluster_state(paused=paused, draining=state == "draining")
     view.capacity = coordinator.capacity

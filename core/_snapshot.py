@@ -191,7 +191,9 @@ def _cluster_snapshot(engine: Engine) -> ClusterSnapshot | None:
     if view is None:
         return None
     return ClusterSnapshot(
-        node=view.node, store=view.store, nodes=view.nodes, slots_used=view.slots_used,
+        node=view.node, store=view.store, nodes=view.nodes,
+        # the others' as last read, this node's as of now
+        slots_used=max(0, view.slots_used - view.own_used + engine.slots_used),
         slots_max=view.slots_max, node_used=engine.slots_used, node_capacity=view.capacity,
         node_state=view.node_state, listener_ok=view.listener_ok,
     )

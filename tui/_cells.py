@@ -749,7 +749,7 @@ def _cluster_text(cluster: ClusterSnapshot, level: int) -> Text:
         text.append(one_line(cluster.store, 60), style="bold")
         text.append(separator, style=DIM)
     text.append(str(cluster.nodes), style="bold")
-    text.append(" nodes" if level < 2 else "n", style=DIM)
+    text.append((" node" if cluster.nodes == 1 else " nodes") if level < 2 else "n", style=DIM)
     text.append(separator, style=DIM)
     full = cluster.slots_max and cluster.slots_used >= cluster.slots_max
     text.append(f"{cluster.slots_used}/{cluster.slots_max}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,10 +22,14 @@ from jobdeck import JobContext, Orchestrator, WorkerStatus
 from jobdeck.tui.app import DeckApp
 from jobdeck.tui.screens import ConfirmScreen, HelpScreen
 from jobdeck.tui.widgets import NodeTable
+from tests.e2e.conftest import REPO, Jobdeck
 from tests.tui.conftest import make_app, shut_down, until
+from tests.tui.test_attach import TOKEN, attached_app
 from tests.tui.test_keys import plain
 
+from .conftest import PgServer
 from .nodes import make_node, sql
+from .test_cli_pg import url
 
 #: Real-clock waits: generous, for a loaded 2-core machine.
 WITHIN = 30.0
@@ -214,3 +219,63 @@ def test_the_nodes_tab_lists_nodes_and_leases_and_drains(
         slow.event.set()
 
     drive(app, scenario)
+
+
+@pytest.mark.e2e
+def test_attach_shows_the_cluster_and_drains_over_http(
+    pg_server: PgServer, pg_dsn: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`jobdeck attach` on a headless cluster node: the cluster line from `/status`, the
+    Nodes tab from `GET /cluster` and `/cluster/leases`, drain and undrain as
+    `POST /cluster/nodes/{name}/drain|undrain`."""
+    config = tmp_path / "jobs.toml"
+    config.write_text(ATTACH_CONFIG)
+    monkeypatch.setenv("JOBDECK_API_TOKEN", TOKEN)
+    process = Jobdeck(
+        ["--no-ui", "--config", str(config), "--store", url(pg_server, pg_dsn),
+         "--log-format", "json", "--http", "127.0.0.1:0"],
+        REPO,
+    )
+    try:
+        events = process.wait_for(
+            lambda ev: any(e["event"] == "orchestrator_started" for e in ev), timeout=WITHIN
+        )
+        started = next(e for e in events if e["event"] == "orchestrator_started")
+        app = attached_app(f"http://{started['http']}")
+
+        async def scenario(pilot: Pilot[Any]) -> None:
+            await until(pilot, lambda: "1 node ·" in cluster_text(app), "the cluster line",
+                        WITHIN)
+            assert "this node " in cluster_text(app)
+            await pilot.press("5")
+            table = app.deck.node_table
+            await until(pilot, lambda: table.row_count == 1, "the node's row", WITHIN)
+            (name,) = [str(node["name"]) for node in table.nodes.values()]
+            assert node_cell(table, name, "name") == f"{name} (here)"
+            await pilot.press("d")
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("y")
+
+            def state() -> str:
+                return str(sql(pg_dsn, "SELECT state FROM jd_nodes")[0][0])
+
+            await until(pilot, lambda: state() == "draining", "drained over HTTP", WITHIN)
+            await until(pilot, lambda: " draining " in cluster_text(app),
+                        "the cluster line says draining", WITHIN)
+            await pilot.press("u")
+            await until(pilot, lambda: state() == "active", "undrained over HTTP", WITHIN)
+
+        drive(app, scenario)
+    finally:
+        process.kill()
+        process._reader.join(timeout=5)
+        for stream in (process.proc.stdout, process.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+ATTACH_CONFIG = """
+[workers.alpha]
+fn = "tests.tui.workers:ok"
+mode = "triggered"
+"""
