@@ -19,6 +19,7 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from jobdeck import JobContext, Orchestrator, WorkerStatus
+from jobdeck._pg_view import short_target
 from jobdeck.tui.app import DeckApp
 from jobdeck.tui.screens import ConfirmScreen, HelpScreen
 from jobdeck.tui.widgets import NodeTable
@@ -279,3 +280,14 @@ ATTACH_CONFIG = """
 fn = "tests.tui.workers:ok"
 mode = "triggered"
 """
+
+
+def test_the_database_is_shown_without_its_password() -> None:
+    """`pg://host/db` (the port when not 5432) from a URL or key=value string, never the
+    password; an unreadable string still gives a line, not an error."""
+    assert short_target("postgresql://jd:hunter2@db.example:5433/jobs") == (
+        "pg://db.example:5433/jobs"
+    )
+    assert short_target("postgresql://jd:hunter2@db.example/jobs") == "pg://db.example/jobs"
+    assert short_target("host=/run/pg port=5432 dbname=jd password=x user=u") == "pg:///run/pg/jd"
+    assert short_target("host='unclosed") == "pg://?"
