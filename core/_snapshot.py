@@ -110,6 +110,9 @@ class ClusterSnapshot:
     node_state: str
     #: whether the listener is connected: wake-ups come at once, not with the poll.
     listener_ok: bool
+    #: seconds since the view was last read (about 1 normally; more: the database
+    #: does not answer, and the rest is that old).
+    read_age_s: float = 0.0
 
 
 @attrs.frozen(kw_only=True)
@@ -196,6 +199,7 @@ def _cluster_snapshot(engine: Engine) -> ClusterSnapshot | None:
         slots_used=max(0, view.slots_used - view.own_used + engine.slots_used),
         slots_max=view.slots_max, node_used=engine.slots_used, node_capacity=view.capacity,
         node_state=view.node_state, listener_ok=view.listener_ok,
+        read_age_s=max(0.0, engine.trio_now() - view.refreshed_t),
     )
 
 

@@ -763,13 +763,19 @@ def _cluster_text(cluster: ClusterSnapshot, level: int) -> Text:
         text.append(f" {cluster.node_state}", style=NODE_STATE_STYLES.get(cluster.node_state, ""))
     text.append(f" {cluster.node_used}/{cluster.node_capacity}")
     text.append(separator, style=DIM)
-    if cluster.listener_ok:
+    if cluster.read_age_s > STALE_READ_S:
+        # the database does not answer: what is shown is that old
+        age = format_seconds(math.floor(cluster.read_age_s))
+        text.append(f"no read for {age}" if level < 2 else f"stale {age}", style="bold red")
+    elif cluster.listener_ok:
         text.append("listener ok" if level < 2 else "listening", style="green")
     else:
         text.append("listener down" if level < 2 else "polling", style="bold red")
     return text
 
 
+#: Seconds without a read of the cluster (normally one a second) before the line says so.
+STALE_READ_S = 5.0
 #: A node's state word, coloured: draining and fenced take no new run.
 NODE_STATE_STYLES = {"active": "green", "draining": "yellow", "fenced": "bold red",
                      "lost": "bold red"}

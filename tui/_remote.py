@@ -301,6 +301,7 @@ def _cluster_from_json(data: Any) -> ClusterSnapshot | None:
         slots_used=int(data["slots_used"]), slots_max=int(data["slots_max"]),
         node_used=int(data["node_used"]), node_capacity=int(data["node_capacity"]),
         node_state=str(data["node_state"]), listener_ok=bool(data["listener_ok"]),
+        read_age_s=float(data.get("read_age_s") or 0.0),
     )
 
 

@@ -209,3 +209,12 @@ def test_worker_columns_add_a_node_column_in_cluster_mode_only() -> None:
     assert dict((key, width) for key, _, width in cluster)["node"] == len("worker-host-7")
     narrow = [key for key, _, _ in worker_columns(["alpha"], 80, 2, ["n1"])]
     assert "node" in narrow
+
+
+def test_cluster_line_says_when_the_database_stopped_answering() -> None:
+    """No read for longer than a few polls: the line says how old it is, in red, instead
+    of a listener state it can no longer vouch for."""
+    text = cluster_line(_cluster(read_age_s=12.4))
+    assert text.plain.endswith("no read for 12s")
+    assert "listener" not in text.plain
+    assert cluster_line(_cluster(read_age_s=1.2)).plain.endswith("listener ok")

@@ -288,9 +288,14 @@ class DeckScreen(Screen[None]):
         written = table.show(snapshot)
         self.show_status(snapshot)
         self.query_one("#cluster-bar", ClusterBar).show(snapshot.cluster)
-        if snapshot.cluster is not None and not self.cluster_mode:
-            self.cluster_mode = True
-            self.tabs.show_tab("nodes")
+        if snapshot.cluster is not None:
+            if not self.cluster_mode:
+                self.cluster_mode = True
+                self.tabs.show_tab("nodes")
+            nodes_title = f"{TAB_TITLES['nodes']} ({snapshot.cluster.nodes})"
+            nodes_tab = self.tabs.get_tab("nodes")
+            if str(nodes_tab.label) != nodes_title:
+                nodes_tab.label = nodes_title
         if self.model.stopping:
             self.stop_banner.show(
                 in_flight=snapshot.running, seconds_left=snapshot.grace_left_s,

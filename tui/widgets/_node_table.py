@@ -87,6 +87,11 @@ def node_row(node: Node) -> tuple[Cell, ...]:
     )
 
 
+def _words(error: str) -> str:
+    """An error on one line, its runs of blanks made one (drivers indent their hints)."""
+    return one_line(" ".join(error.split()), 300)
+
+
 class NodeTable(KeyedTable):
     """The cluster's nodes; the highlighted one is what `d` drains and `u` undrains."""
 
@@ -178,7 +183,7 @@ class NodeDetail(VerticalScroll):
         if node is None:
             self.border_title = "node"
             if error:
-                message = Text(f"The cluster could not be read: {one_line(error, 300)}",
+                message = Text(f"The cluster could not be read: {_words(error)}",
                                style="bold red")
             elif not read:
                 message = Text("Reading the cluster…", style=DIM)
@@ -244,7 +249,7 @@ class NodeDetail(VerticalScroll):
                             style="bold red"))
         parts: list[RenderableType] = [fields]
         if error:
-            parts.append(Text(f"\nlast read failed: {one_line(error, 300)}", style="bold red"))
+            parts.append(Text(f"\nlast read failed: {_words(error)}", style="bold red"))
         parts.append(Text(f"\nleases ({len(leases)})", style="bold"))
         if not leases:
             parts.append(Text("none: it runs nothing now", style=DIM))
