@@ -36,9 +36,11 @@ class ClusterBar(Static):
         """Show `cluster`; None (local mode) hides the line."""
         self._last = cluster
         if cluster is None:
-            self.display = False
+            if self.display:
+                self.display = False
             return
-        self.display = True
+        if not self.display:
+            self.display = True
         text = cluster_line(cluster, self.size.width)
         if text != self._shown:
             self._shown = text
