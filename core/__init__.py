@@ -71,7 +71,13 @@ from ._records import (
     WorkerState,
 )
 from ._reload import ReloadResult
-from ._snapshot import OrchestratorSnapshot, OrchestratorState, WorkerSnapshot, WorkerStatus
+from ._snapshot import (
+    ClusterSnapshot,
+    OrchestratorSnapshot,
+    OrchestratorState,
+    WorkerSnapshot,
+    WorkerStatus,
+)
 from ._spec import Mode, OrchestratorConfig, Priority, WorkerSpec
 from ._sqlite_store import SQLiteStore
 from ._store import Coordinator, DeadLetterDraft, Store, WorkerChange
@@ -83,6 +89,7 @@ __all__ = [
     "Circuit",
     "CircuitEvent",
     "CircuitState",
+    "ClusterSnapshot",
     "ConfigError",
     "ConfigReloadFailed",
     "ConfigReloaded",

@@ -64,6 +64,18 @@ class ClusterView:
     own_expires_t: float | None = None
     #: trio time of the last refresh (-inf: never).
     refreshed_t: float = -float("inf")
+    #: the database, for people: `pg://host/db` (never the password).
+    store: str = ""
+    #: runs in flight on this node when the cluster's figures were read (snapshots add
+    #: what this node started or ended since).
+    own_used: int = 0
+    #: this node's `capacity`.
+    capacity: int = 0
+    #: `active`, `draining` (an operator drained it) or `fenced` (it could not
+    #: heartbeat, and claims nothing until it can).
+    node_state: str = "active"
+    #: the listener holds its connection (and this node's lock): wake-ups come at once.
+    listener_ok: bool = False
 
     @property
     def pending_total(self) -> int:

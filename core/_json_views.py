@@ -82,6 +82,7 @@ def status_json(
         "store_errors": snap.store_errors,
         "taken_at": _time(snap.taken_at),
         "http": http,
+        "cluster": None if snap.cluster is None else attrs.asdict(snap.cluster),
         "workers": [worker_json(w, detail=detail) for w in snap.workers],
     }
     if detail:

@@ -453,6 +453,48 @@ class Orchestrator:
         drain), else None."""
         return None if isinstance(self._coordinator, LocalCoordinator) else self._coordinator
 
+    async def cluster_status(self) -> dict[str, Any]:
+        """The cluster's nodes and slots, read now (what `GET /cluster` answers).
+
+        Raises:
+            LookupError: not in cluster mode.
+            StoreError: the database could not be read.
+        """
+        from ._pg_view import cluster_status
+
+        return await cluster_status(self._cluster_coordinator())
+
+    async def cluster_leases(self) -> list[dict[str, Any]]:
+        """Every live lease of the cluster, read now (what `GET /cluster/leases` answers).
+
+        Raises:
+            LookupError: not in cluster mode.
+            StoreError: the database could not be read.
+        """
+        from ._pg_view import cluster_leases
+
+        return await cluster_leases(self._cluster_coordinator())
+
+    async def set_node_state(self, name: str, state: str) -> bool:
+        """Drain (`draining`) or undrain (`active`) cluster node `name`; False if no node
+        has that name.
+
+        Raises:
+            LookupError: not in cluster mode.
+            ValueError: `state` is neither.
+        """
+        from ._pg_view import set_node_state
+
+        if state not in ("draining", "active"):
+            raise ValueError(f"a node is drained or active, not {state!r}")
+        return bool(await set_node_state(self._cluster_coordinator(), name, state))
+
+    def _cluster_coordinator(self) -> Any:
+        coordinator = self.cluster
+        if coordinator is None:
+            raise LookupError("not a cluster: this jobdeck runs alone on its own store")
+        return coordinator
+
     @property
     def worker_names(self) -> list[str]:
         return list(self._engine.workers)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import trio
+from psycopg import conninfo
 
 from ._circuit import CircuitState
 from ._cluster_view import (
@@ -88,10 +89,13 @@ async def refresh(coordinator: PgCoordinator) -> None:
             pending = conn.execute(_PENDING, (asked, PENDING_SHOWN)).fetchall()
         return rows, pending
 
+    own_used = engine.slots_used
     rows, pending = await coordinator._pool.run_autocommit(read)
     now = trio.current_time()
     if view is None:
-        view = engine.cluster = ClusterView(node=coordinator.node_name)
+        view = engine.cluster = ClusterView(
+            node=coordinator.node_name, store=short_target(coordinator._store.dsn)
+        )
     view.refreshed_t = now
     view.leases.clear()
     view.pending.clear()
@@ -134,9 +138,18 @@ async def refresh(coordinator: PgCoordinator) -> None:
             nodes_active=active, nodes_draining=draining, slots_used=used, slots_max=slots,
             leases=leases, dlq_size=dead,
         )
+        # this node's runs when the cluster's were counted (snapshots add what it started
+        # or ended since)
+        view.own_used = own_used
         # the DLQ is the cluster's: dead letters of other nodes count too
         engine.dlq_size = dead
         coordinator.cluster_state(paused=paused, draining=state == "draining")
+    view.capacity = coordinator.capacity
+    view.listener_ok = coordinator.lock_held
+    view.node_state = (
+        "fenced" if coordinator.self_fenced else "draining" if coordinator.draining
+        else "active"
+    )
 
 
 async def cluster_status(coordinator: PgCoordinator) -> dict[str, Any]:
@@ -231,6 +244,18 @@ async def set_node_state(coordinator: PgCoordinator, name: str, state: str) -> i
         return count
 
     return await coordinator._pool.run(write)
+
+
+def short_target(dsn: str) -> str:
+    """`pg://host/db` (the port when not 5432): where the cluster is, never the password."""
+    try:
+        params = conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "pg://?"
+    host = str(params.get("host") or params.get("hostaddr") or "localhost").split(",")[0]
+    port = str(params.get("port") or "5432").split(",")[0]
+    where = host if port == "5432" else f"{host}:{port}"
+    return f"pg://{where}/{params.get('dbname') or params.get('user') or ''}"
 
 
 def _spec_differences(mine: dict[str, str], theirs: dict[str, str]) -> list[str]:

@@ -90,6 +90,32 @@ class WorkerSnapshot:
 
 
 @attrs.frozen(kw_only=True)
+class ClusterSnapshot:
+    """Cluster mode: the cluster as this node last read it (at most a second old)."""
+
+    #: this node's name.
+    node: str
+    #: the database, for people: `pg://host/db` (never the password).
+    store: str
+    #: nodes registered in the cluster.
+    nodes: int
+    #: runs in flight over the cluster, and the cluster's `max_concurrent_workers`.
+    slots_used: int
+    slots_max: int
+    #: runs in flight on this node, and its `capacity`.
+    node_used: int
+    node_capacity: int
+    #: this node: `active`, `draining` (an operator drained it) or `fenced` (it could
+    #: not heartbeat: it claims nothing until it can).
+    node_state: str
+    #: whether the listener is connected: wake-ups come at once, not with the poll.
+    listener_ok: bool
+    #: seconds since the view was last read (about 1 normally; more: the database
+    #: does not answer, and the rest is that old).
+    read_age_s: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
 class OrchestratorSnapshot:
     """The orchestrator and every worker, at one moment."""
 
@@ -112,6 +138,8 @@ class OrchestratorSnapshot:
     grace_left_s: float | None
     taken_at: datetime
     workers: tuple[WorkerSnapshot, ...]
+    #: cluster mode: the cluster as last read; None in local mode.
+    cluster: ClusterSnapshot | None = None
 
     def worker(self, name: str) -> WorkerSnapshot:
         for w in self.workers:
@@ -157,6 +185,26 @@ def take_snapshot(engine: Engine, loop_lag_s: float) -> OrchestratorSnapshot:
         grace_left_s=grace_left,
         taken_at=wall_now,
         workers=workers,
+        cluster=_cluster_snapshot(engine),
+    )
+
+
+def _cluster_snapshot(engine: Engine) -> ClusterSnapshot | None:
+    view = engine.cluster
+    if view is None:
+        return None
+    figures = view.figures
+    nodes = slots_used = slots_max = 0
+    if figures is not None:
+        nodes = figures.nodes_active + figures.nodes_draining
+        slots_used, slots_max = figures.slots_used, figures.slots_max
+    return ClusterSnapshot(
+        node=view.node, store=view.store, nodes=nodes,
+        # the others' as last read, this node's as of now
+        slots_used=max(0, slots_used - view.own_used + engine.slots_used),
+        slots_max=slots_max, node_used=engine.slots_used, node_capacity=view.capacity,
+        node_state=view.node_state, listener_ok=view.listener_ok,
+        read_age_s=max(0.0, engine.trio_now() - view.refreshed_t),
     )
 
 
@@ -195,6 +243,11 @@ def _worker_snapshot(
                 state, reason = WorkerStatus.RUNNING, f"running on {lease.node}"
             else:
                 state, reason = WorkerStatus.RETRYING, f"retrying on {lease.node}"
+        elif state is WorkerStatus.WAITING and reason == "starting" and (
+            view.node_state != "active"
+        ):
+            # free slots here, but this node claims nothing: another node may take it
+            reason = f"queued: this node is {view.node_state}"
         elif pending and state is WorkerStatus.IDLE:
             state = WorkerStatus.WAITING
             lost = view.lost.get(w.name)

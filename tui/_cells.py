@@ -21,6 +21,7 @@ from rich.text import Text
 import jobdeck
 from jobdeck import (
     Circuit,
+    ClusterSnapshot,
     Health,
     Mode,
     OrchestratorSnapshot,
@@ -281,6 +282,7 @@ WORKER_COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("mode", "mode", 5),
     ("priority", "prio", 4),
     ("state", "state", 12),
+    ("node", "node", 0),
     ("why", "why", 0),
     ("last", "last run", 10),
     ("next", "next run", 10),
@@ -304,27 +306,38 @@ WHY_MIN = 12
 #: The name column fits the longest name, between these (narrower only on a screen
 #: too narrow for the longest name and a `WHY_WANTED` why).
 NAME_WIDTH = (10, 24)
+#: Cluster mode: the node column fits the longest node name, between these.
+NODE_WIDTH = (4, 16)
 
 #: One cell's content: (text, style). Cheap to build and compare; made Text only if changed.
 Cell = tuple[str, str]
 
 
-def worker_columns(names: Sequence[str], width: int, padding: int) -> list[tuple[str, str, int]]:
+def worker_columns(
+    names: Sequence[str], width: int, padding: int, nodes: Sequence[str] | None = None
+) -> list[tuple[str, str, int]]:
     """The columns shown at `width` cells: (key, label, width), in table order.
 
     Args:
         names: every worker's name (the name column fits the longest).
         width: the table's width.
         padding: blank cells around each column.
+        nodes: cluster mode: the names of the nodes (the node column, the first
+            optional one, fits the longest); None in local mode (no node column).
     """
     longest = max((len(name) for name in names), default=0)
     widths = {key: size for key, _, size in WORKER_COLUMNS}
+    optional = OPTIONAL_COLUMNS
+    if nodes is not None:
+        widest = max((len(node) for node in nodes), default=0)
+        widths["node"] = min(max(widest, NODE_WIDTH[0]), NODE_WIDTH[1])
+        optional = ("node", *OPTIONAL_COLUMNS)
     room = width - len(ESSENTIAL_COLUMNS) * padding - widths["state"]
     widths["name"] = min(max(longest, NAME_WIDTH[0]), NAME_WIDTH[1],
                          max(NAME_WIDTH[0], room - WHY_WANTED))
     used = sum(widths[key] + padding for key in ESSENTIAL_COLUMNS)
     shown = set(ESSENTIAL_COLUMNS)
-    for key in OPTIONAL_COLUMNS:
+    for key in optional:
         if width - used - widths[key] - padding < WHY_WANTED:
             break
         shown.add(key)
@@ -342,6 +355,7 @@ def worker_row(worker: WorkerSnapshot, now: datetime) -> dict[str, Cell]:
         "mode": (MODE_LABELS[worker.spec.mode], DIM),
         "priority": _priority_cell(worker.spec.priority),
         "state": (state_word(state), STATE_STYLES.get(state, "")),
+        "node": (worker.node or "", "" if state == WorkerStatus.RUNNING else DIM),
         "why": _why_cell(worker, state),
         "last": _last_cell(worker, now),
         "next": _next_cell(worker, now),
@@ -706,3 +720,62 @@ def _labelled(text: Text, label: str, value: str, style: str, short: bool, short
     else:
         text.append(f"{label} ", style=DIM)
         text.append(value, style=style)
+
+
+def cluster_line(cluster: ClusterSnapshot, width: int = 0) -> Text:
+    """The cluster line under the status bar (cluster mode only):
+    `cluster pg://host/db · 3 nodes · 7/20 slots · this node n2 3/8 · listener ok`.
+
+    The widest wording that fits `width` cells (0: the widest): labels go first, then
+    the database's address; the counts, this node and the listener stay.
+    """
+    for level in range(4):
+        text = _cluster_text(cluster, level)
+        if not width or text.cell_len <= width:
+            return text
+    text.truncate(width, overflow="ellipsis")
+    return text
+
+
+def _cluster_text(cluster: ClusterSnapshot, level: int) -> Text:
+    """At `level`: 0 widest; 1 without `cluster`, `this node`; 2 short labels; 3 without
+    the database's address."""
+    separator = " · " if level < 2 else " "
+    text = Text(no_wrap=True, overflow="ellipsis", end="")
+    text.append(" ")
+    if level == 0:
+        text.append("cluster ", style=DIM)
+    if level < 3:
+        text.append(one_line(cluster.store, 60), style="bold")
+        text.append(separator, style=DIM)
+    text.append(str(cluster.nodes), style="bold")
+    text.append((" node" if cluster.nodes == 1 else " nodes") if level < 2 else "n", style=DIM)
+    text.append(separator, style=DIM)
+    full = cluster.slots_max and cluster.slots_used >= cluster.slots_max
+    text.append(f"{cluster.slots_used}/{cluster.slots_max}",
+                style="bold yellow" if full else "bold")
+    text.append(" slots" if level < 2 else " run", style=DIM)
+    text.append(separator, style=DIM)
+    if level == 0:
+        text.append("this node ", style=DIM)
+    text.append(one_line(cluster.node, 40), style="bold")
+    if cluster.node_state != "active":
+        text.append(f" {cluster.node_state}", style=NODE_STATE_STYLES.get(cluster.node_state, ""))
+    text.append(f" {cluster.node_used}/{cluster.node_capacity}")
+    text.append(separator, style=DIM)
+    if cluster.read_age_s > STALE_READ_S:
+        # the database does not answer: what is shown is that old
+        age = format_seconds(math.floor(cluster.read_age_s))
+        text.append(f"no read for {age}" if level < 2 else f"stale {age}", style="bold red")
+    elif cluster.listener_ok:
+        text.append("listener ok" if level < 2 else "listening", style="green")
+    else:
+        text.append("listener down" if level < 2 else "polling", style="bold red")
+    return text
+
+
+#: Seconds without a read of the cluster (normally one a second) before the line says so.
+STALE_READ_S = 5.0
+#: A node's state word, coloured: draining and fenced take no new run.
+NODE_STATE_STYLES = {"active": "green", "draining": "yellow", "fenced": "bold red",
+                     "lost": "bold red"}

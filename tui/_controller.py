@@ -239,6 +239,48 @@ class DeckController:
             answer,
         )
 
+    # ------------------------------------------------------------------ nodes
+
+    def ask_drain(self, name: str) -> None:
+        """Ask, then drain cluster node `name`: it claims no new run, finishes those it
+        holds, and stays up, idle, until undrained or stopped."""
+        if not self.model.may_control:
+            self.flash("jobdeck is not taking requests right now", "error")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.app.run_worker(self._set_node_state(name, "draining"), group="node")
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Drain node {one_line(name, 60)}?\nIt takes no new run and finishes the runs"
+                " it holds, then stays up, idle, until undrained (u) or stopped.",
+                title="drain a node",
+            ),
+            answer,
+        )
+
+    def undrain(self, name: str) -> None:
+        """Let cluster node `name` claim runs again."""
+        if not self.model.may_control:
+            self.flash("jobdeck is not taking requests right now", "error")
+            return
+        self.app.run_worker(self._set_node_state(name, "active"), group="node")
+
+    async def _set_node_state(self, name: str, state: str) -> None:
+        problem = await self.model.set_node_state(name, state)
+        shown = one_line(name, 60)
+        if problem is not None:
+            verb = "drain" if state == "draining" else "undrain"
+            self.flash(f"not done: {verb} {shown}: {one_line(problem, 200)}", "error")
+        elif state == "draining":
+            self.flash(f"Draining {shown}: it takes no new run and finishes its own"
+                       " (u undrains)")
+        else:
+            self.flash(f"Undrained {shown}: it takes runs again")
+        self._refresh()
+
     # ------------------------------------------------------------------ screens
 
     def open_detail(self, name: str) -> None:

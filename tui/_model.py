@@ -21,6 +21,7 @@ from jobdeck import (
     DeadLettered,
     DeadLetterReplayed,
     Event,
+    JobdeckError,
     LogRecordView,
     Orchestrator,
     OrchestratorSnapshot,
@@ -44,6 +45,8 @@ HISTORY_LIMIT = 200
 WORKER_RUNS_LIMIT = 20
 #: Seconds between two history reloads while runs keep ending.
 HISTORY_MIN_INTERVAL = 1.0
+#: Seconds between two reads of the cluster's nodes and leases while the Nodes tab shows.
+NODES_READ_INTERVAL = 1.0
 
 #: Events that end (or start) a run: the history and a detail screen's runs are stale.
 RUN_EVENTS = (RunStarted, RunSucceeded, RunFailed, RunInterrupted)
@@ -125,6 +128,15 @@ class DeckModel:
         self._last_history_load = -float("inf")
         #: The latest payload seen (events) per worker, for the trigger dialog.
         self.last_payloads: dict[str, Any] = {}
+        #: Cluster mode, Nodes tab: the nodes and leases read last (as `GET /cluster`
+        #: and `GET /cluster/leases` list them), and why the last read failed.
+        self.cluster_nodes: list[dict[str, Any]] = []
+        self.cluster_leases: list[dict[str, Any]] = []
+        self.cluster_error: str | None = None
+        #: Whether the nodes have been read once.
+        self.cluster_read = False
+        self._nodes_loading = False
+        self._last_nodes_read = -float("inf")
 
     # ------------------------------------------------------------------ snapshot
 
@@ -203,6 +215,51 @@ class DeckModel:
         self._last_history_load = self._monotonic()
         return True
 
+    def start_nodes_read(self) -> bool:
+        """Whether the cluster's nodes should be read again now (at most once a
+        `NODES_READ_INTERVAL`); True counts the read begun."""
+        if self._nodes_loading or (
+            self._monotonic() - self._last_nodes_read < NODES_READ_INTERVAL
+        ):
+            return False
+        self._nodes_loading = True
+        self._last_nodes_read = self._monotonic()
+        return True
+
+    def nodes_changed(self) -> None:
+        """A node was drained or undrained from here: read the nodes at the next chance."""
+        self._last_nodes_read = -float("inf")
+
+    async def read_nodes(self) -> bool:
+        """Read the cluster's nodes and leases (after `start_nodes_read`); False if the
+        core has ended meanwhile. A failed read keeps what was read before and says why
+        in `cluster_error`."""
+        try:
+            nodes, leases = await self.bridge.read(_read_cluster, self.orch)
+        except CoreNotRunning:
+            return False
+        except (JobdeckError, LookupError, OSError) as exc:
+            self.cluster_error = str(exc) or type(exc).__name__
+            return True
+        finally:
+            self._nodes_loading = False
+        self.cluster_nodes, self.cluster_leases = nodes, leases
+        self.cluster_error = None
+        self.cluster_read = True
+        return True
+
+    async def set_node_state(self, name: str, state: str) -> str | None:
+        """Drain (`draining`) or undrain (`active`) node `name`; None when done, else why
+        not."""
+        try:
+            found = await self.bridge.read(self.orch.set_node_state, name, state)
+        except CoreNotRunning:
+            return "jobdeck is not taking requests right now"
+        except (JobdeckError, LookupError, OSError, ValueError) as exc:
+            return str(exc) or type(exc).__name__
+        self.nodes_changed()
+        return None if found else f"no node named {name!r} in the cluster"
+
     async def read_dead_letters(self) -> bool:
         """Read the dead letters (after `start_dead_letters_read`); False if the core has
         ended meanwhile."""
@@ -254,3 +311,10 @@ class DeckModel:
         if known is not None and known.spec.example_payload is not None:
             return known.spec.example_payload, "the example_payload of its spec"
         return {}, ""
+
+
+async def _read_cluster(orch: Orchestrator) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The cluster's nodes and its leases, in one trip to the core."""
+    status = await orch.cluster_status()
+    leases = await orch.cluster_leases()
+    return list(status["nodes"]), list(leases)

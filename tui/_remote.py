@@ -36,6 +36,7 @@ from textual.message_pump import MessagePump
 
 from jobdeck import (
     Circuit,
+    ClusterSnapshot,
     ConfigError,
     ControlFailed,
     DeadLetter,
@@ -286,6 +287,21 @@ def snapshot_from_json(
         grace_left_s=data.get("grace_left_s"),
         taken_at=taken_at,
         workers=tuple(_worker_from_json(w, specs) for w in data["workers"]),
+        cluster=_cluster_from_json(data.get("cluster")),
+    )
+
+
+def _cluster_from_json(data: Any) -> ClusterSnapshot | None:
+    """The node's view of its cluster (`/status` `cluster`); None in local mode (or from
+    a node too old to say)."""
+    if not isinstance(data, dict):
+        return None
+    return ClusterSnapshot(
+        node=str(data["node"]), store=str(data["store"]), nodes=int(data["nodes"]),
+        slots_used=int(data["slots_used"]), slots_max=int(data["slots_max"]),
+        node_used=int(data["node_used"]), node_capacity=int(data["node_capacity"]),
+        node_state=str(data["node_state"]), listener_ok=bool(data["listener_ok"]),
+        read_age_s=float(data.get("read_age_s") or 0.0),
     )
 
 
@@ -326,6 +342,9 @@ def _worker_from_json(w: dict[str, Any], specs: SpecCache) -> WorkerSnapshot:
         next_due=_time(w["next_due"]),
         running_since=_time(w["running_since"]),
         run_id=w["run_id"],
+        node=w.get("node"),
+        lease_token=w.get("lease_token"),
+        lease_expires_s=w.get("lease_expires_s"),
     )
 
 
@@ -410,6 +429,33 @@ class RemoteOrchestrator:
         query = urllib.parse.urlencode({"limit": limit, **({"worker": worker} if worker else {})})
         body = await self._get(f"/runs?{query}")
         return [run_from_json(r) for r in body["runs"]]
+
+    async def cluster_status(self) -> dict[str, Any]:
+        """`GET /cluster`: LookupError if the node is not in cluster mode."""
+        body = await self._get("/cluster")
+        return body if isinstance(body, dict) else {"nodes": []}
+
+    async def cluster_leases(self) -> list[dict[str, Any]]:
+        """`GET /cluster/leases`."""
+        body = await self._get("/cluster/leases")
+        return list(body.get("leases") or []) if isinstance(body, dict) else []
+
+    async def set_node_state(self, name: str, state: str) -> bool:
+        """`POST /cluster/nodes/{name}/drain` (or `undrain`); False for an unknown node.
+
+        Raises:
+            RemoteError: refused (401: no token), or the node could not be reached.
+        """
+        verb = "drain" if state == "draining" else "undrain"
+        status, body = await self.client.request(
+            "POST", f"/cluster/nodes/{_quote(name)}/{verb}"
+        )
+        if status == 404:
+            return False
+        if status != 200:
+            error = body.get("error") if isinstance(body, dict) else body
+            raise RemoteError(f"{status}: {error}", status, body)
+        return True
 
     async def _get(self, path: str) -> Any:
         status, body = await self.client.request("GET", path)

@@ -247,6 +247,13 @@ class DeckApp(App[Any]):
             self.run_worker(self._load_dead_letters(), group="dlq")
         if tab == "history" and self.model.start_history_read():
             self.run_worker(self._load_history(), group="history")
+        if tab == "nodes" and self.deck.cluster_mode and self.model.start_nodes_read():
+            self.run_worker(self._load_nodes(), group="nodes")
+
+    async def _load_nodes(self) -> None:
+        if await self.model.read_nodes():
+            with self.batch_update():
+                self.deck.show_nodes()
 
     async def _load_dead_letters(self) -> None:
         if await self.model.read_dead_letters():
@@ -354,6 +361,8 @@ class DeckApp(App[Any]):
         palette = Binding("ctrl+p", "command_palette", "Commands",
                           tooltip='Command palette: "Trigger <worker>", "Enable <worker>", …')
         app_keys = [b for b in self.BINDINGS if isinstance(b, Binding)]
+        cluster = self._deck is not None and self._deck.cluster_mode
+        nodes = [("Nodes", pick("drain", "undrain"))] if cluster else []
         return [
             ("Workers", [*pick("trigger", "trigger_payload", "enable", "reset_circuit", "disable",
                                "logs", "sort", "reverse_sort"), enter]),
@@ -362,11 +371,14 @@ class DeckApp(App[Any]):
                           "follow", "log_scope")),
             ("Everywhere", [*pick("filter", "clear_filter", "pause", "resume",
                                   "show_tab('workers')", "show_tab('logs')", "show_tab('dlq')",
-                                  "show_tab('history')", "next_tab", "previous_tab",
+                                  "show_tab('history')",
+                                  *(["show_tab('nodes')"] if cluster else []),
+                                  "next_tab", "previous_tab",
                                   "cursor_down", "cursor_up", "cursor_top", "cursor_bottom"),
                             palette, *app_keys]),
             ("Worker detail", detail),
             ("Run", run),
+            *nodes,
         ]
 
     # ------------------------------------------------------------------ stopping

@@ -8,6 +8,7 @@ import attrs
 
 from jobdeck import (
     Circuit,
+    ClusterSnapshot,
     Health,
     OrchestratorSnapshot,
     OrchestratorState,
@@ -17,6 +18,7 @@ from jobdeck import (
 )
 from jobdeck.tui._cells import (
     ago,
+    cluster_line,
     display_state,
     matches,
     order_workers,
@@ -26,6 +28,7 @@ from jobdeck.tui._cells import (
     spec_seconds,
     status_line,
     until,
+    worker_columns,
     worker_row,
 )
 
@@ -155,3 +158,63 @@ def test_short_traceback_drops_import_path_prefixes() -> None:
     short = short_traceback(text, whole=True)
     assert 'File "trio/__init__.py", line 1' in short
     assert 'File "/nowhere/else.py"' in short
+
+
+def _cluster(**changes: object) -> ClusterSnapshot:
+    fields: dict[str, object] = {
+        "node": "n2", "store": "pg://db.example/jobs", "nodes": 3, "slots_used": 7,
+        "slots_max": 20, "node_used": 3, "node_capacity": 8, "node_state": "active",
+        "listener_ok": True,
+    }
+    fields.update(changes)
+    return ClusterSnapshot(**fields)  # type: ignore[arg-type]
+
+
+def test_cluster_line_says_it_all_when_there_is_room() -> None:
+    """The widest cluster line: database, nodes, cluster slots, this node, listener."""
+    assert cluster_line(_cluster()).plain == (
+        " cluster pg://db.example/jobs · 3 nodes · 7/20 slots · this node n2 3/8 · listener ok"
+    )
+
+
+def test_cluster_line_shortens_labels_before_it_cuts() -> None:
+    """Narrower: labels go, then the database; counts, this node and the listener stay."""
+    widths = {}
+    for width in (80, 60, 40, 20):
+        text = cluster_line(_cluster(), width)
+        assert text.cell_len <= width
+        widths[width] = text.plain
+    assert widths[80] == " pg://db.example/jobs · 3 nodes · 7/20 slots · n2 3/8 · listener ok"
+    assert widths[60] == " pg://db.example/jobs 3n 7/20 run n2 3/8 listening"
+    assert widths[40] == " 3n 7/20 run n2 3/8 listening"
+    assert widths[20].endswith("…")
+
+
+def test_cluster_line_says_what_is_wrong() -> None:
+    """A drained or fenced node says so beside its name; a dead listener is red."""
+    text = cluster_line(_cluster(node_state="draining", listener_ok=False, nodes=1))
+    assert "this node n2 draining 3/8" in text.plain
+    assert "1 node ·" in text.plain
+    assert text.plain.endswith("listener down")
+    assert any(span.style == "bold red" for span in text.spans)
+
+
+def test_worker_columns_add_a_node_column_in_cluster_mode_only() -> None:
+    """The node column fits the longest node name and is the first to show; none
+    in local mode."""
+    local = [key for key, _, _ in worker_columns(["alpha"], 140, 2)]
+    assert "node" not in local
+    cluster = worker_columns(["alpha"], 140, 2, ["n1", "worker-host-7"])
+    assert [key for key, _, _ in cluster][:4] == ["name", "state", "node", "why"]
+    assert dict((key, width) for key, _, width in cluster)["node"] == len("worker-host-7")
+    narrow = [key for key, _, _ in worker_columns(["alpha"], 80, 2, ["n1"])]
+    assert "node" in narrow
+
+
+def test_cluster_line_says_when_the_database_stopped_answering() -> None:
+    """No read for longer than a few polls: the line says how old it is, in red, instead
+    of a listener state it can no longer vouch for."""
+    text = cluster_line(_cluster(read_age_s=12.4))
+    assert text.plain.endswith("no read for 12s")
+    assert "listener" not in text.plain
+    assert cluster_line(_cluster(read_age_s=1.2)).plain.endswith("listener ok")

@@ -474,6 +474,10 @@ def test_actions_for_another_tab_are_hidden_and_unusable_ones_greyed() -> None:
     drive(app, scenario)
 
 
+#: The keys of the Nodes tab, which exists in cluster mode only.
+NODE_KEYS = ("drain", "undrain", "show_tab('nodes')")
+
+
 def test_question_mark_lists_every_key() -> None:
     """`?` shows a help screen with every binding's description."""
     app = basic_app()
@@ -484,6 +488,10 @@ def test_question_mark_lists_every_key() -> None:
         assert isinstance(app.screen, HelpScreen)
         text = plain(app.screen.query_one(Static))
         for binding in DeckScreen.BINDINGS:
+            if binding.action in NODE_KEYS:  # type: ignore[union-attr]
+                # a single node: no Nodes view, so none of its keys
+                assert binding.tooltip not in text, binding  # type: ignore[union-attr]
+                continue
             assert binding.tooltip in text, binding  # type: ignore[union-attr]
         assert "Command palette" in text
         await pilot.press("escape")
@@ -1061,5 +1069,28 @@ def test_ctrl_r_reloads_the_config_file(tmp_path: Any) -> None:
         await pilot.press("ctrl+r")
         await until(pilot, lambda: "unknown worker 'ghost'" in flash(app), "refusal")
         assert orch.worker_names == ["alpha", "bravo"]
+
+    drive(app, scenario)
+
+
+def test_five_says_single_node_in_local_mode_and_tab_skips_the_nodes_tab() -> None:
+    """Alone on its own store there is no Nodes tab: `5` says why in the flash line, and
+    `tab` cycles through the four tabs there are."""
+    app = basic_app()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await until(pilot, lambda: rows(app), "rows")
+        deck = app.deck
+        await pilot.press("5")
+        assert deck.active_tab == "workers"
+        flash = app.controller.current_flash
+        assert flash is not None and flash.text.startswith("Single node")
+        seen = []
+        for _ in range(5):
+            await pilot.press("tab")
+            seen.append(deck.active_tab)
+        assert seen == ["logs", "dlq", "history", "workers", "logs"]
+        assert "node" not in deck.worker_table.columns
+        assert not deck.query_one("#cluster-bar").display
 
     drive(app, scenario)

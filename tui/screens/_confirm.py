@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -50,7 +51,7 @@ class ConfirmScreen(ModalScreen[bool]):
         box = Vertical()
         box.border_title = self.title_text
         with box:
-            yield Static(self.question)
+            yield Static(Text(self.question))  # literal: names may hold `[`
             with Horizontal():
                 yield Button("No (n)", id="no")
                 yield Button("Yes (y)", id="yes", variant="error")

@@ -65,6 +65,12 @@ class Controls(Protocol):
     def follow_logs(self, name: str | None) -> None:
         """Show the Logs tab on `name`'s lines (None: every worker's), following."""
 
+    def ask_drain(self, name: str) -> None:
+        """Ask, then drain cluster node `name`: it takes no new run, finishes its own."""
+
+    def undrain(self, name: str) -> None:
+        """Let cluster node `name` take runs again."""
+
     def tab_shown(self, tab: str) -> None:
         """The deck's active tab changed: bring what it shows up to date, now."""
 

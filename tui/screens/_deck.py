@@ -1,4 +1,5 @@
-"""The main screen: status bar, the four tabs (workers, logs, DLQ, history), the footer."""
+"""The main screen: status bar, the tabs (workers, logs, DLQ, history; nodes in cluster
+mode, with the cluster line under the status bar), the footer."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from .._model import DeckModel
 from ..widgets import (
     LOG_LEVELS,
     ActivityFeed,
+    ClusterBar,
     DeadLetterDetail,
     DeadLetterTable,
     FilterBar,
@@ -32,16 +34,22 @@ from ..widgets import (
     KeyBar,
     KeyedTable,
     LogView,
+    NodeDetail,
+    NodeTable,
     StatusBar,
     StopBanner,
     WorkerTable,
 )
 from ._controls import Controls, worker_key
 
-#: Tab ids, in order (keys 1-4 and tab cycle through them).
-TABS = ("workers", "logs", "dlq", "history")
+#: Tab ids, in order (keys 1-5 and tab cycle through them). `nodes` shows only in
+#: cluster mode: alone on its own store, jobdeck is one node and the tab stays hidden.
+TABS = ("workers", "logs", "dlq", "history", "nodes")
 TAB_TITLES = {"workers": "1 Workers", "logs": "2 Logs", "dlq": "3 Dead letters",
-              "history": "4 History"}
+              "history": "4 History", "nodes": "5 Nodes"}
+#: What `5` says in local mode, where there is no Nodes tab.
+SINGLE_NODE = ("Single node: this jobdeck runs alone on its own store, so there is no Nodes"
+               " view (cluster mode is --store postgresql://…)")
 
 #: Actions that need a selected worker on the workers tab.
 WORKER_ACTIONS = frozenset(
@@ -49,10 +57,12 @@ WORKER_ACTIONS = frozenset(
 )
 #: Actions that act on the dead-letter queue.
 DLQ_ACTIONS = frozenset({"replay", "delete", "purge"})
+#: Actions of the Nodes tab (cluster mode).
+NODE_ACTIONS = frozenset({"drain", "undrain"})
 #: Actions that change something: greyed while jobdeck is stopping.
 CONTROL_ACTIONS = frozenset(
     {"trigger", "trigger_payload", "enable", "reset_circuit", "disable", "pause", "resume",
-     "replay", "delete", "purge"}
+     "replay", "delete", "purge", "drain", "undrain"}
 )
 
 
@@ -62,7 +72,8 @@ LOG_ACTIONS = frozenset({"follow", "log_scope", "log_level", "next_match", "prev
 
 #: Actions whose availability `update_bindings` watches.
 _CHECKED_ACTIONS = (
-    *sorted(WORKER_ACTIONS), *sorted(DLQ_ACTIONS), *sorted(LOG_ACTIONS), "pause", "resume",
+    *sorted(WORKER_ACTIONS), *sorted(DLQ_ACTIONS), *sorted(LOG_ACTIONS),
+    *sorted(NODE_ACTIONS), "pause", "resume",
     "filter", "sort", "reverse_sort", "clear_filter",
 )
 
@@ -92,6 +103,11 @@ class DeckScreen(Screen[None]):
         Binding("x", "delete", "Delete", tooltip="Delete the selected dead letter (asks first)"),
         Binding("X", "purge", "Purge", key_display="X",
                 tooltip="Delete every dead letter (asks first)"),
+        Binding("d", "drain", "Drain",
+                tooltip="Nodes tab: drain the selected node (asks first): it takes no new "
+                        "run, finishes its own, and stays up, idle"),
+        Binding("u", "undrain", "Undrain",
+                tooltip="Nodes tab: let the selected node take runs again"),
         Binding("slash", "filter", "Filter", key_display="/",
                 tooltip="Filter the tab's rows by a name, a state word or any text"),
         Binding("slash", "search", "Search", key_display="/",
@@ -125,6 +141,8 @@ class DeckScreen(Screen[None]):
         Binding("2", "show_tab('logs')", "Logs", show=False, tooltip="Logs tab"),
         Binding("3", "show_tab('dlq')", "Dead letters", show=False, tooltip="Dead letters tab"),
         Binding("4", "show_tab('history')", "History", show=False, tooltip="History tab"),
+        Binding("5", "show_tab('nodes')", "Nodes", show=False,
+                tooltip="Nodes tab (cluster mode): every node, its leases; drain, undrain"),
     ]
 
     def __init__(self, model: DeckModel, controls: Controls, title: str = "") -> None:
@@ -133,12 +151,15 @@ class DeckScreen(Screen[None]):
         self.controls = controls
         self._title = title
         self._binding_state: tuple[object, ...] | None = None
+        #: Whether the orchestrator is a cluster node (the Nodes tab shows then).
+        self.cluster_mode = False
         # Events that came before the screen was mounted (the core starts first).
         self._held_events: list[Event] = []
 
     def compose(self) -> ComposeResult:
         tz = self.model.tz
         yield StatusBar(self._title, id="status")
+        yield ClusterBar(id="cluster-bar")
         yield StopBanner(id="stop-banner")
         with TabbedContent(initial="workers", id="tabs"):
             with TabPane(TAB_TITLES["workers"], id="workers"):
@@ -155,10 +176,15 @@ class DeckScreen(Screen[None]):
             with TabPane(TAB_TITLES["history"], id="history"):
                 yield FilterBar("history", id="filter-history")
                 yield HistoryTable(id="history-table")
+            with TabPane(TAB_TITLES["nodes"], id="nodes"):
+                yield FilterBar("nodes", id="filter-nodes")
+                yield NodeTable(id="node-table")
+                yield NodeDetail(tz=tz, id="node-detail")
         yield FlashLine(id="flash")
         yield KeyBar()
 
     def on_mount(self) -> None:
+        self.tabs.hide_tab("nodes")  # until a snapshot says this is a cluster node
         self.query_one(FlashLine).show(self.controls.current_flash)
         self.worker_table.focus()
         held, self._held_events = self._held_events, []
@@ -192,8 +218,14 @@ class DeckScreen(Screen[None]):
             return self.worker_table.filter_text
         if tab == "logs":
             return self.log_view.search
-        table = self.dlq_table if tab == "dlq" else self.history_table
-        return table.filter_text
+        return self._keyed_table(tab).filter_text
+
+    def _keyed_table(self, tab: str) -> KeyedTable:
+        """The table of the dlq, history or nodes tab."""
+        tables: dict[str, KeyedTable] = {
+            "dlq": self.dlq_table, "history": self.history_table, "nodes": self.node_table,
+        }
+        return tables[tab]
 
     @property
     def activity(self) -> ActivityFeed:
@@ -214,6 +246,14 @@ class DeckScreen(Screen[None]):
     @property
     def history_table(self) -> HistoryTable:
         return self.query_one("#history-table", HistoryTable)
+
+    @property
+    def node_table(self) -> NodeTable:
+        return self.query_one("#node-table", NodeTable)
+
+    @property
+    def node_detail(self) -> NodeDetail:
+        return self.query_one("#node-detail", NodeDetail)
 
     @property
     def stop_banner(self) -> StopBanner:
@@ -247,6 +287,15 @@ class DeckScreen(Screen[None]):
         table = self.worker_table
         written = table.show(snapshot)
         self.show_status(snapshot)
+        self.query_one("#cluster-bar", ClusterBar).show(snapshot.cluster)
+        if snapshot.cluster is not None:
+            if not self.cluster_mode:
+                self.cluster_mode = True
+                self.tabs.show_tab("nodes")
+            nodes_title = f"{TAB_TITLES['nodes']} ({snapshot.cluster.nodes})"
+            nodes_tab = self.tabs.get_tab("nodes")
+            if str(nodes_tab.label) != nodes_title:
+                nodes_tab.label = nodes_title
         if self.model.stopping:
             self.stop_banner.show(
                 in_flight=snapshot.running, seconds_left=snapshot.grace_left_s,
@@ -267,8 +316,8 @@ class DeckScreen(Screen[None]):
         if tab == "workers":
             table = self.worker_table
             filter_text, shown, total = table.filter_text, table.shown_count, len(snapshot.workers)
-        elif tab in ("dlq", "history"):
-            keyed = self.dlq_table if tab == "dlq" else self.history_table
+        elif tab in ("dlq", "history", "nodes"):
+            keyed = self._keyed_table(tab)
             filter_text, shown, total = keyed.filter_text, keyed.row_count, keyed.total_rows
         self.query_one("#status", StatusBar).show(
             snapshot, sort_label=self.sort_label, filter_text=filter_text, shown=shown,
@@ -295,6 +344,23 @@ class DeckScreen(Screen[None]):
             self.show_dead_letters()
         elif tab == "history":
             self.show_history()
+        elif tab == "nodes":
+            self.show_nodes()
+
+    def show_nodes(self) -> None:
+        """The nodes read last, and the selected one in full with its leases."""
+        model = self.model
+        self.node_table.show(model.cluster_nodes)
+        self._show_node_detail()
+        self.update_bindings()
+
+    def _show_node_detail(self) -> None:
+        model = self.model
+        node = self.node_table.selected_node
+        leases = [] if node is None else [
+            lease for lease in model.cluster_leases if lease.get("node") == node.get("name")
+        ]
+        self.node_detail.show(node, leases, model.cluster_error, model.cluster_read)
 
     def show_dead_letters(self) -> None:
         """The dead letters read last, and the selected one in full."""
@@ -356,6 +422,8 @@ class DeckScreen(Screen[None]):
             return False
         if action in LOG_ACTIONS and tab != "logs":
             return False
+        if action in NODE_ACTIONS and tab != "nodes":
+            return False
         if action in ("filter", "clear_filter") and tab == "logs":
             return False  # the Logs tab searches instead
         if action in ("clear_filter", "clear_search"):
@@ -382,6 +450,12 @@ class DeckScreen(Screen[None]):
             return True if self.selected_dead_letter is not None else None
         if action == "purge":
             return True if self.dlq_table.row_count > 0 else None
+        if action in NODE_ACTIONS:
+            node = self.node_table.selected_node
+            if node is None:
+                return None
+            draining = node.get("state") == "draining"
+            return draining if action == "undrain" else (None if draining else True)
         return True
 
     def action_trigger(self) -> None:
@@ -420,6 +494,14 @@ class DeckScreen(Screen[None]):
     def action_purge(self) -> None:
         self.controls.ask_purge()
 
+    def action_drain(self) -> None:
+        if (node := self.node_table.selected_node) is not None:
+            self.controls.ask_drain(str(node.get("name")))
+
+    def action_undrain(self) -> None:
+        if (node := self.node_table.selected_node) is not None:
+            self.controls.undrain(str(node.get("name")))
+
     def action_filter(self) -> None:
         bar = self.filter_bar
         bar.open()
@@ -452,6 +534,9 @@ class DeckScreen(Screen[None]):
         elif tab == "history":
             self.history_table.filter_text = text
             self.show_history()
+        elif tab == "nodes":
+            self.node_table.filter_text = text
+            self.show_nodes()
         if self.model.snapshot is not None:
             self.show_status(self.model.snapshot)
 
@@ -515,6 +600,7 @@ class DeckScreen(Screen[None]):
             "workers": self.worker_table,
             "dlq": self.dlq_table,
             "history": self.history_table,
+            "nodes": self.node_table,
         }
         return tables.get(self.active_tab)
 
@@ -543,13 +629,23 @@ class DeckScreen(Screen[None]):
             self.log_view.scroll_end(animate=False)
 
     def action_show_tab(self, tab: str) -> None:
+        if tab == "nodes" and not self.cluster_mode:
+            self.controls.flash(SINGLE_NODE)
+            return
         self.tabs.active = tab
 
+    @property
+    def shown_tabs(self) -> tuple[str, ...]:
+        """The tabs there are: the Nodes tab in cluster mode only."""
+        return TABS if self.cluster_mode else TABS[:-1]
+
     def action_next_tab(self) -> None:
-        self.tabs.active = TABS[(TABS.index(self.active_tab) + 1) % len(TABS)]
+        tabs = self.shown_tabs
+        self.tabs.active = tabs[(tabs.index(self.active_tab) + 1) % len(tabs)]
 
     def action_previous_tab(self) -> None:
-        self.tabs.active = TABS[(TABS.index(self.active_tab) - 1) % len(TABS)]
+        tabs = self.shown_tabs
+        self.tabs.active = tabs[(tabs.index(self.active_tab) - 1) % len(tabs)]
 
     # ------------------------------------------------------------------ messages
 
@@ -560,6 +656,7 @@ class DeckScreen(Screen[None]):
             "logs": self.log_view,
             "dlq": self.dlq_table,
             "history": self.history_table,
+            "nodes": self.node_table,
         }.get(tab)
         if focus is not None:
             focus.focus()
@@ -594,6 +691,8 @@ class DeckScreen(Screen[None]):
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table is self.dlq_table:
             self.dlq_detail.show(self.dlq_table.selected_entry, self.model.clock())
+        elif event.data_table is self.node_table:
+            self._show_node_detail()
         self.update_bindings()
 
     @on(WorkerTable.Highlighted)

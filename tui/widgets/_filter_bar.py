@@ -10,6 +10,7 @@ PLACEHOLDERS = {
     "logs": "search the logs: highlights every match; n / N next / previous",
     "dlq": "filter dead letters: a worker, an error fragment, a source",
     "history": "filter runs: a worker, a status (failed, interrupted…), a source, an error",
+    "nodes": "filter nodes: a name, a host, a state (alive, draining, lost)",
 }
 
 

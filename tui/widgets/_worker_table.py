@@ -45,6 +45,13 @@ STRIP_CACHE = 1024
 Drawn = tuple[str, tuple[Cell, ...], bool]
 
 
+def _node_names(snapshot: OrchestratorSnapshot) -> list[str] | None:
+    """Cluster mode: this node's name and those running workers now; None in local mode."""
+    if snapshot.cluster is None:
+        return None
+    return [snapshot.cluster.node, *(w.node for w in snapshot.workers if w.node)]
+
+
 def _fit(text: str, width: int) -> str:
     """`text` cut (with an ellipsis) or padded to exactly `width` cells."""
     length = cell_len(text)
@@ -151,7 +158,7 @@ class WorkerTable(ScrollView, can_focus=True):
         #: Cells written by the last `show()`: cells of rows on screen that changed.
         self.cells_written = 0
         self._snapshot: OrchestratorSnapshot | None = None
-        self._built_for: tuple[int, str, bool, int] | None = None
+        self._built_for: tuple[int, str, bool, int, int | None] | None = None
         #: (key, label, width) per column shown, in order.
         self._columns: list[tuple[str, str, int]] = []
         self._column_keys: tuple[str, ...] = ()
@@ -205,8 +212,9 @@ class WorkerTable(ScrollView, can_focus=True):
         """Show `snapshot`; returns how many cells of rows on screen changed."""
         self._snapshot = snapshot
         self._generation += 1
+        nodes = _node_names(snapshot)
         layout = (self.scrollable_content_region.width, self.sort_by, self.sort_reverse,
-                  len(snapshot.workers))
+                  len(snapshot.workers), None if nodes is None else max(map(len, nodes)))
         if self._built_for != layout:
             self._build_columns(snapshot)
             self._built_for = layout
@@ -249,7 +257,7 @@ class WorkerTable(ScrollView, can_focus=True):
             (key, f"{label} {arrow}" if key == arrow_on else label, width)
             for key, label, width in worker_columns(
                 [w.name for w in snapshot.workers], self.scrollable_content_region.width,
-                2 * CELL_PADDING,
+                2 * CELL_PADDING, _node_names(snapshot),
             )
         ]
         self._column_keys = tuple(key for key, _, _ in self._columns)
