@@ -84,7 +84,8 @@ class LocalCoordinator:
             run = ActiveRun(
                 record=RunRecord(worker=name, trigger=trigger, started_at=started_at),
                 token=token,
-                state=w.first_attempt_state(trigger.source is not Source.CONTINUOUS),
+                state=w.first_states.get(requeue := trigger.source is not Source.CONTINUOUS)
+                or w.first_attempt_state(requeue),
                 attempt=1,
                 attempt_started_t=now,
             )

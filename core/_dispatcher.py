@@ -80,7 +80,8 @@ class Dispatcher:
                         engine.observer.started(w, due, now)
                     self._start(w, run, now)
                     return
-        self.want(w)
+        self.ready.add(w.name)  # `want`, inline: the path of every trigger
+        engine.notify()
 
     def queue(self, w: WorkerRuntime, trigger: Trigger) -> None:
         """Queue an accepted (stored) trigger for `w`, and start it if it may start now."""

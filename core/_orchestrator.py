@@ -28,7 +28,7 @@ from ._errors import ConfigError
 from ._graph import graph_problems, symmetric_blocks
 from ._monitor import Monitor
 from ._outcomes import Outcomes
-from ._records import DeadLetter, RunDetail, RunRecord, Trigger
+from ._records import DeadLetter, RunDetail, RunRecord, Source, Trigger
 from ._recovery import restore
 from ._reload import ReloadResult, apply_reload, reload_file
 from ._runs import is_async
@@ -277,7 +277,8 @@ class Orchestrator:
             ValueError: the payload is not JSON-serialisable.
             NotRunning: the orchestrator has not started or has stopped.
         """
-        return await self._control.trigger(name, payload)
+        control = self._control  # `control.trigger`, without its frame
+        return await control.accept(control.worker(name), Source.MANUAL, payload)
 
     async def enable(self, name: str) -> None:
         """Enable a worker; closes an open circuit and resets its failure count."""

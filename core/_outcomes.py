@@ -151,11 +151,13 @@ class Outcomes:
         w.last_success = ended
         w.runs_ok += 1
         w.record(outcome=Outcome.RETRIED if run.attempt > 1 else Outcome.SUCCEEDED)
-        follow_ups = self._dependency_triggers(w, ended)
+        follow_ups = (
+            self._dependency_triggers(w, ended) if w.name in engine.dependents else None
+        )
         record = run.record.finished(
             RunStatus.SUCCEEDED, ended_at=ended, attempts=run.attempt, duration_s=end.duration
         )
-        chained = tuple(t for _, t in follow_ups) if follow_ups else ()
+        chained = tuple([t for _, t in follow_ups]) if follow_ups else ()
         kept, _ = await self._finish(w, run, record, triggers=chained)
         if not kept:
             return
@@ -172,8 +174,9 @@ class Outcomes:
                     ts=ended, worker=w.name, reason="circuit closed: trial run succeeded"
                 )
             )
-        for dependent, trigger in follow_ups:
-            self._dispatcher.queue(dependent, trigger)
+        if follow_ups:
+            for dependent, trigger in follow_ups:
+                self._dispatcher.queue(dependent, trigger)
         self._end_run(w)
 
     async def _failed(

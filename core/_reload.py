@@ -168,6 +168,7 @@ def apply_replacement(
     that decide when it is due changed."""
     old = w.spec
     w.spec, w.fn, w.fn_ref, w.is_async = new.spec, new.fn, new.fn_ref, new.is_async
+    w.first_states.clear()  # made from the old spec's max_retries
     w.replacement = None
     engine.health_watch.add(w.name)
     if any(getattr(old, key) != getattr(new.spec, key) for key in _SCHEDULE_KEYS):

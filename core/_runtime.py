@@ -165,9 +165,10 @@ class WorkerRuntime:
     stuck: bool = False
     #: the last health judged (a `Health` value).
     health: str = "ok"
-    #: the lifecycle state every new run of this worker starts in (made on first use:
-    #: the same for all its runs), by whether an interrupted run is re-queued.
-    _first_states: dict[bool, RunState] = attrs.field(factory=dict, repr=False)
+    #: the lifecycle state every new run of this worker starts in (made on first use by
+    #: `first_attempt_state`: the same for all its runs), by whether an interrupted run
+    #: is re-queued.
+    first_states: dict[bool, RunState] = attrs.field(factory=dict, repr=False)
     health_reasons: tuple[str, ...] = ()
     #: removed by a reload while a run was in flight: no new run starts, and the worker
     #: goes once that run has ended.
@@ -185,14 +186,14 @@ class WorkerRuntime:
         `run_transition(queued, STARTED)` gives the same state for every run of a worker,
         so it is made once per worker (and kind), not once per run.
         """
-        state = self._first_states.get(requeue_on_interrupt)
+        state = self.first_states.get(requeue_on_interrupt)
         if state is None:
             spec = self.spec
             queued = RunState(
                 spec.max_retries + 1, requeue_on_interrupt, spec.mode is Mode.CONTINUOUS
             )
             state, _ = run_transition(queued, RunEvent.STARTED, now=0.0)
-            self._first_states[requeue_on_interrupt] = state
+            self.first_states[requeue_on_interrupt] = state
         return state
 
     def queue(self, queued: QueuedTrigger, *, first: bool = False) -> None:

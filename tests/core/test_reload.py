@@ -366,3 +366,29 @@ async def test_reload_is_refused_in_cluster_mode(autojump_clock: trio.testing.Mo
         with pytest.raises(ConfigError, match="cluster mode"):
             orch.reload(config({"job": (job, {"mode": "triggered"}), "new": (job, {})}))
         assert orch.worker_names == ["job"]
+
+
+async def test_changed_max_retries_applies_to_the_next_run(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A run started after a reload that changed `max_retries` gets the new number of
+    attempts (the state a worker's runs start in is made from its spec, not kept)."""
+    attempts: list[int] = []
+
+    async def flaky(ctx: JobContext) -> None:
+        attempts.append(ctx.attempt)
+        raise RuntimeError("always")
+
+    orch = make_orchestrator()
+    orch.register("job", flaky, mode="triggered", max_retries=0, retry_backoff_seconds=1)
+    async with running(orch):
+        await orch.trigger("job")
+        await trio.sleep(5)
+        assert attempts == [1]
+        orch.reload(config({
+            "job": (flaky, {"mode": "triggered", "max_retries": 2,
+                            "retry_backoff_seconds": 1}),
+        }))
+        await orch.trigger("job")
+        await trio.sleep(30)
+    assert attempts == [1, 1, 2, 3]
