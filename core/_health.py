@@ -55,6 +55,10 @@ class HealthReport:
     reasons: tuple[str, ...] = ()
 
 
+#: The report of a worker with nothing wrong (one object: reports are immutable).
+HEALTHY = HealthReport(Health.OK)
+
+
 def is_stuck(run: ActiveRun, now: float, stuck_after: float) -> bool:
     """A running attempt that was cancelled (timeout or shutdown) and has not returned."""
     cancelled_at = run.cancel_requested_t
@@ -76,11 +80,12 @@ def worker_health(
             from a due time that passed while it was paused.
     """
     spec = w.spec
+    breaker = w.breaker
     if w.stuck and w.phase is Phase.RUNNING:
         return HealthReport(Health.STUCK, ("did not return after being cancelled",))
-    if w.circuit is Circuit.OPEN:
+    if breaker.circuit is Circuit.OPEN:
         return HealthReport(
-            Health.DISABLED, (f"circuit open after {w.consecutive_failures} failures",)
+            Health.DISABLED, (f"circuit open after {breaker.consecutive_failures} failures",)
         )
     if not w.enabled:
         return HealthReport(Health.DISABLED, ("disabled by operator",))
@@ -102,13 +107,16 @@ def worker_health(
         late = format_seconds(now - max(w.next_due, late_from))
         return HealthReport(Health.OVERDUE, (f"scheduled run late by {late}",))
     threshold = spec.max_consecutive_failures
-    if w.consecutive_failures >= math.ceil(threshold / 2):
+    failures = breaker.consecutive_failures
+    if failures >= math.ceil(threshold / 2):
         return HealthReport(
             Health.FAILING,
-            (f"{w.consecutive_failures} failed runs in a row (circuit opens at {threshold})",),
+            (f"{failures} failed runs in a row (circuit opens at {threshold})",),
         )
-    failed = sum(1 for o in w.outcomes if o is Outcome.FAILED)
-    retried = sum(1 for o in w.outcomes if o is Outcome.RETRIED)
+    # Judged at every run's end: counted in C (`list.count`), not in a generator.
+    outcomes = w.outcomes
+    failed = outcomes.count(Outcome.FAILED)
+    retried = outcomes.count(Outcome.RETRIED)
     if failed or retried:
         parts = []
         if failed:
@@ -116,9 +124,9 @@ def worker_health(
         if retried:
             parts.append(f"{retried} retried")
         return HealthReport(
-            Health.DEGRADED, (f"{' and '.join(parts)} of the last {len(w.outcomes)} runs",)
+            Health.DEGRADED, (f"{' and '.join(parts)} of the last {len(outcomes)} runs",)
         )
-    return HealthReport(Health.OK)
+    return HEALTHY
 
 
 def overall_health(

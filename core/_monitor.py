@@ -55,16 +55,17 @@ class Monitor:
         """Re-judge one worker's health; publish `health_changed` if it changed."""
         engine = self._engine
         report = worker_health(w, now, paused=engine.paused, late_from=engine.resumed_t)
-        if report.health.value != w.health:
+        health = report.health
+        if health != w.health:  # a StrEnum against its stored value
             engine.publish(
                 ev.HealthChanged(
-                    ts=engine.now(), worker=w.name, health=report.health.value,
+                    ts=engine.now(), worker=w.name, health=health.value,
                     previous=w.health, reasons=report.reasons,
                 )
             )
-            w.health = report.health.value
+            w.health = health.value
         w.health_reasons = report.reasons
-        if report.health is Health.OK:
+        if health is Health.OK:
             engine.unhealthy.pop(w.name, None)
         else:
             by_operator = not w.enabled and w.circuit is not Circuit.OPEN

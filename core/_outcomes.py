@@ -8,8 +8,8 @@ run's end, retries, the DLQ, the circuit, dependents chained, events, health.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import trio
 
@@ -71,7 +71,7 @@ class Outcomes:
             else:
                 if engine.store_health.failing:
                     wrote(engine)
-        trigger = run.trigger
+        trigger = run.record.trigger
         engine.publish(
             ev.RunStarted(
                 ts=engine.now(), worker=w.name, run_id=run.record.id, trigger_id=trigger.id,
@@ -152,7 +152,7 @@ class Outcomes:
         w.runs_ok += 1
         w.record(outcome=Outcome.RETRIED if run.attempt > 1 else Outcome.SUCCEEDED)
         follow_ups = (
-            self._dependency_triggers(w, ended) if w.name in engine.dependents else None
+            self._dependency_triggers(w, ended) if engine.dependents.get(w.name) else None
         )
         record = run.record.finished(
             RunStatus.SUCCEEDED, ended_at=ended, attempts=run.attempt, duration_s=end.duration
@@ -267,7 +267,14 @@ class Outcomes:
         self._end_run(w)
 
     async def _finish(
-        self, w: WorkerRuntime, run: ActiveRun, record: RunRecord, **end: Any
+        self,
+        w: WorkerRuntime,
+        run: ActiveRun,
+        record: RunRecord,
+        *,
+        requeue: bool = False,
+        dead_letter: DeadLetterDraft | None = None,
+        triggers: Sequence[Trigger] = (),
     ) -> tuple[bool, int | None]:
         """Record the run's end through the coordinator, under its lease.
 
@@ -278,13 +285,18 @@ class Outcomes:
         """
         finish = self._coordinator.finish
         try:
-            entry_id = await finish(run, record, **end)
+            entry_id = await finish(
+                run, record, requeue=requeue, dead_letter=dead_letter, triggers=triggers
+            )
         except LeaseLost:
             self._lost(w, run)
             return False, None
         except Exception as exc:
             try:
-                entry_id = await persist_after(self._engine, exc, finish, run, record, **end)
+                entry_id = await persist_after(
+                    self._engine, exc, finish, run, record,
+                    requeue=requeue, dead_letter=dead_letter, triggers=triggers,
+                )
             except WriteRefused:
                 return True, None
             except LeaseLost:

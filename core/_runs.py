@@ -59,7 +59,8 @@ async def run_attempt(
     w.heartbeat_t = start
     timeout = w.spec.timeout_seconds
     run.attempt_started_t = start
-    run.attempt_started_at = run.record.started_at if run.attempt == 1 else engine.now()
+    if run.attempt != 1:
+        run.attempt_started_at = engine.now()
     run.attempt_deadline_t = deadline = start + timeout if timeout > 0 else math.inf
     error: BaseException | None = None
     with trio.CancelScope(deadline=deadline) as scope:

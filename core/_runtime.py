@@ -58,11 +58,10 @@ class ActiveRun:
     cancel_requested_t: float | None = None
     #: why it was cancelled, as its `interrupted` record and event say.
     cancel_reason: str = "shutdown"
-    last_error: str | None = None
-    last_traceback: str | None = None
     #: given up on by shutdown (stuck): its end is already recorded.
     abandoned: bool = False
-    #: wall-clock start of the current attempt.
+    #: wall-clock start of the current attempt, from the second on (the first starts
+    #: with the run: `record.started_at`).
     attempt_started_at: datetime | None = None
     #: its attempts that ended, in order; left empty for a run whose only attempt
     #: succeeded (the record says it all: nothing more to store on the hot path).
