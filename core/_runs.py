@@ -98,7 +98,8 @@ async def run_attempt(
     if error is not None:
         tb = "".join(traceback.format_exception(error))
         return AttemptEnd(RunEvent.FAILED, duration, safe_text(describe(error)), safe_text(tb))
-    return AttemptEnd(RunEvent.SUCCEEDED, duration)
+    # Every successful attempt ends here: built without the named tuple's Python `__new__`.
+    return tuple.__new__(AttemptEnd, (RunEvent.SUCCEEDED, duration, "", ""))
 
 
 def _only_cancellation(exc: BaseException) -> bool:
