@@ -81,7 +81,7 @@ def node_row(node: Node) -> tuple[Cell, ...]:
         ("" if beat is None else f"{seconds_text(beat)} ago", ""),
         ("" if expires is None else ("over" if expires < 0 else seconds_text(expires)),
          "bold red" if expires is not None and expires < 0 else ""),
-        ("" if skew is None else f"{skew:+.3f}s",
+        ("" if skew is None else _skew(skew),
          "bold yellow" if skew is not None and abs(skew) > SKEW_WARN_S else DIM),
         node_config(node),
     )
@@ -240,7 +240,7 @@ class NodeDetail(VerticalScroll):
         skew = node.get("clock_skew_s")
         if skew is not None:
             fields.add_row("clock skew", Text(
-                f"{skew:+.3f}s against the database",
+                f"{_skew(skew)} against the database",
                 style="bold yellow" if abs(skew) > SKEW_WARN_S else ""))
         differences = list(node.get("spec_differences") or [])
         fields.add_row("config", Text("same workers and specs as this node", style="green")
@@ -271,3 +271,10 @@ class NodeDetail(VerticalScroll):
                 )
             parts.append(table)
         return Group(*parts)
+
+
+def _skew(seconds: float) -> str:
+    """A clock skew to the millisecond, signed, with no "-0.000s" for a skew that rounds to 0."""
+    if abs(seconds) < 0.0005:
+        return "0.000s"
+    return f"{seconds:+.3f}s"
