@@ -8,38 +8,19 @@ from rich.console import Group, RenderableType
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
-from textual.containers import VerticalScroll
-from textual.widgets import Static
 
 from jobdeck import DeadLetter
 
 from .._cells import full_time, natural_ago, payload_text, short_traceback
+from ._detail_panel import DetailPanel
 
 
-class DeadLetterDetail(VerticalScroll):
+class DeadLetterDetail(DetailPanel):
     """The highlighted DLQ entry: fields, payload (JSON), error and traceback."""
 
-    DEFAULT_CSS = """
-    DeadLetterDetail {
-        height: 1fr;
-        border: round $primary 40%;
-        border-title-color: $text-muted;
-        padding: 0 1;
-    }
-    DeadLetterDetail:focus-within {
-        border: round $primary;
-    }
-    """
-
     def __init__(self, *, tz: tzinfo | None = None, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.tz = tz
-        self._body = Static("", id="dead-letter-body")
+        super().__init__(title="dead letter", body_id="dead-letter-body", tz=tz, id=id)
         self._shown: tuple[int, str] | None = None
-        self.border_title = "dead letter"
-
-    def compose(self):  # type: ignore[no-untyped-def]
-        yield self._body
 
     def show(self, entry: DeadLetter | None, now: datetime) -> None:
         """Show `entry`, or a hint when the queue is empty."""

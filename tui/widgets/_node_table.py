@@ -14,8 +14,6 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual.containers import VerticalScroll
-from textual.widgets import Static
 
 from .._cells import (
     DIM,
@@ -27,6 +25,7 @@ from .._cells import (
     seconds_text,
     spec_seconds,
 )
+from ._detail_panel import DetailPanel
 from ._keyed_table import KeyedTable
 
 #: Clock skew (seconds) past which a node's clock is flagged (SCALE.md: health degrades).
@@ -147,30 +146,12 @@ class NodeTable(KeyedTable):
         ])
 
 
-class NodeDetail(VerticalScroll):
+class NodeDetail(DetailPanel):
     """The highlighted node: where it runs, its lease, config differences and leases."""
 
-    DEFAULT_CSS = """
-    NodeDetail {
-        height: 1fr;
-        border: round $primary 40%;
-        border-title-color: $text-muted;
-        padding: 0 1;
-    }
-    NodeDetail:focus-within {
-        border: round $primary;
-    }
-    """
-
     def __init__(self, *, tz: tzinfo | None = None, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.tz = tz
-        self._body = Static("", id="node-body")
+        super().__init__(title="node", body_id="node-body", tz=tz, id=id)
         self._shown: object = None
-        self.border_title = "node"
-
-    def compose(self):  # type: ignore[no-untyped-def]
-        yield self._body
 
     def show(self, node: Node | None, leases: Sequence[Node], error: str | None,
              read: bool) -> None:
