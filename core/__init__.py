@@ -72,7 +72,7 @@ from ._records import (
 )
 from ._reload import ReloadResult
 from ._snapshot import OrchestratorSnapshot, OrchestratorState, WorkerSnapshot, WorkerStatus
-from ._spec import Mode, OrchestratorConfig, Priority, WorkerSpec
+from ._spec import ClusterConfig, Mode, OrchestratorConfig, Priority, WorkerSpec
 from ._sqlite_store import SQLiteStore
 from ._store import Coordinator, DeadLetterDraft, Store, WorkerChange
 from ._store_memory import MemoryStore
@@ -83,6 +83,7 @@ __all__ = [
     "Circuit",
     "CircuitEvent",
     "CircuitState",
+    "ClusterConfig",
     "ConfigError",
     "ConfigReloadFailed",
     "ConfigReloaded",
