@@ -337,3 +337,24 @@ async def test_a_database_at_schema_1_is_migrated_forward(pg_dsn: str) -> None:
         await wait_until(lambda: coordinator(a).lock_held)
     assert sql(pg_dsn, "SELECT version FROM jd_schema") == [(SCHEMA_VERSION,)]
     assert SCHEMA_VERSION == len(MIGRATIONS) == 3
+
+
+async def test_a_node_fenced_twice_at_once_joins_again_once(pg_dsn: str) -> None:
+    """A heartbeat and a claim that both find the node reaped make one new incarnation
+    and one `self_fenced`, not a second (ghost) node row."""
+    a = await joined(pg_dsn, "a", job(Hang()), lease_seconds=3)
+    try:
+        node = coordinator(a)
+        old = node.node_id
+        sql(pg_dsn, "UPDATE jd_nodes SET expires_at = jd_now() - interval '1 s'")
+        sql(pg_dsn, "SELECT jd_reap(jd_now())")
+        async with recording(a) as seen:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(node.on_fenced, old)
+                nursery.start_soon(node.on_fenced, old)
+            await wait_until(lambda: bool(of(seen, ev.NodeJoined)))
+        assert node.node_id != old and node.fenced == 1
+        assert sql(pg_dsn, "SELECT id FROM jd_nodes WHERE name = 'a'") == [(node.node_id,)]
+        assert len(of(seen, ev.SelfFenced)) == 1 and len(of(seen, ev.NodeJoined)) == 1
+    finally:
+        await a.store.close()
