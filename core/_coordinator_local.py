@@ -89,6 +89,7 @@ class LocalCoordinator:
         w.phase = Phase.RUNNING
         w.stuck = False
         engine.slots_used += 1
+        run.holds_slot = True
         engine.attempting.add(w.name)
         run.attempt_started_t = now
         run.attempt_deadline_t = float("inf")

@@ -61,6 +61,8 @@ class ActiveRun:
     last_traceback: str | None = None
     #: given up on by shutdown (stuck): its end is already recorded.
     abandoned: bool = False
+    #: it counts in `engine.slots_used` (its attempt runs): given back exactly once.
+    holds_slot: bool = False
     #: wall-clock start of the current attempt.
     attempt_started_at: datetime | None = None
     #: its attempts that ended, in order; left empty for a run whose only attempt

@@ -303,3 +303,38 @@ async def test_a_runs_attempts_and_log_lines_are_kept_for_every_node(pg_dsn: str
     ]
     assert detail.attempts[0].traceback is not None
     assert [line.message for line in detail.logs] == ["attempt 1", "attempt 2"]
+
+
+async def test_a_worker_claimed_again_before_its_last_end_came_back_keeps_its_run(
+    pg_dsn: str,
+) -> None:
+    """A run's end frees its lease in the database before the node hears back; a claim
+    that takes the worker again meanwhile keeps the new run as the worker's, and each
+    run gives back its own slot (before: the old end cleared the new run and a slot
+    leaked, so the node's capacity shrank for good)."""
+    ran: list[str] = []
+
+    async def job(ctx: JobContext) -> None:
+        ran.append(ctx.run_id)
+
+    a = make_node(pg_dsn, "a", lambda orch: orch.register("job", job, mode="triggered"))
+    node = coordinator(a)
+    real_finish = node.finish
+    slow_once = [True]
+
+    async def finish_slowly(*args: object, **kwargs: object) -> int | None:
+        result = await real_finish(*args, **kwargs)  # type: ignore[arg-type]
+        if slow_once.pop() if slow_once else False:
+            # committed, lease freed: the next trigger is claimed before this returns
+            await a.trigger("job")
+            await wait_until(lambda: len(ran) == 2)
+        return result
+
+    node.finish = finish_slowly  # type: ignore[method-assign]
+    async with running(a):
+        await a.trigger("job")
+        await wait_until(lambda: sql(
+            pg_dsn, "SELECT count(*) FROM jd_runs WHERE status = 'succeeded'") == [(2,)])
+        engine = a._engine
+        await wait_until(lambda: engine.slots_used == 0)
+        assert engine.workers["job"].run is None and len(ran) == 2
