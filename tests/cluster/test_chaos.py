@@ -19,8 +19,13 @@ witness table are judged (SCALE.md's goals):
   (`lease_lost`), and tokens grow with each worker's starts;
 - G4: never more running than `max_concurrent_workers` (leases sampled, witness swept);
 - G5: every acknowledged HTTP trigger succeeded, is dead-lettered, or still pending;
-and every fault left its event in the JSON logs. The failover times seen are printed
-(`pytest -s`).
+- G6: a SIGKILLed node reaped within 1.5 s, a frozen or cut-off one within lease + 1 s
+  (each with slack for a loaded machine);
+- G10: the server restart (shorter than the lease) reaps nobody and interrupts nothing;
+- no node loses count of its slots, and each stops within its grace;
+and every fault left its event in the JSON logs (node_lost, self_fenced, lease_lost) or,
+for killed backends and the restart, its trace in the database (the node connected
+again and worked on). The failover times seen are printed (`pytest -s`).
 
 `JOBDECK_CHAOS_SECONDS=600` makes it a long run: after the fixed sequence, random
 faults on random nodes until that many seconds have passed.
@@ -515,6 +520,13 @@ def judge(chaos: Chaos) -> list[str]:
     if most > MAX_CONCURRENT:
         problems.append(f"G4: the witness saw {most} live attempts at once")
 
+    # G6: failover within its bound (a crash: the fast hint; else the lease), with slack.
+    bounds = {"sigkill": 1.5, "sigstop": LEASE + 1, "partition": LEASE + 1}
+    for f in chaos.faults:
+        bound = bounds.get(f.kind)
+        if bound is not None and f.seen["node_lost_s"] > bound + LOAD_MARGIN_S:
+            problems.append(f"G6: {f.kind} of {f.node} reaped after {f.seen['node_lost_s']:.2f}s"
+                            f" (bound {bound:g}s + {LOAD_MARGIN_S:g}s slack)")
     # G10: a server restart shorter than the lease reaps nobody, interrupts nothing.
     for f in chaos.faults:
         if f.kind == "pg_restart" and f.seen["down_s"] < 0.5 * LEASE and (
