@@ -138,6 +138,8 @@ class Chaos:
         self.acked: list[tuple[str, str]] = []
         self.away: set[str] = set()  # nodes not to send triggers to just now
         self.most_running = 0
+        #: how long a stale holder ran on past when it could have learnt it (judged).
+        self.stale_overlap_s = 0.0
         #: (node, when, slots it counts as used, workers it shows running) that disagree.
         self.slot_counts: list[tuple[str, float, int, list[str]]] = []
         self._miscounts: dict[str, int] = {}
@@ -485,7 +487,7 @@ def judge(chaos: Chaos) -> list[str]:
                         f"G2: {group}: stale holder {stale.node} token {stale.token} ran"
                         f" {excess:.3f}s past when it could learn it was reaped"
                     )
-    chaos.stale_overlap_s = worst_stale  # type: ignore[attr-defined]
+    chaos.stale_overlap_s = worst_stale
 
     # G3: nothing recorded for a node after it was reaped, nor for a refused write.
     for e in chaos.events("node_lost"):
@@ -574,7 +576,7 @@ def report(chaos: Chaos, wall_s: float) -> str:
              f" HTTP triggers acknowledged {len(chaos.acked)} {dict(where)},"
              f" most running leases {chaos.most_running},"
              f" worst stale-holder overlap"
-             f" {getattr(chaos, 'stale_overlap_s', 0.0):.3f}s"]
+             f" {chaos.stale_overlap_s:.3f}s"]
     for f in chaos.faults:
         seen = ", ".join(f"{k} {v:.3f}" for k, v in f.seen.items())
         lines.append(f"  {f.kind:<18} {f.node:<3} {seen}")
