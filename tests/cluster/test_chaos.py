@@ -22,7 +22,7 @@ witness table are judged (SCALE.md's goals):
 - G6: a SIGKILLed node reaped within 1.5 s, a frozen or cut-off one within lease + 1 s
   (each with slack for a loaded machine);
 - G10: the server restart (shorter than the lease) reaps nobody and interrupts nothing;
-- no node loses count of its slots, and each stops within its grace;
+- no node loses count of its slots, strands a retry, or takes over its grace to stop;
 and every fault left its event in the JSON logs (node_lost, self_fenced, lease_lost) or,
 for killed backends and the restart, its trace in the database (the node connected
 again and worked on). The failover times seen are printed (`pytest -s`).
@@ -140,6 +140,8 @@ class Chaos:
         self.most_running = 0
         #: how long a stale holder ran on past when it could have learnt it (judged).
         self.stale_overlap_s = 0.0
+        #: (worker, token) of retry waits long overdue when the sending stopped.
+        self.stranded: list[tuple[Any, ...]] = []
         #: (node, when, slots it counts as used, workers it shows running) that disagree.
         self.slot_counts: list[tuple[str, float, int, list[str]]] = []
         self._miscounts: dict[str, int] = {}
@@ -379,6 +381,9 @@ class Chaos:
             wait_for("acknowledged triggers to be done", done, 20)
         except AssertionError:
             pass  # still pending is allowed (G5); judged below
+        # a retry long overdue is stranded: its lease keeps its worker from running
+        self.stranded = sql(self.dsn, "SELECT worker, token FROM jd_leases"
+                            " WHERE phase = 'retry_wait' AND retry_at < jd_now() - interval '5 s'")
 
     def stop_all(self) -> None:
         """SIGTERM every node at once; each exit code kept."""
@@ -536,6 +541,8 @@ def judge(chaos: Chaos) -> list[str]:
         ):
             problems.append(f"G10: a {f.seen['down_s']:.2f}s restart: {f.seen['node_lost']:g}"
                             f" nodes lost, {f.seen['interrupted']:g} runs interrupted")
+    for worker, token in chaos.stranded:
+        problems.append(f"retry: {worker}'s retry (token {token}) stranded, long overdue")
     for name, when, counted, shown in chaos.slot_counts:
         problems.append(f"slots: {name} counted {counted} used at {when:.3f} while running"
                         f" {shown}, three looks in a row")
