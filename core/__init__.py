@@ -78,7 +78,7 @@ from ._snapshot import (
     WorkerSnapshot,
     WorkerStatus,
 )
-from ._spec import Mode, OrchestratorConfig, Priority, WorkerSpec
+from ._spec import ClusterConfig, Mode, OrchestratorConfig, Priority, WorkerSpec
 from ._sqlite_store import SQLiteStore
 from ._store import Coordinator, DeadLetterDraft, Store, WorkerChange
 from ._store_memory import MemoryStore
@@ -89,6 +89,7 @@ __all__ = [
     "Circuit",
     "CircuitEvent",
     "CircuitState",
+    "ClusterConfig",
     "ClusterSnapshot",
     "ConfigError",
     "ConfigReloadFailed",

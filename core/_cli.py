@@ -225,7 +225,12 @@ def open_store(options: RunOptions, config: JobdeckConfig) -> Store:
     if where is not None and where.startswith(("postgresql://", "postgres://")):
         from ._pg_store import PgStore  # a cluster node; psycopg loads only when asked for
 
-        return PgStore(where, history_per_worker=history)
+        cluster = config.cluster
+        return PgStore(
+            where, history_per_worker=history, node_name=cluster.node_name,
+            capacity=cluster.capacity, lease_seconds=cluster.lease_seconds,
+            heartbeat_seconds=cluster.heartbeat_seconds,
+        )
     if where is None:
         path = default_store_path(options.config_path)
         try:

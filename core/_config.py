@@ -27,6 +27,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 from ._errors import ConfigError
 from ._graph import graph_problems
 from ._spec import (
+    ClusterConfig,
     Mode,
     OrchestratorConfig,
     Priority,
@@ -49,14 +50,17 @@ _T = TypeVar("_T", bound=AttrsInstance)
 #: is wrong.
 _Problem = tuple[str | None, str]
 
-_TOP_LEVEL_KEYS = ("orchestrator", "workers")
+_TOP_LEVEL_KEYS = ("orchestrator", "cluster", "workers")
 _WORKER_KEYS = ("fn", *(f.name for f in attrs.fields(WorkerSpec) if f.name != "name"))
 _ORCHESTRATOR_KEYS = tuple(f.name for f in attrs.fields(OrchestratorConfig))
+_CLUSTER_KEYS = tuple(f.name for f in attrs.fields(ClusterConfig))
 
 #: Validators that read another key besides their own. When that other key could not be
 #: structured it holds its default instead of what the user wrote, so the check would
 #: judge against a value nobody gave (a typo in `mode` must not also blame `timeout = 0`).
-_ALSO_READS = {"timeout_seconds": "mode", "blocks": "depends_on"}
+_ALSO_READS = {
+    "timeout_seconds": "mode", "blocks": "depends_on", "heartbeat_seconds": "lease_seconds"
+}
 
 
 @attrs.frozen(kw_only=True)
@@ -82,6 +86,8 @@ class JobdeckConfig:
     #: Keys written but ignored (a mode that does not read them), one message each, worded
     #: like problems: `FILE: worker 'a': warning: key 'cron' is ignored for mode 'triggered'`.
     warnings: tuple[str, ...] = ()
+    #: The `[cluster]` table: read only when the store is PostgreSQL.
+    cluster: ClusterConfig = attrs.field(factory=ClusterConfig)
 
 
 def load_config(
@@ -260,6 +266,9 @@ def _check_and_build(
         _render(f"{source}: [orchestrator]", key, what) for key, what in orchestrator_problems
     ]
 
+    cluster, cluster_problems = _parse_cluster(data.get("cluster", {}))
+    problems += [_render(f"{source}: [cluster]", key, what) for key, what in cluster_problems]
+
     workers, workers_problem = _parse_workers(data.get("workers", {}), import_functions)
     if workers_problem:
         problems.append(f"{source}: {workers_problem}")
@@ -277,10 +286,11 @@ def _check_and_build(
 
     if problems:
         raise ConfigError(problems)
-    assert orchestrator is not None  # no problems means it structured
+    assert orchestrator is not None and cluster is not None  # no problems: both structured
     return JobdeckConfig(
         path=path,
         orchestrator=orchestrator,
+        cluster=cluster,
         workers=tuple(w.registration for w in workers if w.registration is not None),
         warnings=tuple(warnings),
     )
@@ -293,7 +303,7 @@ def _render(where: str, key: str | None, what: str) -> str:
 def _top_level_problems(data: Mapping[str, Any]) -> list[str]:
     return [
         f"unknown top-level key {key!r}{_did_you_mean(key, _TOP_LEVEL_KEYS)}:"
-        " expected only [orchestrator] and [workers.NAME] tables"
+        " expected only [orchestrator], [cluster] and [workers.NAME] tables"
         for key in data
         if key not in _TOP_LEVEL_KEYS
     ]
@@ -303,6 +313,12 @@ def _parse_orchestrator(table: object) -> tuple[OrchestratorConfig | None, list[
     if not isinstance(table, Mapping):
         return None, [(None, f"must be a table, got {_describe(table)}")]
     return _structure(OrchestratorConfig, table, known_keys=_ORCHESTRATOR_KEYS)
+
+
+def _parse_cluster(table: object) -> tuple[ClusterConfig | None, list[_Problem]]:
+    if not isinstance(table, Mapping):
+        return None, [(None, f"must be a table, got {_describe(table)}")]
+    return _structure(ClusterConfig, table, known_keys=_CLUSTER_KEYS)
 
 
 def _parse_workers(

@@ -98,6 +98,7 @@ class LocalCoordinator:
         w.phase = Phase.RUNNING
         w.stuck = False
         engine.slots_used += 1
+        run.holds_slot = True
         engine.attempting.add(w.name)
         return run
 

@@ -118,6 +118,7 @@ class Outcomes:
             w.phase = Phase.RETRY_WAIT
             engine.attempting.discard(w.name)
             engine.slots_used -= 1
+            run.holds_slot = False
             self._dispatcher.retry_later(w, run)
         elif run.state.status is RunStatus.INTERRUPTED:
             await self._record_interrupted(w, run, effects, end.duration, "shutdown")
@@ -177,7 +178,7 @@ class Outcomes:
         if follow_ups:
             for dependent, trigger in follow_ups:
                 self._dispatcher.queue(dependent, trigger)
-        self._end_run(w)
+        self._end_run(w, run)
 
     async def _failed(
         self, w: WorkerRuntime, run: ActiveRun, end: AttemptEnd, effects: Effects
@@ -234,7 +235,7 @@ class Outcomes:
                 w.consecutive_failures, w.spec.retry_backoff_seconds,
                 w.spec.retry_backoff_max_seconds, engine.rng,
             )
-        self._end_run(w, backoff=backoff)
+        self._end_run(w, run, backoff=backoff)
 
     async def _record_interrupted(
         self,
@@ -264,7 +265,7 @@ class Outcomes:
                 duration_s=duration,
             )
         )
-        self._end_run(w)
+        self._end_run(w, run)
 
     async def _finish(
         self,
@@ -310,8 +311,7 @@ class Outcomes:
     def _lost(self, w: WorkerRuntime, run: ActiveRun) -> None:
         """The run's lease was taken away: its outcome is not ours to record."""
         lease_lost(self._engine, run)
-        if w.run is run:
-            self._end_run(w)
+        self._end_run(w, run)
 
     # ------------------------------------------------------------------ helpers
 
@@ -336,11 +336,18 @@ class Outcomes:
             )
         )
 
-    def _end_run(self, w: WorkerRuntime, *, backoff: float = 0.0) -> None:
+    def _end_run(self, w: WorkerRuntime, run: ActiveRun, *, backoff: float = 0.0) -> None:
         engine = self._engine
-        engine.attempting.discard(w.name)
-        if w.phase is Phase.RUNNING:
+        if run.holds_slot:
+            run.holds_slot = False
             engine.slots_used -= 1
+        if w.run is not run:
+            # Not the worker's run any more: dropped by self-fencing, or, in a cluster, a
+            # claim took the worker again between this end's commit (which freed the
+            # lease) and its return here. The worker's state is the newer run's.
+            engine.notify()
+            return
+        engine.attempting.discard(w.name)
         w.phase = Phase.IDLE
         w.run = None
         w.stuck = False

@@ -280,6 +280,7 @@ class PgCoordinator(Membership):
             w.phase = Phase.RUNNING
             w.stuck = False
             engine.slots_used += 1
+            run.holds_slot = True
             engine.attempting.add(name)
             run.attempt_started_t = now
             run.attempt_deadline_t = float("inf")

@@ -173,11 +173,15 @@ class ClusterDispatcher(Dispatcher):
         ]
         self.ready.clear()
         free = self._cluster.capacity - engine.slots_used
-        if not engine.paused and free > 0 and engine.running:
-            for run in await self._cluster.claim(retries, now, free):
-                w = workers[run.record.worker]
-                self.ready.discard(w.name)
-                assert self._pool is not None
-                self._pool.submit(w, run)
-        # retries still waiting (no slot, a blocker running) are looked at again
-        self.ready.update(w.name for w in retries if w.phase is Phase.RETRY_WAIT)
+        try:
+            if not engine.paused and free > 0 and engine.running:
+                for run in await self._cluster.claim(retries, now, free):
+                    w = workers[run.record.worker]
+                    self.ready.discard(w.name)
+                    assert self._pool is not None
+                    self._pool.submit(w, run)
+        finally:
+            # retries still waiting (no slot, a blocker running, the claim failed) are
+            # looked at again: nothing else would wake them, and each one's lease keeps
+            # its worker from running anywhere
+            self.ready.update(w.name for w in retries if w.phase is Phase.RETRY_WAIT)

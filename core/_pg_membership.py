@@ -108,6 +108,8 @@ class Membership:
         #: whether the listener holds this node's advisory lock (the fast hint).
         self.lock_held = False
         self._leaving = False
+        #: held while this node joins again after being fenced (see `on_fenced`).
+        self._rejoining = trio.Lock()
 
     # ------------------------------------------------------------------ reading
 
@@ -263,18 +265,23 @@ class Membership:
             node_id: the node id that was found fenced; if this node has joined again
                 since (a heartbeat and a claim both found out), there is nothing to do.
         """
-        if node_id is not None and node_id != self.node_id:
-            return
-        self.fenced += 1
-        if not self.self_fenced or any(w.run is not None for w in self._engine.workers.values()):
-            self._fence_self("reaped: its lease expired")
-        if self._leaving:
-            return
-        try:
-            self._joined(await self._pool.run(self._register))
-        except StoreError as exc:
-            # still fenced: the next heartbeat (of the old id) finds out and tries again
-            self._engine.store_health.last_error = describe(exc)
+        # A heartbeat and a claim often find out together: the first joins again, the
+        # second then sees a new id and leaves it be (else two rows, one a ghost).
+        async with self._rejoining:
+            if node_id is not None and node_id != self.node_id:
+                return
+            self.fenced += 1
+            if not self.self_fenced or any(
+                w.run is not None for w in self._engine.workers.values()
+            ):
+                self._fence_self("reaped: its lease expired")
+            if self._leaving:
+                return
+            try:
+                self._joined(await self._pool.run(self._register))
+            except StoreError as exc:
+                # still fenced: the next heartbeat (of the old id) finds out and tries again
+                self._engine.store_health.last_error = describe(exc)
 
     # ------------------------------------------------------------------ reaping
 

@@ -53,8 +53,13 @@ def _scrub(text: str, dsn: str) -> str:
     return text.replace(str(password), "***") if password else text
 
 
-def connect(dsn: str) -> psycopg.Connection:
+def connect(dsn: str, *, idle_in_transaction_s: float | None = None) -> psycopg.Connection:
     """A new autocommit connection whose timestamps come back in UTC.
+
+    Args:
+        idle_in_transaction_s: the server ends the session if it sits this long inside a
+            transaction waiting for the client (one cut off between a statement and its
+            commit would otherwise hold its locks until TCP gives up, hours on).
 
     Raises:
         StoreUnavailable: the server cannot be reached, or refuses the login.
@@ -65,6 +70,11 @@ def connect(dsn: str) -> psycopg.Connection:
     try:
         conn = psycopg.connect(dsn, **kwargs)  # type: ignore[arg-type]
         conn.execute("SET TIME ZONE 'UTC'")
+        if idle_in_transaction_s is not None:
+            conn.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                (f"{max(1, round(idle_in_transaction_s * 1000))}ms",),
+            )
     except psycopg.OperationalError as exc:
         reason = _scrub(str(exc).strip().splitlines()[-1] if str(exc).strip() else "", dsn)
         raise StoreUnavailable(f"store {describe_target(dsn)}: cannot connect: {reason}") from None
@@ -83,10 +93,14 @@ def store_error(exc: psycopg.Error, dsn: str) -> StoreError | NodeFenced:
 
 
 class PgPool:
-    """Up to `size` connections, each used by one thread at a time."""
+    """Up to `size` connections, each used by one thread at a time; a transaction left
+    waiting on its client for `idle_in_transaction_s` is ended by the server."""
 
-    def __init__(self, dsn: str, *, size: int = 4) -> None:
+    def __init__(
+        self, dsn: str, *, size: int = 4, idle_in_transaction_s: float | None = None
+    ) -> None:
         self.dsn = dsn
+        self._idle_in_transaction_s = idle_in_transaction_s
         self.where = describe_target(dsn)
         self._limiter = trio.CapacityLimiter(size)
         self._idle: list[psycopg.Connection] = []
@@ -140,7 +154,7 @@ class PgPool:
                 conn = self._idle.pop()
                 if not conn.closed:
                     return conn
-        return connect(self.dsn)
+        return connect(self.dsn, idle_in_transaction_s=self._idle_in_transaction_s)
 
     def _give(self, conn: psycopg.Connection) -> None:
         with self._lock:

@@ -45,6 +45,10 @@ from ._records import (
 )
 from ._store import DeadLetterDraft
 
+#: The least time the server waits on a node inside a transaction before ending it
+#: (a loaded machine may pause a thread between two statements for a while).
+IDLE_IN_TRANSACTION_MIN_S = 1.0
+
 if TYPE_CHECKING:
     from ._engine import Engine
     from ._pg_coordinator import PgCoordinator
@@ -81,7 +85,12 @@ class PgStore:
         self.heartbeat_seconds = (
             heartbeat_seconds if heartbeat_seconds is not None else lease_seconds / 3
         )
-        self.pool = PgPool(dsn, size=pool_size)
+        # A node cut off inside a transaction (a claim's holds the admission lock) must
+        # not stall the cluster for more than a heartbeat: its peers reap it on time.
+        self.pool = PgPool(
+            dsn, size=pool_size,
+            idle_in_transaction_s=max(IDLE_IN_TRANSACTION_MIN_S, self.heartbeat_seconds),
+        )
         self.coordinator: PgCoordinator | None = None
 
     # ------------------------------------------------------------------ cluster

@@ -60,6 +60,8 @@ class ActiveRun:
     cancel_reason: str = "shutdown"
     #: given up on by shutdown (stuck): its end is already recorded.
     abandoned: bool = False
+    #: it counts in `engine.slots_used` (its attempt runs): given back exactly once.
+    holds_slot: bool = False
     #: wall-clock start of the current attempt, from the second on (the first starts
     #: with the run: `record.started_at`).
     attempt_started_at: datetime | None = None

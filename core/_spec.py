@@ -258,6 +258,38 @@ class WorkerSpec:
             raise ValueError(f"cannot both depend on and block {', '.join(both)}")
 
 
+def _valid_node_name(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{attribute.name!r} must be a string, got {shown_value(value)}")
+    if not value.strip() or len(value) > 100 or not value.isprintable():
+        raise ValueError(
+            f"{attribute.name!r} must be 1 to 100 printable characters, got {shown_value(value)}"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class ClusterConfig:
+    """How this process takes part in a cluster (the `[cluster]` table), read only when
+    its store is PostgreSQL."""
+
+    #: This node's name in the cluster (default: `hostname:pid`).
+    node_name: str | None = attrs.field(default=None, validator=v.optional(_valid_node_name))
+    #: Runs this node may hold at once (default: `max_concurrent_workers`).
+    capacity: int | None = attrs.field(default=None, validator=v.optional(_Count(1)))
+    #: How long a node's lease lasts without a heartbeat.
+    lease_seconds: float = attrs.field(default=30.0, validator=_Seconds())
+    #: How often the lease is renewed (default: a third of it).
+    heartbeat_seconds: float | None = attrs.field(default=None, validator=v.optional(_Seconds()))
+
+    @heartbeat_seconds.validator
+    def _check_heartbeat(self, attribute: attrs.Attribute[Any], value: float | None) -> None:
+        if value is not None and value >= self.lease_seconds:
+            raise ValueError(
+                f"must be shorter than 'lease_seconds' ({shown_value(self.lease_seconds)});"
+                f" got {shown_value(value)}"
+            )
+
+
 @attrs.frozen(kw_only=True)
 class OrchestratorConfig:
     """Settings of the orchestrator itself (the `[orchestrator]` table)."""

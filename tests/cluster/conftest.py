@@ -18,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import attrs
@@ -61,6 +62,9 @@ class PgServer:
 
     socket_dir: Path
     port: int
+    #: `pg_ctl` and the data folder, to restart it (see `restart`).
+    pg_ctl: tuple[str, ...] = ()
+    data: Path | None = None
 
     def dsn(self, dbname: str = "postgres", **extra: str) -> str:
         params = {"host": str(self.socket_dir), "port": str(self.port), "dbname": dbname,
@@ -70,10 +74,19 @@ class PgServer:
     def tcp_dsn(self, dbname: str, user: str, password: str) -> str:
         return f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{dbname}"
 
+    def restart(self) -> None:
+        """Stop the server (fast: connections are cut) and start it again, same port."""
+        assert self.data is not None
+        # (its log to a file: a server started on our pipes would hold them open)
+        subprocess.run([*self.pg_ctl, "-D", str(self.data), "-l", str(self.socket_dir / "log"),
+                        "-m", "fast", "-w", "restart"],
+                       check=True, capture_output=True, cwd=self.socket_dir, timeout=120)
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    """A PostgreSQL server for the whole session, stopped and removed at its end."""
+
+@contextmanager
+def throwaway_server() -> Iterator[PgServer]:
+    """A new PostgreSQL server, stopped and removed when the block ends (skips the
+    test where there is no server binary to start)."""
     bindir = find_server_bin()
     if bindir is None:
         pytest.skip(
@@ -109,7 +122,8 @@ def pg_server() -> Iterator[PgServer]:
         log = (root / "log").read_text() if (root / "log").exists() else ""
         shutil.rmtree(root, ignore_errors=True)
         raise RuntimeError(f"could not start PostgreSQL: {exc.stderr!r}\n{log}") from None
-    server = PgServer(socket_dir=root, port=port)
+    server = PgServer(socket_dir=root, port=port, pg_ctl=(*as_user, str(bindir / "pg_ctl")),
+                      data=data)
     try:
         with psycopg.connect(server.dsn(), autocommit=True) as conn:
             conn.execute(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{ROLE_PASSWORD}'")
@@ -118,6 +132,13 @@ def pg_server() -> Iterator[PgServer]:
         subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
                         "stop"], capture_output=True, cwd=root)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A PostgreSQL server for the whole session, stopped and removed at its end."""
+    with throwaway_server() as server:
+        yield server
 
 
 _numbers = itertools.count()

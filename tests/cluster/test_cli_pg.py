@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from jobdeck import JobdeckConfig, OrchestratorConfig
+from jobdeck import ClusterConfig, JobdeckConfig, OrchestratorConfig
 from jobdeck._cli import RunOptions, main, open_store
 from jobdeck._pg_store import PgStore
 
@@ -27,18 +27,23 @@ def url(pg_server: PgServer, pg_dsn: str) -> str:
 
 
 def test_a_postgresql_url_opens_a_pg_store(tmp_path: Path) -> None:
-    """`--store postgresql://…` gives a PgStore on that URL, with the config's history."""
+    """`--store postgresql://…` gives a PgStore on that URL, with the config's history
+    and its `[cluster]` settings."""
     options = RunOptions(
         config_path=tmp_path / "jobs.toml", is_demo=False, ui=False,
         store="postgresql://db.example/jobs", log_format="json", log_level="info",
         http=None, grace=None,
     )
     config = JobdeckConfig(
-        path=None, orchestrator=OrchestratorConfig(history_per_worker=9), workers=()
+        path=None, orchestrator=OrchestratorConfig(history_per_worker=9), workers=(),
+        cluster=ClusterConfig(node_name="n2", capacity=3, lease_seconds=4),
     )
     store = open_store(options, config)
     assert isinstance(store, PgStore)
     assert (store.dsn, store.history_per_worker) == ("postgresql://db.example/jobs", 9)
+    assert (store.node_name, store.capacity, store.lease_seconds, store.heartbeat_seconds) == (
+        "n2", 3, 4.0, 4 / 3
+    )
 
 
 def test_a_schema_newer_than_the_code_exits_2(

@@ -3,12 +3,14 @@ window, the cluster-wide pause and what a node's snapshot shows of the others.""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+import pytest
 import trio
 
 from jobdeck import (
@@ -22,6 +24,7 @@ from jobdeck import (
 )
 from jobdeck import _events as ev
 from jobdeck._pg_membership import lock_key
+from jobdeck._pg_schema import ADMISSION_LOCK
 
 from .nodes import coordinator, joined, make_node, running, shift_clock, sql, wait_until
 
@@ -337,3 +340,63 @@ async def test_a_database_at_schema_1_is_migrated_forward(pg_dsn: str) -> None:
         await wait_until(lambda: coordinator(a).lock_held)
     assert sql(pg_dsn, "SELECT version FROM jd_schema") == [(SCHEMA_VERSION,)]
     assert SCHEMA_VERSION == len(MIGRATIONS) == 3
+
+
+async def test_a_node_fenced_twice_at_once_joins_again_once(pg_dsn: str) -> None:
+    """A heartbeat and a claim that both find the node reaped make one new incarnation
+    and one `self_fenced`, not a second (ghost) node row."""
+    a = await joined(pg_dsn, "a", job(Hang()), lease_seconds=3)
+    try:
+        node = coordinator(a)
+        old = node.node_id
+        sql(pg_dsn, "UPDATE jd_nodes SET expires_at = jd_now() - interval '1 s'")
+        sql(pg_dsn, "SELECT jd_reap(jd_now())")
+        async with recording(a) as seen:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(node.on_fenced, old)
+                nursery.start_soon(node.on_fenced, old)
+            await wait_until(lambda: bool(of(seen, ev.NodeJoined)))
+        assert node.node_id != old and node.fenced == 1
+        assert sql(pg_dsn, "SELECT id FROM jd_nodes WHERE name = 'a'") == [(node.node_id,)]
+        assert len(of(seen, ev.SelfFenced)) == 1 and len(of(seen, ev.NodeJoined)) == 1
+    finally:
+        await a.store.close()
+
+
+async def test_a_node_cut_off_inside_a_transaction_does_not_stall_the_cluster(
+    pg_dsn: str,
+) -> None:
+    """A node cut off between a statement and its commit (a partition) would hold its
+    row lock and the admission lock until TCP gave up, hours on: every claim and reap of
+    the cluster waiting on it. The server ends such a silent transaction after a
+    heartbeat interval, so a peer reaps the node all the same."""
+    a = await joined(pg_dsn, "a", job(Hang()), lease_seconds=3)
+    b = await joined(pg_dsn, "b", job(Hang()), lease_seconds=3)
+    try:
+        a_id = coordinator(a).node_id
+        sql(pg_dsn, "CREATE OR REPLACE FUNCTION jd_server_started() RETURNS timestamptz"
+            " LANGUAGE sql STABLE AS $$ SELECT '-infinity'::timestamptz $$")  # long up
+        sql(pg_dsn, "UPDATE jd_nodes SET expires_at = jd_now() - interval '1 s' WHERE id = %s",
+            a_id)
+        silent = trio.Event()
+
+        def cut_off(conn: psycopg.Connection) -> None:
+            conn.execute("UPDATE jd_nodes SET heartbeat_at = jd_now() WHERE id = %s", (a_id,))
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADMISSION_LOCK,))  # as a claim
+            trio.from_thread.run_sync(silent.set)
+            time.sleep(5)  # no commit comes: the network ate it
+
+        async def a_goes_silent() -> None:
+            with pytest.raises(StoreUnavailable):
+                await a.store.pool.run(cut_off)  # type: ignore[attr-defined]
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(a_goes_silent)
+            await silent.wait()
+            started = trio.current_time()
+            await coordinator(b).reap()
+            assert trio.current_time() - started < 4
+            assert sql(pg_dsn, "SELECT name FROM jd_nodes") == [("b",)]
+    finally:
+        await a.store.close()
+        await b.store.close()

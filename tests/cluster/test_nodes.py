@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 import trio
 
-from jobdeck import JobContext, LeaseLost, Orchestrator, RunStatus
+from jobdeck import JobContext, LeaseLost, Orchestrator, RunStatus, StoreUnavailable
 
 from .nodes import coordinator, make_node, running, shift_clock, sql, wait_until
 
@@ -303,3 +303,72 @@ async def test_a_runs_attempts_and_log_lines_are_kept_for_every_node(pg_dsn: str
     ]
     assert detail.attempts[0].traceback is not None
     assert [line.message for line in detail.logs] == ["attempt 1", "attempt 2"]
+
+
+async def test_a_worker_claimed_again_before_its_last_end_came_back_keeps_its_run(
+    pg_dsn: str,
+) -> None:
+    """A run's end frees its lease in the database before the node hears back; a claim
+    that takes the worker again meanwhile keeps the new run as the worker's, and each
+    run gives back its own slot (before: the old end cleared the new run and a slot
+    leaked, so the node's capacity shrank for good)."""
+    ran: list[str] = []
+
+    async def job(ctx: JobContext) -> None:
+        ran.append(ctx.run_id)
+
+    a = make_node(pg_dsn, "a", lambda orch: orch.register("job", job, mode="triggered"))
+    node = coordinator(a)
+    real_finish = node.finish
+    slow_once = [True]
+
+    async def finish_slowly(*args: object, **kwargs: object) -> int | None:
+        result = await real_finish(*args, **kwargs)  # type: ignore[arg-type]
+        if slow_once.pop() if slow_once else False:
+            # committed, lease freed: the next trigger is claimed before this returns
+            await a.trigger("job")
+            await wait_until(lambda: len(ran) == 2)
+        return result
+
+    node.finish = finish_slowly  # type: ignore[method-assign]
+    async with running(a):
+        await a.trigger("job")
+        await wait_until(lambda: sql(
+            pg_dsn, "SELECT count(*) FROM jd_runs WHERE status = 'succeeded'") == [(2,)])
+        engine = a._engine
+        await wait_until(lambda: engine.slots_used == 0)
+        assert engine.workers["job"].run is None and len(ran) == 2
+
+
+async def test_a_retry_due_when_its_claim_fails_is_resumed_at_the_next_look(
+    pg_dsn: str,
+) -> None:
+    """A store error on the claim that would resume a due retry (a killed connection, a
+    restarting server) leaves the retry to the next look (before: it was dropped from
+    the ready set for good, and its lease kept the worker from ever running again)."""
+    attempts: list[int] = []
+
+    async def flaky(ctx: JobContext) -> None:
+        attempts.append(ctx.attempt)
+        if ctx.attempt == 1:
+            raise RuntimeError("fails once")
+
+    a = make_node(pg_dsn, "a", lambda orch: orch.register(
+        "job", flaky, mode="triggered", max_retries=1, retry_backoff_seconds=0.1))
+    node = coordinator(a)
+    real_claim = node.claim
+    failed: list[int] = []
+
+    async def claim_failing_once(ready, now, limit):  # type: ignore[no-untyped-def]
+        if ready and not failed:
+            failed.append(len(ready))
+            raise StoreUnavailable("store: terminating connection due to administrator command")
+        return await real_claim(ready, now, limit)
+
+    node.claim = claim_failing_once  # type: ignore[method-assign]
+    async with running(a):
+        await a.trigger("job")
+        await wait_until(
+            lambda: sql(pg_dsn, "SELECT status FROM jd_runs") == [("succeeded",)], within=15
+        )
+    assert failed == [1] and attempts == [1, 2]

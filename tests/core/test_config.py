@@ -285,7 +285,7 @@ def test_unknown_top_level_key(tmp_path: pathlib.Path) -> None:
     problems = problems_of(tmp_path, f'[worker.w]\nfn = "{OK}"\n')
     assert problems == (
         f"{path}: unknown top-level key 'worker' (did you mean 'workers'?):"
-        " expected only [orchestrator] and [workers.NAME] tables",
+        " expected only [orchestrator], [cluster] and [workers.NAME] tables",
     )
 
 
@@ -815,3 +815,50 @@ def test_import_function_error_is_value_error() -> None:
     """import_function raises ValueError with a message naming the missing module."""
     with pytest.raises(ValueError, match="no module named 'no_such_package'"):
         import_function("no_such_package.mod:fn")
+
+
+# --- [cluster] -------------------------------------------------------------------------
+
+
+def test_cluster_table_is_read(tmp_path: pathlib.Path) -> None:
+    """`[cluster]` gives the node's name, capacity, lease and heartbeat."""
+    path = write_config(tmp_path, """
+        [cluster]
+        node_name = "n1"
+        capacity = 2
+        lease_seconds = 3
+        heartbeat_seconds = 0.5
+    """)
+    cluster = load_config(path).cluster
+    assert (cluster.node_name, cluster.capacity, cluster.lease_seconds,
+            cluster.heartbeat_seconds) == ("n1", 2, 3.0, 0.5)
+
+
+def test_cluster_table_defaults(tmp_path: pathlib.Path) -> None:
+    """Without `[cluster]`: a 30 s lease, the heartbeat a third of it, name and capacity
+    left to the node."""
+    cluster = load_config(write_config(tmp_path, "")).cluster
+    assert (cluster.node_name, cluster.capacity, cluster.lease_seconds,
+            cluster.heartbeat_seconds) == (None, None, 30.0, None)
+
+
+def test_cluster_table_problems(tmp_path: pathlib.Path) -> None:
+    """Every wrong `[cluster]` key is reported at once, a heartbeat not shorter than the
+    lease and a name no one could read included."""
+    path = tmp_path / "jobdeck.toml"
+    problems = problems_of(tmp_path, """
+        [cluster]
+        node_name = "a\\u0007b"
+        capacity = 0
+        lease_seconds = 2
+        heartbeat_seconds = 2
+        lease_second = 1
+    """)
+    assert problems == (
+        f"{path}: [cluster]: key 'lease_second': unknown key (did you mean 'lease_seconds'?)",
+        f"{path}: [cluster]: key 'node_name': must be 1 to 100 printable characters,"
+        " got 'a\\x07b'",
+        f"{path}: [cluster]: key 'capacity': must be an integer from 1 to 1000000; got 0",
+        f"{path}: [cluster]: key 'heartbeat_seconds': must be shorter than"
+        " 'lease_seconds' (2.0); got 2.0",
+    )
