@@ -164,11 +164,11 @@ def configs(draw: st.DrawFn) -> Config:
     pairs = st.tuples(st.sampled_from(names), st.sampled_from(names)).filter(
         lambda p: p[0] < p[1]
     )
-    blocks = draw(st.lists(pairs, unique=True, max_size=2))
+    blocks = draw(st.lists(pairs, unique=True, min_size=1, max_size=2))
     nodes = draw(st.integers(2, 3))
     return Config(
         workers=tuple(workers), blocks=tuple(blocks),
-        max_concurrent=draw(st.integers(1, 3)),
+        max_concurrent=draw(st.sampled_from([2, 3, 1])),
         # the first node can always run something; the others may not (capacity 0)
         capacities=(draw(st.integers(1, 3)), *(draw(st.integers(0, 3)) for _ in range(1, nodes))),
     )
@@ -264,7 +264,7 @@ class Held:
         return self.run.state.phase is RunPhase.RETRY_WAIT
 
     def __repr__(self) -> str:
-        state = "running" if self.running else "retry_wait"
+        state = self.run.state.phase.value
         return (f"{self.run.record.worker} token {self.run.token} attempt {self.run.attempt}"
                 f" {state} on {self.node.name}")
 
