@@ -5,12 +5,12 @@ connection holding the node's advisory lock, as a running node's listener does) 
 throwaway database with random steps: manual triggers with payloads; scheduled
 occurrences offered by one node or by two at once (the compare-and-set on
 `(worker, due_at)`); claims, alone or two nodes racing; ends under the run's token
-(success, a failure that retries, a last failure that dead-letters), under a stale one
-or under an earlier token of the same worker; time passing with some nodes missing
-their heartbeats (the SQL clock `jd_now()` moved on, so others reap them); a node killed
-(its connections dropped: the fast hint), leaving, coming back; drains; enable and
-disable. The workers' specs are drawn too: schedules, retries, circuits, `blocks` pairs
-and `depends_on`.
+(success, a failure that retries, a last failure that dead-letters, cut off by a
+shutdown), under a stale one or under an earlier token of the same worker; time passing
+(the SQL clock `jd_now()` moved on), a node missing its heartbeats (others reap it) or
+stalling past its lease and then ending its runs late; a node killed (its connections
+dropped: the fast hint), leaving, coming back; drains; enable and disable. The workers'
+specs are drawn too: schedules, retries, circuits, `blocks` pairs and `depends_on`.
 
 After every step the promises are checked in SQL, against what the database holds, not
 against the model's idea of it: at most one lease per worker; a `blocks` pair never
@@ -145,7 +145,7 @@ def configs(draw: st.DrawFn) -> Config:
     workers = []
     for i, name in enumerate(names):
         spec: dict[str, Any] = {
-            "mode": draw(st.sampled_from(["scheduled", "triggered"])),
+            "mode": draw(st.sampled_from(["scheduled", "triggered", "continuous"])),
             "max_retries": draw(st.sampled_from([0, 1, 2])),
             "max_consecutive_failures": draw(st.sampled_from([1, 2, 3])),
             "circuit_cooldown_seconds": draw(st.sampled_from([None, 15.0])),
