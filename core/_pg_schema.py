@@ -28,6 +28,8 @@ MIGRATION_LOCK = 0x6A6F_6264_6563_6B01
 ADMISSION_LOCK = 0x6A6F_6264_6563_6B02
 #: The channel nodes LISTEN on; commits that create work or free capacity NOTIFY it.
 CHANNEL = "jobdeck"
+#: The most runs one `jd_claim` call admits (the advisory lock is held that long).
+CLAIM_BATCH = 16
 
 _V1 = """
 CREATE TABLE jd_cluster (
