@@ -8,7 +8,8 @@ processes are on the machine's monotonic clock, or the database's wall clock aga
 `time.time()` (the same machine).
 
 - G6 failover: a node holding runs (1 h sleepers) is SIGKILLed, or SIGSTOPped past its
-  (short) lease; per run, the time until another node started it again (`jd_runs`).
+  (short) lease, at a random moment of its heartbeat period; per run, the time until
+  another node started it again (`jd_runs`).
 - G7: node A (capacity 0) accepts a trigger (`orch.trigger`); node B, idle, starts it:
   from before A's call to the worker's first line on B, p50/p99.
 - G8: `jobs` pending no-op triggers stored in one transaction while 1, 2, 3 nodes are up
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import random
 import signal
 import time
 import traceback
@@ -364,7 +366,7 @@ def _g8(args: argparse.Namespace, dbs: Databases) -> list[Result]:
 
 
 def _failover_round(dsn: str, group: Nodes, survivors: Sequence[str], victim: NodeSpec,
-                    workers: Sequence[str], fault: str) -> list[float]:
+                    workers: Sequence[str], fault: str, pause: float) -> list[float]:
     """Seconds from the fault to each of the victim's runs started on another node."""
     group.start(victim)
     # only the victim admits the new runs: the survivors drain meanwhile
@@ -377,6 +379,9 @@ def _failover_round(dsn: str, group: Nodes, survivors: Sequence[str], victim: No
     rows = _sql(dsn, held, victim.name)
     triggers, victim_id = [r[0] for r in rows], rows[0][1]
     _sql(dsn, "UPDATE jd_nodes SET state = 'active' WHERE name = ANY(%s)", list(survivors))
+    # the fault comes at a random moment of the victim's heartbeat period and of the
+    # others' 1 s poll (the hint waits for a heartbeat older than 1 s)
+    time.sleep(random.uniform(0, pause))
     at = time.time()
     group.signal(victim.name, signal.SIGKILL if fault == "SIGKILL" else signal.SIGSTOP)
     restarted = ("SELECT extract(epoch FROM started_at)::float8 FROM jd_runs"
@@ -409,7 +414,8 @@ def _g6(args: argparse.Namespace, dbs: Databases) -> list[Result]:
             victim = NodeSpec(dsn, f"v{r}", per_round, hold,
                               lease_s=kill_lease if fault == "SIGKILL" else stop_lease)
             samples[fault] += _failover_round(
-                dsn, group, survivors, victim, names[r * per_round:(r + 1) * per_round], fault
+                dsn, group, survivors, victim, names[r * per_round:(r + 1) * per_round], fault,
+                1.0 if args.quick else victim.lease_s / 3,
             )
     results: list[Result] = []
     for fault, values in samples.items():
