@@ -112,6 +112,8 @@ _FUNCTIONS: dict[str, Callable[[Any], Any]] = {"noop": _noop, "sleep": _sleep, "
 
 @attrs.frozen
 class NodeSpec:
+    """What one node process runs: its store, capacity, lease and triggered workers."""
+
     dsn: str
     name: str
     capacity: int
@@ -132,10 +134,13 @@ def _node(spec: NodeSpec, ready: Any, stop: Any, events: Any, commands: Any) -> 
     from jobdeck import Orchestrator, OrchestratorConfig
     from jobdeck._pg_store import PgStore
 
+    commands_scope = trio.CancelScope()
+
     async def serve_commands(orch: Orchestrator) -> None:
-        while True:
-            name = await trio.to_thread.run_sync(commands.get, abandon_on_cancel=True)
-            await orch.trigger(name, {"t0": time.monotonic()})
+        with commands_scope:
+            while True:
+                name = await trio.to_thread.run_sync(commands.get, abandon_on_cancel=True)
+                await orch.trigger(name, {"t0": time.monotonic()})
 
     async def main() -> None:
         orch = Orchestrator(
@@ -150,13 +155,12 @@ def _node(spec: NodeSpec, ready: Any, stop: Any, events: Any, commands: Any) -> 
                               max_retries=0)
         async with trio.open_nursery() as nursery:
             await nursery.start(orch.run)
-            with trio.CancelScope() as commands_scope:
-                if commands is not None:
-                    nursery.start_soon(serve_commands, orch)
-                ready.set()
-                # a multiprocessing Event, set by the parent process: waited on in a thread
-                await trio.to_thread.run_sync(stop.wait)
-                commands_scope.cancel()
+            if commands is not None:
+                nursery.start_soon(serve_commands, orch)
+            ready.set()
+            # a multiprocessing Event, set by the parent process: waited on in a thread
+            await trio.to_thread.run_sync(stop.wait)
+            commands_scope.cancel()
             orch.stop(grace=0)
 
     trio.run(main)
@@ -224,47 +228,64 @@ def nodes() -> Iterator[Nodes]:
 class Databases:
     """A fresh database per goal: made on the benchmark's own server, or `--dsn` emptied."""
 
-    def __init__(self, dsn: str | None) -> None:
+    def __init__(self, dsn: str | None, server: Any) -> None:
         self.dsn = dsn
-        self.server: Any = None
+        self.server = server
         self._count = 0
 
-    def __enter__(self) -> Databases:
-        if self.dsn is None:
-            from tests.pgserver import start_server
+    @classmethod
+    def open(cls, dsn: str | None) -> Databases:
+        """On `dsn`, or on a throwaway server started now (raises `NoServer` if none can be)."""
+        if dsn is not None:
+            return cls(dsn, None)
+        from tests.pgserver import start_server
 
-            try:
-                self.server = start_server(["shared_preload_libraries=pg_stat_statements"])
-            except RuntimeError:
-                self.server = start_server()  # no pg_stat_statements: G11 counts xacts
-        return self
+        try:
+            return cls(None, start_server(["shared_preload_libraries=pg_stat_statements"]))
+        except RuntimeError:
+            return cls(None, start_server())  # no pg_stat_statements: G11 counts xacts
 
-    def __exit__(self, *exc_info: object) -> None:
+    def close(self) -> None:
+        for conn in _CONNECTIONS.values():
+            conn.close()
+        _CONNECTIONS.clear()
         if self.server is not None:
             self.server.stop()
 
     def fresh(self) -> str:
-        import psycopg
-
         if self.server is None:
             assert self.dsn is not None
-            with psycopg.connect(self.dsn, autocommit=True) as conn:
-                conn.execute("DROP SCHEMA public CASCADE")
-                conn.execute("CREATE SCHEMA public")
+            _sql(self.dsn, "DROP SCHEMA public CASCADE")
+            _sql(self.dsn, "CREATE SCHEMA public")
             return self.dsn
         self._count += 1
         name = f"bench_{self._count}"
-        with psycopg.connect(self.server.dsn(), autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
+        _sql(self.server.dsn(), f"CREATE DATABASE {name}")
         return str(self.server.dsn(name))
 
 
+#: One connection per database for the benchmark's own queries (a new one for each of
+#: the 20 ms polls would cost the server a backend start each time).
+_CONNECTIONS: dict[str, Any] = {}
+
+
 def _sql(dsn: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Rows of one query (autocommit), on the benchmark's connection to `dsn`."""
     import psycopg
 
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        cur = conn.execute(query, args or None)
-        return cur.fetchall() if cur.description else []
+    for attempt in range(2):
+        conn = _CONNECTIONS.get(dsn)
+        if conn is None:
+            conn = _CONNECTIONS[dsn] = psycopg.connect(dsn, autocommit=True)
+        try:
+            cur = conn.execute(query, args or None)
+            return cur.fetchall() if cur.description else []
+        except psycopg.OperationalError:
+            del _CONNECTIONS[dsn]  # the server restarted (G10): connect again, once
+            conn.close()
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _one(dsn: str, query: str, *args: Any) -> Any:
@@ -587,15 +608,12 @@ def measure(args: argparse.Namespace) -> Sequence[Result]:
     unknown = [g for g in goals if g not in _MEASURES]
     if unknown:
         raise ValueError(f"unknown goals {unknown}: choose from {', '.join(GOALS)}")
-    if args.dsn is None:
-        from tests.pgserver import NoServer
+    from tests.pgserver import NoServer
 
-        try:
-            dbs = Databases(None).__enter__()
-        except NoServer as exc:
-            return [Skip(NAME, "jobdeck", f"no --dsn and {exc}")]
-    else:
-        dbs = Databases(args.dsn).__enter__()
+    try:
+        dbs = Databases.open(args.dsn)
+    except NoServer as exc:
+        return [Skip(NAME, "jobdeck", f"no --dsn and {exc}")]
     results: list[Result] = []
     # stopped by a signal (a time limit): the finally blocks still stop the nodes and server
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -608,7 +626,7 @@ def measure(args: argparse.Namespace) -> Sequence[Result]:
                 traceback.print_exc()
                 results.append(Skip(NAME, "jobdeck", f"{goal.upper()} failed: {exc}"))
     finally:
-        dbs.__exit__(None, None, None)
+        dbs.close()
         signal.signal(signal.SIGTERM, previous)
     return results
 
