@@ -190,6 +190,13 @@ class Nodes:
         for name, ready in readies:
             if not ready.wait(120):
                 raise RuntimeError(f"node {name} did not start within 120 s")
+        # Up means listening too: a node whose listener is not connected yet would miss
+        # the first NOTIFY and wait for its 1 s poll (the listener takes the node's
+        # advisory lock once it LISTENs).
+        for spec in specs:
+            _wait(lambda spec=spec: bool(_sql(
+                spec.dsn, "SELECT 1 FROM jd_nodes WHERE name = %s AND lock_held", spec.name
+            )), 60, f"node {spec.name} listening")
 
     def queue(self) -> Any:
         return self._ctx.Queue()

@@ -81,7 +81,9 @@ class PgServer:
                     self.options, "restart")
 
     def stop(self) -> None:
-        """Stop the server at once (immediate) and remove its folder."""
+        """Stop the server at once (immediate) and remove its folder (again: nothing)."""
+        if not self.socket_dir.exists():
+            return
         if self.bindir is not None:
             self.pg_ctl("-m", "immediate", "stop", check=False)
         shutil.rmtree(self.socket_dir, ignore_errors=True)
