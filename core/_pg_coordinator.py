@@ -410,10 +410,15 @@ class PgCoordinator(Membership):
             record.id, run.detail(),
         )
         row = await self._finish_batched(item)
+        engine = self._engine
+        # The run's slot is freed as soon as this returns (before anything yields), so
+        # look for work then: the local dispatcher wakes for a freed slot only when its
+        # own ready set wants one, and the cluster's pending work is not in it. (The
+        # end's NOTIFY may come first, and find the slot not free yet.)
+        engine.notify()
         lost, dlq_id, chained_ids, chained_workers = row
         if lost:
             raise LeaseLost(record.worker, run.token)
-        engine = self._engine
         for trigger_id, worker in zip(chained_ids, chained_workers, strict=True):
             engine.publish(
                 ev.TriggerAccepted(
