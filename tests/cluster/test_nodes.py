@@ -302,6 +302,26 @@ async def test_ends_written_together_each_get_their_own_outcome(pg_dsn: str) -> 
                             ("h3", "running"), ("h4", "succeeded"), ("h5", "succeeded")]
 
 
+async def test_a_freed_slot_takes_the_next_pending_run_at_once(pg_dsn: str) -> None:
+    """With one slot and work pending, each run starts as the one before it ends: the
+    freed slot does not wait for the 1 s poll (the end's own NOTIFY may come before the
+    slot is free)."""
+    rec = Recorder()
+
+    def setup(orch: Orchestrator) -> None:
+        for i in range(8):
+            orch.register(f"s{i}", rec.sleeper(0.05), mode="triggered")
+
+    a = make_node(pg_dsn, "a", setup, capacity=1)
+    async with running(a):
+        for i in range(8):
+            await a.trigger(f"s{i}")
+        await wait_until(lambda: len(rec.spans) == 8, within=30)
+    spans = sorted(rec.spans, key=lambda span: span[1])
+    gaps = [start - end for (_, _, end), (_, start, _) in itertools.pairwise(spans)]
+    assert max(gaps) < 0.6, gaps  # the poll would make one about 1 s
+
+
 async def test_disable_on_one_node_holds_the_worker_on_every_node(pg_dsn: str) -> None:
     """A worker disabled through node a does not start on node b; enabled through b, it runs."""
     rec = Recorder()
