@@ -452,11 +452,15 @@ class PgCoordinator(Membership):
             batch, self._finishes = self._finishes, []  # `item` among them
             try:
                 rows = await self._pool.run(partial(_write_finishes, batch=batch))
-            except BaseException:
+            except Exception:
                 if len(batch) == 1:
                     raise
                 for other in batch:
                     other.alone = True
+            except BaseException:
+                for other in batch:
+                    other.alone = True  # their own tasks write them, one by one
+                raise
             else:
                 for other, row in zip(batch, rows, strict=True):
                     other.row = row

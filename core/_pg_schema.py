@@ -454,7 +454,6 @@ CREATE TABLE jd_run_details (
 """
 
 
-
 def _claim_v4() -> str:
     """`jd_claim` finding each worker's first pending trigger by a skip scan of the
     pending index (one index descent per worker with pending work), where v2's
