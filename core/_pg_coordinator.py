@@ -18,6 +18,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -33,7 +34,7 @@ from ._lifecycle import RunEvent, RunState, run_transition
 from ._persist import WriteRefused, persist
 from ._pg_membership import Membership, with_notices
 from ._pg_rows import dlq_size, notify, put_detail, read_workers
-from ._records import Circuit, RunRecord, Source, StoredState, Trigger, new_id
+from ._records import Circuit, RunDetailDraft, RunRecord, Source, StoredState, Trigger, new_id
 from ._runtime import ActiveRun, Phase, WorkerRuntime
 from ._schedule import next_cron_time, next_grid_time
 from ._spec import Mode, WorkerSpec
@@ -80,6 +81,11 @@ class PgCoordinator(Membership):
         self._pause_lock = trio.Lock()
         #: the dispatcher's ready set (a resume makes every worker look again).
         self.dispatcher_ready: set[str] = set()
+        #: run ends waiting to be written, whether a batch of them is being written, and
+        #: the event its end sets (see `_finish_batched`).
+        self._finishes: list[_Finish] = []
+        self._finishing = False
+        self._finished = trio.Event()
 
     # ------------------------------------------------------------------ membership
 
@@ -397,28 +403,23 @@ class PgCoordinator(Membership):
             LeaseLost: the lease is gone (this node was reaped): nothing was written.
         """
         history = self._store.history_per_worker
-        args = (
-            run.token, record.status.value, record.ended_at, record.attempts,
-            record.duration_s, record.error, requeue,
-            None if dead_letter is None else dead_letter.error,
-            None if dead_letter is None else dead_letter.traceback, history,
+        item = _Finish(
+            (run.token, record.status.value, record.ended_at, record.attempts,
+             record.duration_s, record.error, requeue,
+             None if dead_letter is None else dead_letter.error,
+             None if dead_letter is None else dead_letter.traceback, history),
+            record.id, run.detail(),
         )
-        detail = run.detail()
-
-        def write(conn: psycopg.Connection) -> Any:
-            found = conn.execute(
-                "SELECT * FROM jd_finish(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", args
-            ).fetchone()
-            if found is not None and not found[0]:
-                put_detail(conn, record.id, detail)  # in the same transaction as the end
-            return found
-
-        row = await self._pool.run(write)
-        assert row is not None
+        row = await self._finish_batched(item)
+        engine = self._engine
+        # The run's slot is freed as soon as this returns (before anything yields), so
+        # look for work then: the local dispatcher wakes for a freed slot only when its
+        # own ready set wants one, and the cluster's pending work is not in it. (The
+        # end's NOTIFY may come first, and find the slot not free yet.)
+        engine.notify()
         lost, dlq_id, chained_ids, chained_workers = row
         if lost:
             raise LeaseLost(record.worker, run.token)
-        engine = self._engine
         for trigger_id, worker in zip(chained_ids, chained_workers, strict=True):
             engine.publish(
                 ev.TriggerAccepted(
@@ -427,6 +428,50 @@ class PgCoordinator(Membership):
                 )
             )
         return None if dlq_id is None else int(dlq_id)
+
+    async def _finish_batched(self, item: _Finish) -> tuple[Any, ...]:
+        """`item`'s `jd_finish` row, written in one transaction with the other ends
+        waiting meanwhile (group commit).
+
+        No task of its own: the first end to find no write in flight writes everything
+        queued (in one round trip, pipelined); the ends that come meanwhile wait for it,
+        and the first of them writes the next batch. A batch that fails is written again
+        one end per transaction, so each end gets its own outcome (one end's bad data,
+        or a deadlock between batches, fails only that end).
+        """
+        self._finishes.append(item)
+        while item.row is None and not item.alone:
+            if self._finishing:
+                try:
+                    await self._finished.wait()
+                except BaseException:
+                    if item in self._finishes:  # not taken: nobody writes it now
+                        self._finishes.remove(item)
+                    raise
+                continue
+            self._finishing = True
+            batch, self._finishes = self._finishes, []  # `item` among them
+            try:
+                rows = await self._pool.run(partial(_write_finishes, batch=batch))
+            except Exception:
+                if len(batch) == 1:
+                    raise
+                for other in batch:
+                    other.alone = True
+            except BaseException:
+                for other in batch:
+                    other.alone = True  # their own tasks write them, one by one
+                raise
+            else:
+                for other, row in zip(batch, rows, strict=True):
+                    other.row = row
+            finally:
+                self._finishing = False
+                done, self._finished = self._finished, trio.Event()
+                done.set()
+        if item.row is None:
+            return (await self._pool.run(partial(_write_finishes, batch=[item])))[0]
+        return item.row
 
     async def retry_wait(self, run: ActiveRun, delay: float) -> None:
         """The run waits `delay` seconds to retry: its lease holds no cluster slot meanwhile.
@@ -462,6 +507,42 @@ class PgCoordinator(Membership):
             notify(conn)
 
         await self._pool.run(write)
+
+
+@attrs.define
+class _Finish:
+    """One run's end waiting to be written by `_finish_batched`."""
+
+    #: the arguments of `jd_finish`
+    args: tuple[Any, ...]
+    run_id: str
+    detail: RunDetailDraft | None
+    #: its `jd_finish` row, once written
+    row: tuple[Any, ...] | None = None
+    #: its batch failed: written again on its own
+    alone: bool = False
+
+
+_FINISH_SQL = "SELECT * FROM jd_finish(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+
+
+def _write_finishes(conn: psycopg.Connection, batch: Sequence[_Finish]) -> list[tuple[Any, ...]]:
+    """Each end's `jd_finish` (sent together, in one round trip), then the details of
+    those whose lease held, in the caller's transaction."""
+    if len(batch) == 1:
+        found = conn.execute(_FINISH_SQL, batch[0].args).fetchone()
+        rows = [found]
+    else:
+        with conn.pipeline():
+            cursors = [conn.execute(_FINISH_SQL, item.args) for item in batch]
+        rows = [cur.fetchone() for cur in cursors]
+    out = []
+    for item, row in zip(batch, rows, strict=True):
+        assert row is not None
+        if not row[0]:
+            put_detail(conn, item.run_id, item.detail)  # in the same transaction as the end
+        out.append(tuple(row))
+    return out
 
 
 __all__ = ["NodeFenced", "PgCoordinator"]

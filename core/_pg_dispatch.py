@@ -16,6 +16,7 @@ memory, since any node may run them.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 
 import trio
 
@@ -27,6 +28,7 @@ from ._outcomes import lease_lost
 from ._persist import WriteRefused, persist
 from ._pg_coordinator import PgCoordinator
 from ._pg_membership import POLL_S
+from ._pg_schema import CLAIM_BATCH
 from ._pg_view import REFRESH_S, refresh
 from ._records import Trigger
 from ._runner_pool import RunnerPool
@@ -172,14 +174,24 @@ class ClusterDispatcher(Dispatcher):
             and w.run.retry_at <= now and name not in self._recording
         ]
         self.ready.clear()
-        free = self._cluster.capacity - engine.slots_used
+        resume: Sequence[WorkerRuntime] = retries
         try:
-            if not engine.paused and free > 0 and engine.running:
-                for run in await self._cluster.claim(retries, now, free):
+            while True:
+                free = self._cluster.capacity - engine.slots_used
+                if engine.paused or free <= 0 or not engine.running:
+                    break
+                admitted = await self._cluster.claim(resume, now, free)
+                for run in admitted:
                     w = workers[run.record.worker]
                     self.ready.discard(w.name)
                     assert self._pool is not None
                     self._pool.submit(w, run)
+                # A full batch: more may be pending (nothing else would wake this node
+                # for them before a run ends or the poll), so claim again while there is
+                # room.
+                if len(admitted) < min(free, CLAIM_BATCH):
+                    break
+                resume, now = (), trio.current_time()
         finally:
             # retries still waiting (no slot, a blocker running, the claim failed) are
             # looked at again: nothing else would wake them, and each one's lease keeps

@@ -28,6 +28,8 @@ MIGRATION_LOCK = 0x6A6F_6264_6563_6B01
 ADMISSION_LOCK = 0x6A6F_6264_6563_6B02
 #: The channel nodes LISTEN on; commits that create work or free capacity NOTIFY it.
 CHANNEL = "jobdeck"
+#: The most runs one `jd_claim` call admits (the advisory lock is held that long).
+CLAIM_BATCH = 16
 
 _V1 = """
 CREATE TABLE jd_cluster (
@@ -451,7 +453,38 @@ CREATE TABLE jd_run_details (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1 + _V1_FUNCTIONS, _V2 + _claim_v2(), _V3)
+
+def _claim_v4() -> str:
+    """`jd_claim` finding each worker's first pending trigger by a skip scan of the
+    pending index (one index descent per worker with pending work), where v2's
+    `DISTINCT ON` read and sorted every pending trigger, under the admission lock, at
+    every claim: with thousands pending that was most of the time the lock was held.
+    The same candidates: a worker's first pending trigger by (ready_at, accept_seq),
+    if it is ready."""
+    text = _claim_v2()
+    before = (
+        "        FROM (SELECT DISTINCT ON (p.worker) p.* FROM jd_triggers p\n"
+        "              WHERE p.state = 'pending' AND p.ready_at <= v_now\n"
+        "              ORDER BY p.worker, p.ready_at, p.accept_seq) t\n"
+    )
+    after = (
+        "        FROM (WITH RECURSIVE firsts AS (\n"
+        "                  (SELECT p.worker, p.id, p.ready_at, p.accept_seq FROM jd_triggers p\n"
+        "                   WHERE p.state = 'pending'\n"
+        "                   ORDER BY p.worker, p.ready_at, p.accept_seq LIMIT 1)\n"
+        "                  UNION ALL\n"
+        "                  SELECT q.* FROM firsts f, LATERAL (\n"
+        "                      SELECT p.worker, p.id, p.ready_at, p.accept_seq\n"
+        "                      FROM jd_triggers p\n"
+        "                      WHERE p.state = 'pending' AND p.worker > f.worker\n"
+        "                      ORDER BY p.worker, p.ready_at, p.accept_seq LIMIT 1) q)\n"
+        "              SELECT * FROM firsts WHERE firsts.ready_at <= v_now) t\n"
+    )
+    assert text.count(before) == 1, before
+    return text.replace(before, after)
+
+
+MIGRATIONS: tuple[str, ...] = (_V1 + _V1_FUNCTIONS, _V2 + _claim_v2(), _V3, _claim_v4())
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

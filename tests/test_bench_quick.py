@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.pgserver import find_server_bin
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ("dispatch", "lateness", "idle", "memory", "shutdown", "tui", "peers", "plan")
 KINDS = {"measurement", "skip", "target"}
@@ -74,3 +76,32 @@ def test_table_output_for_people() -> None:
     assert "stop_to_exit_ms" in done.stdout
     with pytest.raises(json.JSONDecodeError):
         json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_cluster_quick_measures_every_goal() -> None:
+    """`bench cluster --quick` starts its own server and measures G6-G11 (where a server
+    binary exists), each goal a well-formed measurement, none failed."""
+    if find_server_bin() is None:
+        pytest.skip("no PostgreSQL server binaries: `apt-get install postgresql`")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "cluster", "--quick", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(text) for text in done.stdout.splitlines()]
+    failed = [line for line in lines if line["kind"] == "skip" and line["system"] == "jobdeck"]
+    assert not failed, failed
+    measured = [line for line in lines if line["kind"] == "measurement"]
+    assert {line["goal"] for line in measured} == {"G6", "G7", "G8", "G9", "G10", "G11"}
+    for line in measured:
+        assert line["bench"] == "cluster"
+        for value in line.values():
+            assert not isinstance(value, dict | list), line
+            if isinstance(value, float):
+                assert math.isfinite(value), line
+    by_goal = {(line["goal"], line.get("fault")): line for line in measured
+               if line["system"] == "jobdeck"}
+    # what holds whatever the machine's speed
+    assert by_goal["G10", None]["succeeded"] == by_goal["G10", None]["jobs"]
+    assert by_goal["G6", "SIGKILL"]["runs"] == 4
+    assert not [line for line in lines if line["kind"] == "target"]

@@ -339,7 +339,7 @@ async def test_a_database_at_schema_1_is_migrated_forward(pg_dsn: str) -> None:
     async with running(a):
         await wait_until(lambda: coordinator(a).lock_held)
     assert sql(pg_dsn, "SELECT version FROM jd_schema") == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == len(MIGRATIONS) == 3
+    assert SCHEMA_VERSION == len(MIGRATIONS) == 4
 
 
 async def test_a_node_fenced_twice_at_once_joins_again_once(pg_dsn: str) -> None:

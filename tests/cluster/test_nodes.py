@@ -13,7 +13,14 @@ from datetime import UTC, datetime
 import pytest
 import trio
 
-from jobdeck import JobContext, LeaseLost, Orchestrator, RunStatus, StoreUnavailable
+from jobdeck import (
+    JobContext,
+    LeaseLost,
+    Orchestrator,
+    RunStatus,
+    StoreRejected,
+    StoreUnavailable,
+)
 
 from .nodes import coordinator, make_node, running, shift_clock, sql, wait_until
 
@@ -257,6 +264,69 @@ async def test_a_write_with_a_stale_token_changes_nothing(pg_dsn: str) -> None:
             await coordinator(a).retry_wait(run, 1.0)
         assert {k: sql(pg_dsn, q, *args) for k, (q, args) in queries.items()} == before
         await coordinator(a).on_fenced()
+
+
+async def test_ends_written_together_each_get_their_own_outcome(pg_dsn: str) -> None:
+    """Run ends that come at once are written in batches (group commit), yet each is
+    fenced by its own token and refused on its own: one whose lease is gone gets
+    LeaseLost, one the database refuses gets StoreRejected, the others are recorded."""
+
+    async def forever(ctx: JobContext) -> None:
+        await trio.sleep_forever()
+
+    def setup(orch: Orchestrator) -> None:
+        for i in range(6):
+            orch.register(f"h{i}", forever, mode="triggered")
+
+    a = make_node(pg_dsn, "a", setup, max_concurrent=8)
+    async with running(a):
+        for i in range(6):
+            await a.trigger(f"h{i}")
+        engine = a._engine
+        await wait_until(lambda: sum(w.run is not None for w in engine.workers.values()) == 6)
+        runs = sorted((w.run for w in engine.workers.values() if w.run is not None),
+                      key=lambda run: run.record.worker)
+        sql(pg_dsn, "DELETE FROM jd_leases WHERE token = %s", runs[1].token)  # lost
+        outcomes: dict[str, object] = {}
+
+        async def end(run, error: str | None) -> None:  # type: ignore[no-untyped-def]
+            done = run.record.finished(RunStatus.SUCCEEDED, ended_at=datetime.now(UTC),
+                                       attempts=1, duration_s=0.1, error=error)
+            try:
+                await coordinator(a).finish(run, done)
+                outcomes[run.record.worker] = "written"
+            except (LeaseLost, StoreRejected) as exc:
+                outcomes[run.record.worker] = type(exc).__name__
+
+        async with trio.open_nursery() as nursery:
+            for i, run in enumerate(runs):
+                # a NUL is text PostgreSQL refuses: that end alone fails
+                nursery.start_soon(end, run, "bad\x00text" if i == 3 else None)
+        assert outcomes == {"h0": "written", "h1": "LeaseLost", "h2": "written",
+                            "h3": "StoreRejected", "h4": "written", "h5": "written"}
+        statuses = sql(pg_dsn, "SELECT worker, status FROM jd_runs ORDER BY worker")
+        assert statuses == [("h0", "succeeded"), ("h1", "running"), ("h2", "succeeded"),
+                            ("h3", "running"), ("h4", "succeeded"), ("h5", "succeeded")]
+
+
+async def test_a_freed_slot_takes_the_next_pending_run_at_once(pg_dsn: str) -> None:
+    """With one slot and work pending, each run starts as the one before it ends: the
+    freed slot does not wait for the 1 s poll (the end's own NOTIFY may come before the
+    slot is free)."""
+    rec = Recorder()
+
+    def setup(orch: Orchestrator) -> None:
+        for i in range(8):
+            orch.register(f"s{i}", rec.sleeper(0.05), mode="triggered")
+
+    a = make_node(pg_dsn, "a", setup, capacity=1)
+    async with running(a):
+        for i in range(8):
+            await a.trigger(f"s{i}")
+        await wait_until(lambda: len(rec.spans) == 8, within=30)
+    spans = sorted(rec.spans, key=lambda span: span[1])
+    gaps = [start - end for (_, _, end), (_, start, _) in itertools.pairwise(spans)]
+    assert max(gaps) < 0.6, gaps  # the poll would make one about 1 s
 
 
 async def test_disable_on_one_node_holds_the_worker_on_every_node(pg_dsn: str) -> None:
