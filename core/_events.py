@@ -150,6 +150,27 @@ class SelfFenced(Event):
 
 
 @attrs.frozen(kw_only=True)
+class DatabaseLost(Event):
+    """This node's listening connection to the database dropped (the server restarted, its
+    backend was terminated, the network cut it): it connects again at once, and looks for
+    work every second meanwhile. Its store writes wait and retry; nothing is lost."""
+
+    name: ClassVar[str] = "database_lost"
+    node: str
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class DatabaseBack(Event):
+    """This node is connected to the database again after a `database_lost`."""
+
+    name: ClassVar[str] = "database_back"
+    node: str
+    #: seconds from the loss to the new connection.
+    down_s: float
+
+
+@attrs.frozen(kw_only=True)
 class WorkerEvent(Event):
     worker: str
 

@@ -35,6 +35,7 @@ from ._errors import StoreError, StoreUnavailable, describe
 from ._pg_pool import PgPool, connect
 from ._pg_schema import CHANNEL, NODE_LOCK_CLASS, NODE_LOST_NOTICE
 from ._runtime import Phase
+from ._text import safe_text
 
 T = TypeVar("T")
 
@@ -336,23 +337,42 @@ class Membership:
         """
         engine = self._engine
         node_health = engine.node_health
+        #: trio time the connection was lost, until it is back (said by events).
+        lost_t: float | None = None
         while True:
             try:
                 conn = await trio.to_thread.run_sync(self._listener_connection)
-            except StoreError:
+            except StoreError as exc:
                 node_health.listener_down_poll_s = POLL_S
+                if lost_t is None:
+                    lost_t = trio.current_time()
+                    self._say_lost(str(exc))
                 await trio.sleep(POLL_S)
                 engine.notify()
                 continue
             node_health.listener_down_poll_s = None
+            if lost_t is not None:
+                engine.publish(ev.DatabaseBack(
+                    ts=engine.now(), node=self.node_name,
+                    down_s=round(trio.current_time() - lost_t, 3),
+                ))
+                lost_t = None
             try:
                 await self._wake_on_notify(conn)
-            except (psycopg.Error, OSError):
+            except (psycopg.Error, OSError) as exc:
                 # reconnect at once; the poll covers the gap (and health, if it lasts)
                 node_health.listener_down_poll_s = POLL_S
+                lost_t = trio.current_time()
+                self._say_lost(describe(exc))
             finally:
                 self.lock_held = False
                 conn.close()
+
+    def _say_lost(self, reason: str) -> None:
+        engine = self._engine
+        engine.publish(ev.DatabaseLost(
+            ts=engine.now(), node=self.node_name, reason=safe_text(reason) or "connection lost",
+        ))
 
     def _listener_connection(self) -> psycopg.Connection:
         conn = connect(self._store.dsn)

@@ -8,6 +8,7 @@ import trio
 from psycopg.conninfo import conninfo_to_dict
 
 from jobdeck import Health, Orchestrator
+from jobdeck import _events as ev
 from jobdeck._http_app import create_app
 from jobdeck._logformat import status_line
 from jobdeck._pg_membership import lock_key
@@ -15,7 +16,7 @@ from tests.core.test_http import TOKEN, call
 
 from .conftest import PgServer
 from .nodes import coordinator, make_node, running, shift_clock, sql, wait_until
-from .test_membership import Hang, job
+from .test_membership import Hang, job, of, recording
 
 LISTENER_DOWN = "listener down: polling every 1s"
 
@@ -124,3 +125,30 @@ async def test_clock_skew_over_a_second_degrades_until_it_is_back(pg_dsn: str) -
         shift_clock(pg_dsn, -3.0)
         await wait_until(lambda: healthy(a), within=20)
         assert a.snapshot().health_reasons == ()
+
+
+async def test_a_lost_database_connection_is_announced_and_so_is_its_return(
+    pg_server: PgServer, pg_dsn: str
+) -> None:
+    """The listener's backend terminated with the database closed to new sessions:
+    `database_lost` names why, then, once sessions are let in again, `database_back`
+    says how long the node was cut off."""
+    a = make_node(pg_dsn, "a", job(Hang()))
+    async with running(a):
+        await wait_until(lambda: coordinator(a).lock_held, within=20)
+        async with recording(a) as seen:
+            pid = listener_pid(pg_dsn, a)
+            set_connections(pg_server, pg_dsn, False)
+            try:
+                sql(pg_server.dsn(), "SELECT pg_terminate_backend(%s)", pid)
+                await wait_until(lambda: bool(of(seen, ev.DatabaseLost)), within=20)
+                await trio.sleep(1.5)  # cut off a while: it keeps trying, and says so once
+            finally:
+                set_connections(pg_server, pg_dsn, True)
+            await wait_until(lambda: bool(of(seen, ev.DatabaseBack)), within=20)
+    (lost,) = of(seen, ev.DatabaseLost)
+    (back,) = of(seen, ev.DatabaseBack)
+    assert lost.node == back.node == "a"
+    assert lost.reason
+    assert back.down_s >= 1.5
+    assert seen.index(lost) < seen.index(back)
