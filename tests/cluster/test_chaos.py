@@ -23,9 +23,10 @@ witness table are judged (SCALE.md's goals):
   (each with slack for a loaded machine);
 - G10: the server restart (shorter than the lease) reaps nobody and interrupts nothing;
 - no node loses count of its slots, strands a retry, or takes over its grace to stop;
-and every fault left its event in the JSON logs (node_lost, self_fenced, lease_lost) or,
-for killed backends and the restart, its trace in the database (the node connected
-again and worked on). The failover times seen are printed (`pytest -s`).
+and every fault left its event in the JSON logs (node_lost, self_fenced, lease_lost;
+database_lost then database_back for killed backends and the restart, whose trace in
+the database is checked too: the node connected again and worked on). The failover
+times seen are printed (`pytest -s`).
 
 `JOBDECK_CHAOS_SECONDS=600` makes it a long run: after the fixed sequence, random
 faults on random nodes until that many seconds have passed.
@@ -344,8 +345,17 @@ class Chaos:
             " WHERE application_name = %s AND backend_start > to_timestamp(%s)",
             f"chaos-{name}", t0), WITHIN)
         self.wait_joined(name)
+        self.said_database_lost_and_back(name, t0)
         self.wait_worked(name, time.time())
         fault.seen["worked_again_s"] = time.time() - t0
+
+    def said_database_lost_and_back(self, name: str, t0: float) -> None:
+        """Node `name` logged `database_lost`, then `database_back`, after `t0`."""
+        for kind in ("database_lost", "database_back"):
+            def said(kind: str = kind) -> list[dict[str, Any]]:
+                return [e for e in self.events(kind, node=name) if ts(e) >= t0]
+
+            wait_for(f"{name} to say {kind}", said, WITHIN)
 
     def restart_server(self) -> None:
         """Restart PostgreSQL (shorter than the lease): nobody is reaped for it."""
@@ -357,6 +367,7 @@ class Chaos:
         fault.seen["resumed_s"] = self.wait_progress(t1) - t1
         for name in self.nodes:
             self.wait_joined(name)
+            self.said_database_lost_and_back(name, t0)
         self.faults.append(fault)
         # G10: a restart shorter than the lease reaps nobody and interrupts nothing
         time.sleep(max(0.0, t1 + LEASE + 1 - time.time()))  # past the window it could
