@@ -678,8 +678,12 @@ def _status_text(
         text.append("health ", style=DIM)
     text.append(overall_health_text(snapshot), style=health_style)
     text.append(separator, style=DIM)
-    busy = snapshot.running >= snapshot.max_concurrent_workers
-    slots = f"{snapshot.running}/{snapshot.max_concurrent_workers}"
+    # A cluster node's runs over its own capacity (the cluster's slots are on the
+    # cluster line below); one process's over max_concurrent_workers.
+    limit = (snapshot.max_concurrent_workers if snapshot.cluster is None
+             else snapshot.cluster.node_capacity)
+    busy = snapshot.running >= limit
+    slots = f"{snapshot.running}/{limit}"
     _labelled(text, "running", slots, "bold yellow" if busy else "bold", short, "run")
     text.append(separator, style=DIM)
     if snapshot.pending or not tightest:
