@@ -130,16 +130,25 @@ class _HttpApi:
 
     def __init__(self, orch: Orchestrator, address: str, config_path: Path) -> None:
         # Imported only when asked for: starlette and hypercorn cost start-up time.
-        from ._api_token import new_token, token_file_for, token_from_env
-        from ._http_server import ApiServer
+        from ._api_token import is_shared, new_token, shared_token, token_file_for, token_from_env
+        from ._http_server import ApiServer, HttpApiError
 
         self._orch = orch
+        self._error: str | None = None
         token = token_from_env(os.environ)
         # A generated token is written only once the store's lock is taken, so a second
         # jobdeck refused on the same store cannot overwrite the first one's token file.
+        # A cluster's nodes on one machine share theirs (the first makes it).
         self._token_file = (
             token_file_for(orch.store, config_path) if token is None else None
         )
+        self._shared = self._token_file is not None and is_shared(orch.store)
+        if token is None and self._shared:
+            assert self._token_file is not None
+            try:
+                token = shared_token(self._token_file)
+            except HttpApiError as exc:
+                self._error = str(exc)
         self._token = token if token is not None else new_token()
         self._server = ApiServer(orch, address, token=self._token)
 
@@ -147,6 +156,9 @@ class _HttpApi:
         """Bind and serve; False (said on stderr) if the address cannot be bound."""
         from ._http_server import HttpApiError
 
+        if self._error is not None:
+            print(f"jobdeck: {self._error}", file=sys.stderr)
+            return False
         try:
             self._orch.http_address = await nursery.start(self._server.serve)
         except HttpApiError as exc:
@@ -161,6 +173,8 @@ class _HttpApi:
 
         if self._token_file is None:
             where = f"token from {TOKEN_ENV}"
+        elif self._shared:
+            where = f"token in {self._token_file}, shared by this cluster's nodes here"
         else:
             try:
                 await trio.to_thread.run_sync(write_token_file, self._token_file, self._token)

@@ -11,10 +11,13 @@ unfinished runs, since those belong to the cluster, not to this process.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import psycopg
+from psycopg import conninfo
 
 from ._detail_json import detail_of_json
 from ._errors import UnknownDeadLetter, UnknownRun
@@ -33,6 +36,7 @@ from ._pg_rows import (
     run_of,
 )
 from ._pg_schema import migrate
+from ._pg_view import short_target
 from ._records import (
     DeadLetter,
     RunDetail,
@@ -95,6 +99,15 @@ class PgStore:
 
     # ------------------------------------------------------------------ cluster
 
+
+    def token_file_name(self) -> str:
+        """The name of the API token file the nodes of this cluster on one machine share:
+        named for the database (host, port, database, user; never the password)."""
+        params = conninfo.conninfo_to_dict(self.dsn)
+        where = [str(params.get(key) or "") for key in ("host", "port", "dbname", "user")]
+        digest = hashlib.sha256("\0".join(where).encode("utf-8", "surrogateescape"))
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", short_target(self.dsn).removeprefix("pg://"))
+        return f"pg-{slug.strip('-')[:60]}-{digest.hexdigest()[:8]}.token"
     def cluster(self, engine: Engine) -> tuple[PgCoordinator, ClusterDispatcher]:
         """The coordinator and dispatcher an Orchestrator on this store uses."""
         from ._pg_coordinator import PgCoordinator

@@ -39,7 +39,7 @@ from jobdeck import (
     WorkerState,
     load_config,
 )
-from jobdeck._api_token import token_file_for, token_from_env, write_token_file
+from jobdeck._api_token import shared_token, token_file_for, token_from_env, write_token_file
 from jobdeck._http_app import MAX_BODY_BYTES, create_app
 from jobdeck._http_server import ApiServer, HttpApiError, format_address, parse_address
 from jobdeck._metrics import Metrics
@@ -1028,3 +1028,48 @@ async def test_status_in_detail_has_specs_durations_and_grace(autojump_clock: An
     assert {"durations", "last_traceback", "may_run"} <= echo.keys()
     assert "grace_left_s" in full
     assert "spec" not in plain["workers"][0]
+
+
+def test_token_file_of_a_cluster_is_named_for_its_database_not_its_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PostgreSQL store's token file is in the state folder, named for the database
+    (host, port, database): the same for every node and config, never the password."""
+    from jobdeck._pg_store import PgStore
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    one = token_file_for(PgStore("postgresql://jd:s3cret@db.internal:5433/jobs"),
+                         Path("/etc/jobs/a.toml"))
+    two = token_file_for(PgStore("postgresql://jd:other@db.internal:5433/jobs"),
+                         Path("/srv/b.toml"))
+    elsewhere = token_file_for(PgStore("postgresql://jd:s3cret@db.internal:5433/other"),
+                               Path("/etc/jobs/a.toml"))
+    assert one == two != elsewhere
+    assert one.parent == tmp_path / "jobdeck"
+    assert one.name.startswith("pg-db.internal-5433-jobs-") and one.suffix == ".token"
+    assert "s3cret" not in str(one)
+
+
+def test_a_shared_token_is_made_once_and_read_by_every_node(tmp_path: Path) -> None:
+    """Nodes starting at once on one machine all get the one token the first wrote
+    (mode 0600); a later node reads it."""
+    import threading
+
+    path = tmp_path / "state" / "pg-db-jobs-1234abcd.token"
+    got: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def node() -> None:
+        barrier.wait()
+        got.append(shared_token(path))
+
+    threads = [threading.Thread(target=node) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 8 and len(set(got)) == 1
+    assert path.read_text() == got[0] + "\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert shared_token(path) == got[0]
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left
