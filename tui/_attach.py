@@ -8,8 +8,10 @@ import os
 import sys
 from pathlib import Path
 
-from jobdeck._api_token import TOKEN_ENV, token_from_env
+from jobdeck._api_token import TOKEN_ENV, token_file_for, token_from_env
 from jobdeck._exit import ExitCode
+from jobdeck._offline_store import is_postgresql
+from jobdeck._pg_store import PgStore
 
 from ._remote import (
     ATTACHED_REFRESH_INTERVAL,
@@ -26,11 +28,15 @@ def _parser() -> argparse.ArgumentParser:
         description="Open the dashboard on a headless jobdeck (--no-ui --http HOST:PORT). "
         "Quitting closes the dashboard only; the jobdeck attached to runs on.",
         epilog=f"The API token comes from {TOKEN_ENV}, else from --token-file, else from "
-        "the file beside --store (STORE.token), as the headless jobdeck wrote it.",
+        "the file beside --store (STORE.token), as the headless jobdeck wrote it (for "
+        "--store postgresql://…, the token file this machine's nodes of that cluster share).",
     )
     parser.add_argument("url", metavar="URL", help="the API's address, e.g. http://127.0.0.1:8765")
     parser.add_argument("--token-file", metavar="PATH", help="file holding the API token")
-    parser.add_argument("--store", metavar="PATH", help="the node's store: its token is PATH.token")
+    parser.add_argument(
+        "--store", metavar="PATH",
+        help="the node's store: its token is PATH.token (a cluster's: the nodes' shared file)",
+    )
     return parser
 
 
@@ -40,7 +46,11 @@ def _token(options: argparse.Namespace) -> str | None:
         return token
     path = options.token_file
     if path is None and options.store is not None:
-        path = f"{options.store}.token"
+        if is_postgresql(options.store):
+            # a cluster's: the file its nodes on this machine share, named for the database
+            path = str(token_file_for(PgStore(options.store), Path("jobs.toml")))
+        else:
+            path = f"{options.store}.token"
     if path is None:
         return None
     try:

@@ -172,3 +172,22 @@ def test_a_wrong_token_is_refused_before_the_dashboard_opens(node: tuple[Jobdeck
     result = run_jobdeck("attach", "http://127.0.0.1:1")
     assert result.returncode == 2
     assert "cannot reach" in result.stderr
+
+
+def test_the_token_of_a_cluster_node_comes_from_the_file_its_nodes_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`jobdeck attach URL --store postgresql://…` reads the token file the nodes of that
+    cluster on this machine share (named for the database, whatever the password)."""
+    from jobdeck._api_token import shared_token, token_file_for
+    from jobdeck._pg_store import PgStore
+    from jobdeck.tui._attach import _parser, _token
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    monkeypatch.delenv("JOBDECK_API_TOKEN", raising=False)
+    made = shared_token(token_file_for(PgStore("postgresql://jd:pw@db:5432/jobs"),
+                                       Path("jobs.toml")))
+    options = _parser().parse_args(
+        ["http://127.0.0.1:1", "--store", "postgresql://jd@db:5432/jobs"]
+    )
+    assert _token(options) == made
