@@ -8,8 +8,12 @@ from __future__ import annotations
 
 
 def describe(exc: BaseException) -> str:
-    """`TypeName: message`, or the type's name alone when the message is empty."""
-    text = str(exc)
+    """`TypeName: message`, or the type's name alone when the message is empty (or
+    cannot be made: a user's exception whose `__str__` raises)."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = "<unprintable>"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
