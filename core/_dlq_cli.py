@@ -22,12 +22,11 @@ from ._errors import StoreError, UnknownDeadLetter
 from ._exit import ExitCode
 from ._json_views import MAX_DEAD_LETTER_ID, check_dead_letter_id, dead_letter_json
 from ._logformat import one_line
-from ._offline_store import offline_parser, offline_store_path
+from ._offline_store import offline_parser, offline_store, offline_store_path
 from ._records import DeadLetter, Source, Trigger
-from ._sqlite_store import SQLiteStore
 
 if TYPE_CHECKING:
-    from ._pg_store import PgStore
+    pass
 
 #: Widest error text shown in the `list` table; `show` gives all of it.
 ERROR_COLUMN_WIDTH = 60
@@ -122,13 +121,7 @@ async def _act(options: argparse.Namespace, path: Path | str, skipped: list[str]
     rows it skipped go in `skipped`."""
     if options.command in ("show", "replay", "delete"):
         check_dead_letter_id(options.id)
-    store: SQLiteStore | PgStore
-    if isinstance(path, str):
-        from ._pg_store import PgStore  # psycopg loads only when asked for
-
-        store = PgStore(path, pool_size=1)
-    else:
-        store = SQLiteStore(path)
+    store = offline_store(path)
     await store.open()
     try:
         if options.command == "list":

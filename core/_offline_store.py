@@ -11,9 +11,13 @@ import argparse
 import sys
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._errors import StoreError
-from ._sqlite_store import adopt_legacy_store
+from ._sqlite_store import SQLiteStore, adopt_legacy_store
+
+if TYPE_CHECKING:
+    from ._pg_store import PgStore
 
 Commands = argparse._SubParsersAction  # type: ignore[type-arg]
 
@@ -93,3 +97,12 @@ def _store_of_config(config_path: Path) -> Path | str:
         return str(configured)
     path = Path(str(configured)).expanduser()
     return path if path.is_absolute() else config_path.parent / path
+
+
+def offline_store(path: Path | str) -> SQLiteStore | PgStore:
+    """The store at `path` (a SQLite file, or a cluster's URL), not opened yet."""
+    if isinstance(path, str):
+        from ._pg_store import PgStore  # psycopg loads only when asked for
+
+        return PgStore(path, pool_size=1)
+    return SQLiteStore(path)

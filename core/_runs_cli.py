@@ -20,12 +20,11 @@ from ._errors import StoreError, UnknownRun
 from ._exit import ExitCode
 from ._json_views import run_detail_json, run_json
 from ._logformat import one_line, short_id
-from ._offline_store import offline_parser, offline_store_path
+from ._offline_store import offline_parser, offline_store, offline_store_path
 from ._records import RunDetail, RunRecord
-from ._sqlite_store import SQLiteStore
 
 if TYPE_CHECKING:
-    from ._pg_store import PgStore
+    pass
 
 #: Widest error text shown in the `list` table; `show` gives all of it.
 ERROR_COLUMN_WIDTH = 60
@@ -82,13 +81,7 @@ def _described(url: str) -> str:
 
 
 async def _read(options: argparse.Namespace, path: Path | str) -> list[RunRecord] | RunDetail:
-    store: SQLiteStore | PgStore
-    if isinstance(path, str):
-        from ._pg_store import PgStore  # psycopg loads only when asked for
-
-        store = PgStore(path, pool_size=1)
-    else:
-        store = SQLiteStore(path)
+    store = offline_store(path)
     await store.open()
     try:
         if options.command == "list":
